@@ -1,0 +1,544 @@
+//! `Broker`: the publish/subscribe engine, a cheap `Clone` handle over shared state.
+//!
+//! Publishing is synchronous and never blocks: it looks the subject up in the
+//! [`SubjectIndex`] (a cached, shared match result), offers the message to
+//! every plain subscriber and to one member of each queue group, and returns
+//! how many took it. Subscribers that fall behind are handled by their own
+//! sink's slow-consumer policy, so one slow reader never holds up the rest.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::index::{MatchResult, SubjectIndex};
+use crate::message::{Headers, Message};
+use crate::sink::{
+    ConnId, Delivery, PendingLimits, Sink, SlowConsumerPolicy, SubId, SubscribeSpec, Subscriber,
+};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::subject::{Pattern, QueueName, Subject};
+use crate::subscription::{MessageQueue, Subscription};
+
+/// The connection id of subscriptions and publishes made through the Rust API.
+pub const LOCAL_CONN: ConnId = ConnId(0);
+
+/// How the broker treats subscribers by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// Pending limit of each in-process subscription.
+    pub pending: PendingLimits,
+    /// What happens past it.
+    pub slow_consumer: SlowConsumerPolicy,
+}
+
+type Route = Arc<MatchResult<Arc<Subscriber>>>;
+
+struct Inner {
+    index: SubjectIndex<Arc<Subscriber>>,
+    config: BrokerConfig,
+    stats: Stats,
+    next_sub: AtomicU64,
+    next_conn: AtomicU64,
+    /// In-process queues, so `flush` can wait for them to drain.
+    queues: Mutex<AHashMap<SubId, Weak<MessageQueue>>>,
+}
+
+/// The broker. Clone it freely: every clone is the same broker.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("subscriptions", &self.inner.index.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Broker {
+    /// A broker with the default configuration.
+    pub fn new() -> Self {
+        Self::with_config(BrokerConfig::default())
+    }
+
+    /// A broker with the given configuration.
+    pub fn with_config(config: BrokerConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                index: SubjectIndex::new(),
+                config,
+                stats: Stats::default(),
+                next_sub: AtomicU64::new(1),
+                next_conn: AtomicU64::new(1),
+                queues: Mutex::new(AHashMap::new()),
+            }),
+        }
+    }
+
+    /// The configuration the broker was built with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    /// A fresh connection id for a listener's new client.
+    pub fn new_conn_id(&self) -> ConnId {
+        ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A fresh, unique inbox subject (`_INBOX.<random>`) for replies.
+    pub fn new_inbox(&self) -> Subject {
+        let token: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(22)
+            .map(char::from)
+            .collect();
+        Subject::from_wire_unchecked(Bytes::from(format!("_INBOX.{token}")))
+    }
+
+    /// Publishes `payload` on `subject`; returns how many subscribers took it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSubject`] if `subject` is not a valid publish subject.
+    pub fn publish<S>(&self, subject: S, payload: impl Into<Bytes>) -> Result<usize, Error>
+    where
+        S: TryInto<Subject>,
+        S::Error: Into<Error>,
+    {
+        let subject = subject.try_into().map_err(Into::into)?;
+        Ok(self.publish_message(&Message::new(subject, payload)))
+    }
+
+    /// Publishes `value` as JSON on `subject`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSubject`], or [`Error::Json`] if it does not serialize.
+    pub fn publish_json<S, T>(&self, subject: S, value: &T) -> Result<usize, Error>
+    where
+        S: TryInto<Subject>,
+        S::Error: Into<Error>,
+        T: Serialize + ?Sized,
+    {
+        let subject = subject.try_into().map_err(Into::into)?;
+        let payload = serde_json::to_vec(value).map_err(|source| Error::Json {
+            subject: subject.to_string(),
+            source: Arc::new(source),
+        })?;
+        Ok(self.publish_message(&Message::new(subject, payload)))
+    }
+
+    /// Publishes a whole message (reply subject and headers included).
+    pub fn publish_message(&self, msg: &Message) -> usize {
+        self.publish_from(LOCAL_CONN, msg)
+    }
+
+    /// Publishes on behalf of connection `origin` (whose `echo: false`
+    /// subscriptions will not see it). Listeners that publish a lot should use
+    /// a [`Publisher`] instead, which caches lookups per connection.
+    pub fn publish_from(&self, origin: ConnId, msg: &Message) -> usize {
+        let route = self.inner.index.matches(&msg.subject);
+        self.route(origin, msg, &route, None)
+    }
+
+    /// A publishing handle for one connection, with its own lookup cache.
+    pub fn publisher(&self, origin: ConnId) -> Publisher {
+        Publisher {
+            broker: self.clone(),
+            origin,
+            cache: AHashMap::new(),
+            congested: Vec::new(),
+        }
+    }
+
+    fn route(
+        &self,
+        origin: ConnId,
+        msg: &Message,
+        route: &MatchResult<Arc<Subscriber>>,
+        mut congested: Option<&mut Vec<Arc<Subscriber>>>,
+    ) -> usize {
+        let mut receivers = 0;
+        for sub in &route.plain {
+            if self.offer(origin, sub, msg, congested.as_deref_mut()) {
+                receivers += 1;
+            }
+        }
+        for group in &route.groups {
+            // Try members in turn until one takes it: a full or closing
+            // member must not make the group lose the message.
+            for _ in 0..group.members().len() {
+                let Some(member) = group.pick() else { break };
+                if self.offer(origin, member, msg, congested.as_deref_mut()) {
+                    receivers += 1;
+                    break;
+                }
+            }
+        }
+        self.inner
+            .stats
+            .record_publish(msg.payload.len(), receivers);
+        receivers
+    }
+
+    fn offer(
+        &self,
+        origin: ConnId,
+        sub: &Arc<Subscriber>,
+        msg: &Message,
+        congested: Option<&mut Vec<Arc<Subscriber>>>,
+    ) -> bool {
+        if !sub.spec.echo && sub.spec.conn == origin {
+            return false;
+        }
+        if !sub.is_active() {
+            return false;
+        }
+        let max = sub.max.load(Ordering::Relaxed);
+        let count = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+        if max > 0 && count > max {
+            return false;
+        }
+        match sub.sink.deliver(sub, msg) {
+            delivery @ (Delivery::Delivered | Delivery::Congested) => {
+                if max > 0 && count == max {
+                    self.remove_subscriber(sub);
+                }
+                if let (Delivery::Congested, Some(list)) = (delivery, congested) {
+                    if !list.iter().any(|s| s.sink_ptr_eq(sub)) {
+                        list.push(sub.clone());
+                    }
+                }
+                true
+            }
+            Delivery::Dropped => {
+                self.inner.stats.record_dropped();
+                false
+            }
+            Delivery::Closed => false,
+        }
+    }
+
+    /// Subscribes to `pattern`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSubject`] if `pattern` is not a valid pattern.
+    pub fn subscribe<P>(&self, pattern: P) -> Result<Subscription, Error>
+    where
+        P: TryInto<Pattern>,
+        P::Error: Into<Error>,
+    {
+        self.subscribe_with(SubscribeOptions::new(
+            pattern.try_into().map_err(Into::into)?,
+        ))
+    }
+
+    /// Joins queue group `group` on `pattern`: each message goes to one member.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSubject`] if `pattern` or `group` is not valid.
+    pub fn queue_subscribe<P, Q>(&self, pattern: P, group: Q) -> Result<Subscription, Error>
+    where
+        P: TryInto<Pattern>,
+        P::Error: Into<Error>,
+        Q: TryInto<QueueName>,
+        Q::Error: Into<Error>,
+    {
+        let options = SubscribeOptions::new(pattern.try_into().map_err(Into::into)?)
+            .queue(group.try_into().map_err(Into::into)?);
+        self.subscribe_with(options)
+    }
+
+    /// Subscribes with every option spelled out.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for permission checks.
+    pub fn subscribe_with(&self, options: SubscribeOptions) -> Result<Subscription, Error> {
+        let config = self.inner.config;
+        let queue = Arc::new(MessageQueue::new(
+            options.pending.unwrap_or(config.pending),
+            options.slow_consumer.unwrap_or(config.slow_consumer),
+        ));
+        let mut spec = SubscribeSpec::new(options.pattern, LOCAL_CONN);
+        spec.queue = options.queue;
+        spec.max_messages = options.max_messages;
+        let sub = self.subscribe_sink(spec, queue.clone());
+        self.inner
+            .queues
+            .lock()
+            .insert(sub.id, Arc::downgrade(&queue));
+        Ok(Subscription {
+            queue,
+            sub,
+            broker: self.clone(),
+        })
+    }
+
+    /// Adds a subscription whose messages go to `sink` (how listeners
+    /// subscribe their connections). Remove it with [`Broker::remove_subscriber`].
+    pub fn subscribe_sink(&self, spec: SubscribeSpec, sink: Arc<dyn Sink>) -> Arc<Subscriber> {
+        let id = SubId(self.inner.next_sub.fetch_add(1, Ordering::Relaxed));
+        let sub = Arc::new(Subscriber::new(id, spec, sink));
+        self.inner.index.insert(
+            &sub.spec.pattern,
+            sub.spec.queue.as_ref(),
+            id.0,
+            sub.clone(),
+        );
+        sub
+    }
+
+    /// Removes a subscription; returns false if it was already gone.
+    pub fn remove_subscriber(&self, sub: &Subscriber) -> bool {
+        if !sub.active.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        self.inner
+            .index
+            .remove(&sub.spec.pattern, sub.spec.queue.as_ref(), sub.id.0);
+        self.inner.queues.lock().remove(&sub.id);
+        sub.sink.on_removed(sub);
+        true
+    }
+
+    /// Limits `sub` to `n` messages in total (0 = no limit). If it has
+    /// received that many already it is removed at once (NATS `UNSUB sid n`).
+    pub fn unsubscribe_after(&self, sub: &Subscriber, n: u64) {
+        sub.max.store(n, Ordering::Relaxed);
+        if n > 0 && sub.delivered() >= n {
+            self.remove_subscriber(sub);
+        }
+    }
+
+    /// Sends a request and waits for the first reply.
+    ///
+    /// # Errors
+    /// [`Error::NoResponders`] at once if nobody is subscribed to `subject`;
+    /// [`Error::Timeout`] if no reply comes within `timeout`.
+    pub async fn request<S>(
+        &self,
+        subject: S,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, Error>
+    where
+        S: TryInto<Subject>,
+        S::Error: Into<Error>,
+    {
+        let subject = subject.try_into().map_err(Into::into)?;
+        self.request_message(Message::new(subject, payload), timeout)
+            .await
+    }
+
+    /// Sends a request message (its reply subject is replaced by a fresh
+    /// inbox) and waits for the first reply.
+    ///
+    /// # Errors
+    /// As [`Broker::request`].
+    pub async fn request_message(&self, msg: Message, timeout: Duration) -> Result<Message, Error> {
+        let inbox = self.new_inbox();
+        let mut replies = self
+            .subscribe_with(SubscribeOptions::new(Pattern::from(inbox.clone())).max_messages(1))?;
+        let msg = msg.with_reply(inbox);
+        if self.publish_message(&msg) == 0 {
+            return Err(Error::NoResponders {
+                subject: msg.subject.to_string(),
+            });
+        }
+        match tokio::time::timeout(timeout, replies.next()).await {
+            Ok(Some(reply)) => Ok(reply),
+            Ok(None) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout {
+                subject: msg.subject.to_string(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Answers `request` (a message with a reply subject) with `payload`.
+    /// Returns false if the request had no reply subject.
+    pub fn respond(&self, request: &Message, payload: impl Into<Bytes>) -> bool {
+        match &request.reply {
+            Some(reply) => {
+                self.publish_message(&Message::new(reply.clone(), payload));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Waits until every message published before the call has been taken
+    /// from its in-process subscription (or that subscription closed): the
+    /// `Wait()` of a Go broker example. Messages for connections are handed to
+    /// their outbox at publish time already.
+    pub async fn flush(&self) {
+        let queues: Vec<Arc<MessageQueue>> = self
+            .inner
+            .queues
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for queue in queues {
+            queue.wait_drained().await;
+        }
+    }
+
+    /// The counters since start.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot(self.inner.index.len())
+    }
+
+    /// Counts a subscriber closed as a slow consumer (listeners call this when
+    /// they close a connection for it).
+    pub fn record_slow_consumer(&self) {
+        self.inner.stats.record_slow_consumer();
+    }
+
+    /// The subject index (for introspection: counts, patterns).
+    pub fn index(&self) -> &SubjectIndex<Arc<Subscriber>> {
+        &self.inner.index
+    }
+}
+
+/// Options of an in-process subscription.
+#[derive(Debug, Clone)]
+pub struct SubscribeOptions {
+    pattern: Pattern,
+    queue: Option<QueueName>,
+    max_messages: u64,
+    pending: Option<PendingLimits>,
+    slow_consumer: Option<SlowConsumerPolicy>,
+}
+
+impl SubscribeOptions {
+    /// Subscribe to `pattern` with the broker's defaults.
+    pub fn new(pattern: Pattern) -> Self {
+        Self {
+            pattern,
+            queue: None,
+            max_messages: 0,
+            pending: None,
+            slow_consumer: None,
+        }
+    }
+
+    /// Join a queue group.
+    #[must_use]
+    pub fn queue(mut self, group: QueueName) -> Self {
+        self.queue = Some(group);
+        self
+    }
+
+    /// End the subscription after `n` messages.
+    #[must_use]
+    pub fn max_messages(mut self, n: u64) -> Self {
+        self.max_messages = n;
+        self
+    }
+
+    /// Override the pending limit.
+    #[must_use]
+    pub fn pending(mut self, limits: PendingLimits) -> Self {
+        self.pending = Some(limits);
+        self
+    }
+
+    /// Override the slow-consumer policy.
+    #[must_use]
+    pub fn slow_consumer(mut self, policy: SlowConsumerPolicy) -> Self {
+        self.slow_consumer = Some(policy);
+        self
+    }
+}
+
+/// Publishes for one connection, caching subject lookups locally so the hot
+/// path takes no lock at all while the index is unchanged.
+pub struct Publisher {
+    broker: Broker,
+    origin: ConnId,
+    cache: AHashMap<Subject, (u64, Route)>,
+    /// Subscribers whose outbox reported congestion since the last take.
+    congested: Vec<Arc<Subscriber>>,
+}
+
+/// Lookups a [`Publisher`] remembers before it starts over.
+const PUBLISHER_CACHE: usize = 512;
+
+impl Publisher {
+    /// Publishes `msg`; returns how many subscribers took it.
+    pub fn publish(&mut self, msg: &Message) -> usize {
+        let index = &self.broker.inner.index;
+        let generation = index.generation();
+        if let Some((cached, route)) = self.cache.get(&msg.subject) {
+            if *cached == generation {
+                let route = route.clone();
+                return self
+                    .broker
+                    .route(self.origin, msg, &route, Some(&mut self.congested));
+            }
+        }
+        let route = index.matches(&msg.subject);
+        if self.cache.len() >= PUBLISHER_CACHE {
+            self.cache.clear();
+        }
+        // Copy the key: the subject may be a slice of a connection's read
+        // buffer, which the cache must not keep alive.
+        let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(msg.subject.as_bytes()));
+        self.cache.insert(key, (generation, route.clone()));
+        self.broker
+            .route(self.origin, msg, &route, Some(&mut self.congested))
+    }
+
+    /// The subscribers (one per congested sink) whose connection outbox
+    /// passed its high-water mark since the last call. A listener waits for
+    /// their room (with a bound) before reading more from its publisher.
+    pub fn take_congested(&mut self) -> Vec<Arc<Subscriber>> {
+        std::mem::take(&mut self.congested)
+    }
+
+    /// Publishes with headers and reply subject given separately.
+    pub fn publish_parts(
+        &mut self,
+        subject: Subject,
+        reply: Option<Subject>,
+        headers: Option<Headers>,
+        payload: Bytes,
+    ) -> usize {
+        self.publish(&Message {
+            subject,
+            reply,
+            headers,
+            payload,
+        })
+    }
+
+    /// The broker this publisher belongs to.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("origin", &self.origin)
+            .field("cached", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,374 @@
+//! `Outbox`: a connection's bounded queue of encoded output.
+//!
+//! Publishers (on any thread) append wire frames; the connection's single
+//! writer task takes everything pending in one swap and writes it with one
+//! (vectored) write. Small frames are copied into one contiguous buffer;
+//! payloads of [`LARGE_PAYLOAD`] bytes or more are kept as shared [`Bytes`]
+//! chunks so that big messages are never copied per receiver. The pending
+//! byte count is bounded: past the limit the [`SlowConsumerPolicy`] applies.
+//! The writer is woken only when the outbox goes from empty to non-empty, so
+//! a burst of frames costs one wake-up.
+//!
+//! Past three quarters of the limit a push reports [`Delivery::Congested`]:
+//! the publishing connection then waits (briefly, see
+//! [`Outbox::wait_for_room`]) for the writer to catch up before it reads
+//! more, as nats-server stalls fast producers. A consumer that is merely
+//! slower than its publisher is thereby throttled instead of disconnected;
+//! one that does not read at all still reaches the limit and is closed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::sink::{CloseReason, Delivery, SlowConsumerPolicy};
+
+/// Payloads at least this long are queued by reference instead of copied.
+pub const LARGE_PAYLOAD: usize = 8 * 1024;
+
+/// Output waiting to be written, handed to the writer in one piece.
+#[derive(Debug, Default)]
+pub struct OutboxBatch {
+    buf: BytesMut,
+    /// `(offset into buf, chunk)`: the chunk goes on the wire at that offset.
+    large: Vec<(usize, Bytes)>,
+}
+
+impl OutboxBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.large.is_empty()
+    }
+
+    /// Total bytes in the batch.
+    pub fn len(&self) -> usize {
+        self.buf.len() + self.large.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
+    /// Empties the batch, keeping its buffer's capacity for reuse.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.large.clear();
+    }
+
+    /// The bytes in wire order, as slices for a vectored write.
+    pub fn slices(&self) -> Vec<&[u8]> {
+        let mut out = Vec::with_capacity(self.large.len() * 2 + 1);
+        let mut at = 0;
+        for (offset, chunk) in &self.large {
+            if *offset > at {
+                out.push(&self.buf[at..*offset]);
+            }
+            out.push(chunk.as_ref());
+            at = *offset;
+        }
+        if at < self.buf.len() {
+            out.push(&self.buf[at..]);
+        }
+        out
+    }
+
+    /// The contiguous buffer when there are no large chunks (the common case).
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        self.large.is_empty().then_some(&self.buf[..])
+    }
+}
+
+/// A frame being appended: write small parts with [`FrameWriter::put`], and a
+/// payload with [`FrameWriter::put_payload`] so large ones stay shared.
+#[derive(Debug)]
+pub struct FrameWriter<'a> {
+    batch: &'a mut OutboxBatch,
+}
+
+impl FrameWriter<'_> {
+    /// Appends bytes (copied).
+    pub fn put(&mut self, bytes: &[u8]) {
+        self.batch.buf.put_slice(bytes);
+    }
+
+    /// The underlying buffer, for encoders that write into a `BytesMut`.
+    pub fn buf(&mut self) -> &mut BytesMut {
+        &mut self.batch.buf
+    }
+
+    /// Appends a payload: copied when small, queued by reference when large.
+    pub fn put_payload(&mut self, payload: &Bytes) {
+        if payload.len() >= LARGE_PAYLOAD {
+            let at = self.batch.buf.len();
+            self.batch.large.push((at, payload.clone()));
+        } else {
+            self.batch.buf.put_slice(payload);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: OutboxBatch,
+    closed: Option<CloseReason>,
+}
+
+/// A connection's bounded output queue. See the module docs.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    wake: Notify,
+    max_bytes: usize,
+    policy: SlowConsumerPolicy,
+    dropped: AtomicU64,
+    /// Set while a publisher waits for room, so the writer only notifies then.
+    stalled: AtomicBool,
+    room: Notify,
+}
+
+impl Outbox {
+    /// An outbox that holds at most `max_bytes` of messages before `policy` applies.
+    pub fn new(max_bytes: usize, policy: SlowConsumerPolicy) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            max_bytes,
+            policy,
+            dropped: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
+            room: Notify::new(),
+        }
+    }
+
+    fn high_water(&self) -> usize {
+        self.max_bytes / 4 * 3
+    }
+
+    /// Appends one message frame of about `size` bytes, written by `encode`.
+    ///
+    /// Over the pending limit, the frame is dropped (and counted) or the
+    /// outbox is closed as a slow consumer, by policy.
+    pub fn push_message(&self, size: usize, encode: impl FnOnce(&mut FrameWriter<'_>)) -> Delivery {
+        let mut state = self.state.lock();
+        if state.closed.is_some() {
+            return Delivery::Closed;
+        }
+        let pending = state.pending.len();
+        if pending + size > self.max_bytes && pending > 0 {
+            return match self.policy {
+                SlowConsumerPolicy::DropNewest => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    Delivery::Dropped
+                }
+                SlowConsumerPolicy::Close => {
+                    state.closed = Some(CloseReason::SlowConsumer);
+                    drop(state);
+                    self.wake.notify_one();
+                    Delivery::Closed
+                }
+            };
+        }
+        let was_empty = state.pending.is_empty();
+        encode(&mut FrameWriter {
+            batch: &mut state.pending,
+        });
+        let congested = state.pending.len() > self.high_water();
+        drop(state);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        if congested {
+            Delivery::Congested
+        } else {
+            Delivery::Delivered
+        }
+    }
+
+    /// Waits until the pending bytes are back under the high-water mark or
+    /// the outbox is closed. Callers bound the wait with a timeout.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.stalled.store(true, Ordering::SeqCst);
+            {
+                let state = self.state.lock();
+                if state.closed.is_some() || state.pending.len() <= self.high_water() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Appends protocol output (replies, pings, errors). It is never dropped
+    /// and not held to the message limit, but it is refused once closed.
+    pub fn push_control(&self, encode: impl FnOnce(&mut BytesMut)) -> bool {
+        let mut state = self.state.lock();
+        if state.closed.is_some() {
+            return false;
+        }
+        let was_empty = state.pending.is_empty();
+        encode(&mut state.pending.buf);
+        drop(state);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Closes the outbox. With [`CloseReason::Finished`] the writer still
+    /// writes what is pending; with any other reason pending output is dropped.
+    /// The first reason given wins.
+    pub fn close(&self, reason: CloseReason) {
+        let mut state = self.state.lock();
+        if state.closed.is_none() {
+            state.closed = Some(reason);
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Why the outbox was closed, if it was.
+    pub fn closed(&self) -> Option<CloseReason> {
+        self.state.lock().closed
+    }
+
+    /// Messages dropped under the drop-newest policy.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Bytes waiting to be taken by the writer.
+    pub fn pending_bytes(&self) -> usize {
+        self.state.lock().pending.len()
+    }
+
+    /// Waits until there is output and swaps it into `batch` (which must be
+    /// empty; its buffer is recycled).
+    ///
+    /// # Errors
+    /// The close reason once the outbox is closed and, for
+    /// [`CloseReason::Finished`], everything pending has been taken.
+    pub async fn next_batch(&self, batch: &mut OutboxBatch) -> Result<(), CloseReason> {
+        debug_assert!(batch.is_empty());
+        loop {
+            {
+                let mut state = self.state.lock();
+                match state.closed {
+                    Some(CloseReason::Finished) | None if !state.pending.is_empty() => {
+                        std::mem::swap(&mut state.pending, batch);
+                        drop(state);
+                        if self.stalled.swap(false, Ordering::SeqCst) {
+                            self.room.notify_waiters();
+                        }
+                        return Ok(());
+                    }
+                    Some(reason) => return Err(reason),
+                    None => {}
+                }
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::Arc;
+
+    fn frame(out: &Outbox, bytes: &[u8]) -> Delivery {
+        out.push_message(bytes.len(), |w| w.put(bytes))
+    }
+
+    #[tokio::test]
+    async fn batches_in_order_and_recycles() {
+        let out = Outbox::new(1024, SlowConsumerPolicy::Close);
+        assert_eq!(frame(&out, b"one "), Delivery::Delivered);
+        assert!(out.push_control(|b| b.put_slice(b"two ")));
+        let big = Bytes::from(vec![b'x'; LARGE_PAYLOAD]);
+        out.push_message(10, |w| {
+            w.put(b"<");
+            w.put_payload(&big);
+            w.put(b">");
+        });
+        let mut batch = OutboxBatch::new();
+        out.next_batch(&mut batch).await.expect("open");
+        let joined: Vec<u8> = batch.slices().concat();
+        assert_eq!(&joined[..9], b"one two <");
+        assert_eq!(joined.len(), 10 + LARGE_PAYLOAD);
+        assert_eq!(joined.last(), Some(&b'>'));
+        assert!(batch.contiguous().is_none());
+        batch.clear();
+        out.close(CloseReason::Finished);
+        assert_eq!(out.next_batch(&mut batch).await, Err(CloseReason::Finished));
+    }
+
+    #[tokio::test]
+    async fn finished_flushes_pending_first() {
+        let out = Outbox::new(1024, SlowConsumerPolicy::Close);
+        frame(&out, b"last words");
+        out.close(CloseReason::Finished);
+        let mut batch = OutboxBatch::new();
+        assert!(out.next_batch(&mut batch).await.is_ok());
+        assert_eq!(batch.contiguous(), Some(&b"last words"[..]));
+        batch.clear();
+        assert!(out.next_batch(&mut batch).await.is_err());
+        assert_eq!(frame(&out, b"late"), Delivery::Closed);
+    }
+
+    #[tokio::test]
+    async fn slow_consumer_close_drops_pending() {
+        let out = Outbox::new(8, SlowConsumerPolicy::Close);
+        assert_eq!(frame(&out, b"12345"), Delivery::Delivered);
+        assert_eq!(frame(&out, b"67890"), Delivery::Closed);
+        assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
+        let mut batch = OutboxBatch::new();
+        assert_eq!(
+            out.next_batch(&mut batch).await,
+            Err(CloseReason::SlowConsumer)
+        );
+    }
+
+    #[test]
+    fn slow_consumer_drop_newest_counts() {
+        let out = Outbox::new(8, SlowConsumerPolicy::DropNewest);
+        assert_eq!(frame(&out, b"12345"), Delivery::Delivered);
+        assert_eq!(frame(&out, b"67890"), Delivery::Dropped);
+        assert_eq!(frame(&out, b"abcde"), Delivery::Dropped);
+        assert_eq!(out.dropped(), 2);
+        assert_eq!(out.pending_bytes(), 5);
+        assert_eq!(out.closed(), None);
+    }
+
+    #[tokio::test]
+    async fn congestion_is_reported_and_cleared_by_the_writer() {
+        let out = Arc::new(Outbox::new(100, SlowConsumerPolicy::Close));
+        assert_eq!(frame(&out, &[b'x'; 70]), Delivery::Delivered);
+        assert_eq!(frame(&out, &[b'y'; 10]), Delivery::Congested);
+        let waiter = tokio::spawn({
+            let out = out.clone();
+            async move { out.wait_for_room().await }
+        });
+        tokio::task::yield_now().await;
+        let mut batch = OutboxBatch::new();
+        out.next_batch(&mut batch).await.expect("open");
+        waiter
+            .await
+            .expect("the waiter is released once the writer took the batch");
+    }
+
+    #[test]
+    fn a_single_oversized_frame_into_an_empty_outbox_is_accepted() {
+        // One message larger than the limit must still be deliverable, or a
+        // subscriber could never receive it at all.
+        let out = Outbox::new(4, SlowConsumerPolicy::Close);
+        assert_eq!(frame(&out, b"0123456789"), Delivery::Congested);
+        assert_eq!(out.pending_bytes(), 10);
+    }
+}

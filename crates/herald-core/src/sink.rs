@@ -1,0 +1,241 @@
+//! Subscribers and the delivery contract between the broker and whatever
+//! receives messages.
+//!
+//! Every subscription in the index is an [`Arc<Subscriber>`]: its pattern,
+//! optional queue group, the connection it belongs to, and a [`Sink`] that
+//! takes the message. The sink of an in-process [`Subscription`] queues the
+//! `Message` itself; a listener's sink writes the wire frame straight into the
+//! connection's [`Outbox`]. Either way the payload is shared, never copied per
+//! receiver by the broker.
+//!
+//! [`Subscription`]: crate::Subscription
+//! [`Outbox`]: crate::Outbox
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::message::Message;
+use crate::subject::{Pattern, QueueName};
+
+/// Identifies one client connection (or in-process client) to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Identifies one subscription, unique for the life of the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubId(pub u64);
+
+/// What became of one offered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The sink took it.
+    Delivered,
+    /// The sink took it, but its backlog is past the high-water mark: the
+    /// publisher should pause a moment (see [`Publisher::take_congested`]).
+    ///
+    /// [`Publisher::take_congested`]: crate::Publisher::take_congested
+    Congested,
+    /// The sink is over its pending limit and dropped it (drop-newest policy).
+    Dropped,
+    /// The sink is closed (its connection is going away, or it was just
+    /// closed as a slow consumer).
+    Closed,
+}
+
+/// Where messages for a subscriber go.
+pub trait Sink: Send + Sync + 'static {
+    /// Takes one message for `sub`. Must not block: a sink over its pending
+    /// limit applies its slow-consumer policy and says what happened.
+    fn deliver(&self, sub: &Subscriber, msg: &Message) -> Delivery;
+
+    /// Called once when `sub` leaves the index (unsubscribed, message limit
+    /// reached). Nothing by default.
+    fn on_removed(&self, sub: &Subscriber) {
+        let _ = sub;
+    }
+
+    /// The connection outbox behind this sink, if it has one, so a
+    /// publisher can wait for room when it reported [`Delivery::Congested`].
+    fn outbox(&self) -> Option<&Arc<crate::Outbox>> {
+        None
+    }
+}
+
+/// How much a subscriber may have waiting before the slow-consumer policy applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingLimits {
+    /// Messages waiting, at most (0 = no message limit).
+    pub max_messages: usize,
+    /// Bytes waiting, at most.
+    pub max_bytes: usize,
+}
+
+impl Default for PendingLimits {
+    /// 65,536 messages or 64 MiB, as nats-server's defaults.
+    fn default() -> Self {
+        Self {
+            max_messages: 65_536,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What happens to a subscriber that falls behind past its pending limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumerPolicy {
+    /// Drop the new message and count it; the subscriber stays.
+    DropNewest,
+    /// Close the subscriber (for a connection: close the connection with the
+    /// protocol's error). The default, as nats-server and Redis do.
+    #[default]
+    Close,
+}
+
+/// Why a sink was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// It fell behind past its pending limit under [`SlowConsumerPolicy::Close`].
+    SlowConsumer,
+    /// It was unsubscribed (explicitly, by reaching its message limit, or by drop).
+    Unsubscribed,
+    /// The connection is closing; what is pending is still written.
+    Finished,
+    /// The broker or server is shutting down.
+    Shutdown,
+}
+
+/// What a subscription asks for, as a listener or the in-process API builds it.
+#[derive(Debug, Clone)]
+pub struct SubscribeSpec {
+    /// The subjects to match.
+    pub pattern: Pattern,
+    /// Queue group: each message goes to one member of each group.
+    pub queue: Option<QueueName>,
+    /// The connection this subscription belongs to.
+    pub conn: ConnId,
+    /// False: never deliver this connection's own publishes to it.
+    pub echo: bool,
+    /// A protocol-specific tag the sink uses when encoding (the NATS sid, the
+    /// Redis pattern, ...).
+    pub tag: Bytes,
+    /// Remove the subscription after this many messages (0 = never).
+    pub max_messages: u64,
+}
+
+impl SubscribeSpec {
+    /// A plain subscription to `pattern` for `conn`, echo on, no limit.
+    pub fn new(pattern: Pattern, conn: ConnId) -> Self {
+        Self {
+            pattern,
+            queue: None,
+            conn,
+            echo: true,
+            tag: Bytes::new(),
+            max_messages: 0,
+        }
+    }
+}
+
+/// One subscription as the index holds it.
+pub struct Subscriber {
+    pub(crate) id: SubId,
+    pub(crate) spec: SubscribeSpec,
+    pub(crate) sink: Arc<dyn Sink>,
+    pub(crate) max: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) active: AtomicBool,
+}
+
+impl Subscriber {
+    pub(crate) fn new(id: SubId, spec: SubscribeSpec, sink: Arc<dyn Sink>) -> Self {
+        let max = spec.max_messages;
+        Self {
+            id,
+            spec,
+            sink,
+            max: AtomicU64::new(max),
+            delivered: AtomicU64::new(0),
+            active: AtomicBool::new(true),
+        }
+    }
+
+    /// The subscription's id.
+    pub fn id(&self) -> SubId {
+        self.id
+    }
+
+    /// The pattern it matches.
+    pub fn pattern(&self) -> &Pattern {
+        &self.spec.pattern
+    }
+
+    /// Its queue group, if any.
+    pub fn queue(&self) -> Option<&QueueName> {
+        self.spec.queue.as_ref()
+    }
+
+    /// The connection it belongs to.
+    pub fn conn(&self) -> ConnId {
+        self.spec.conn
+    }
+
+    /// The protocol tag given at subscribe time (the NATS sid, ...).
+    pub fn tag(&self) -> &Bytes {
+        &self.spec.tag
+    }
+
+    /// Messages handed to its sink so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// The message limit after which it is removed (0 = none).
+    pub fn max_messages(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// False once it has been removed from the index.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("id", &self.id)
+            .field("pattern", &self.spec.pattern)
+            .field("queue", &self.spec.queue)
+            .field("conn", &self.spec.conn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscriber {
+    /// The outbox of this subscriber's sink, if it writes to a connection.
+    pub fn outbox(&self) -> Option<&Arc<crate::Outbox>> {
+        self.sink.outbox()
+    }
+
+    /// True when both subscribers deliver into the same sink.
+    pub(crate) fn sink_ptr_eq(&self, other: &Subscriber) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.sink), Arc::as_ptr(&other.sink))
+    }
+}
+
+impl PartialEq for Subscriber {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}

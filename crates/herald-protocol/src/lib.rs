@@ -1,0 +1,23 @@
+//! Sans-I/O wire codecs for herald: bytes in, frames out; frames in, bytes out.
+//!
+//! Nothing in this crate touches a socket, a file or a clock. A listener in `herald-server` owns
+//! the connection's read buffer, hands it to a parser until the parser says "not enough bytes
+//! yet", and writes whatever the encoders appended to its output buffer.
+//!
+//! # Modules
+//!
+//! - [`limits`]: [`Limits`], the hard caps (control line, payload) every parser is given, so a
+//!   peer can never make a parser buffer without bound.
+//! - [`nats`]: the NATS client protocol.
+//!   - `nats` (its `mod.rs`): the frame types [`nats::ClientOp`] and [`nats::ServerOp`], the
+//!     `CONNECT` options, the `INFO` body and [`nats::ProtocolError`] with its `-ERR` text.
+//!   - `nats::parse`: [`nats::parse_client`] (what a server reads) and [`nats::parse_server`]
+//!     (what a client reads).
+//!   - `nats::encode`: the server-side writers ([`nats::encode_msg`], [`nats::encode_msg_head`],
+//!     [`nats::encode_info`], ...) and [`nats::encode_client`] / [`nats::encode_server`], which
+//!     write any frame and are the inverse of the parsers.
+
+pub mod limits;
+pub mod nats;
+
+pub use limits::Limits;

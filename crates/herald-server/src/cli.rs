@@ -1,0 +1,168 @@
+//! Command-line flags. Each flag of `serve` also reads a `HERALD_*`
+//! environment variable and overrides the matching key of the config file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use herald_core::SlowConsumerPolicy;
+
+use crate::config::Config;
+
+/// herald: one pub/sub broker for NATS, Redis, MQTT and web clients.
+///
+/// Run with no subcommand to serve with every listener on its default port.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Serve flags, when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker (the default).
+    Serve(ServeArgs),
+    /// Print the default configuration as TOML.
+    Config,
+    /// Publish a message (works against herald and nats-server alike).
+    Pub(crate::client::PubArgs),
+    /// Subscribe and print what arrives.
+    Sub(crate::client::SubArgs),
+    /// Send a request and print the reply.
+    Request(crate::client::RequestArgs),
+    /// Answer requests on a subject.
+    Reply(crate::client::ReplyArgs),
+}
+
+/// Flags of `herald serve`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; flags and HERALD_* variables override it.
+    #[arg(long, short = 'c', env = "HERALD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// NATS listen address (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:4222].
+    #[arg(long, env = "HERALD_NATS", value_name = "ADDR")]
+    pub nats: Option<String>,
+    /// Directory for durable state [default: ./herald-data].
+    #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `herald=debug` [default: info; RUST_LOG also works].
+    #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Largest payload accepted, in bytes [default: 1048576].
+    #[arg(long, env = "HERALD_MAX_PAYLOAD", value_name = "BYTES")]
+    pub max_payload: Option<usize>,
+    /// Longest protocol control line, in bytes [default: 4096].
+    #[arg(long, env = "HERALD_MAX_CONTROL_LINE", value_name = "BYTES")]
+    pub max_control_line: Option<usize>,
+    /// Bytes a connection may have waiting before it is a slow consumer [default: 67108864].
+    #[arg(long, env = "HERALD_MAX_PENDING", value_name = "BYTES")]
+    pub max_pending: Option<usize>,
+    /// Slow-consumer policy: `close` or `drop-newest` [default: close].
+    #[arg(long, env = "HERALD_SLOW_CONSUMER", value_enum, value_name = "POLICY")]
+    pub slow_consumer: Option<SlowConsumerArg>,
+    /// Subscriptions per connection, 0 = unlimited [default: 0].
+    #[arg(long, env = "HERALD_MAX_SUBSCRIPTIONS", value_name = "N")]
+    pub max_subscriptions: Option<usize>,
+    /// Connections at once, 0 = unlimited [default: 65536].
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// How often idle clients are pinged, e.g. `2m` or `30s` [default: 2m].
+    #[arg(long, env = "HERALD_PING_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ping_interval: Option<Duration>,
+    /// Unanswered pings before a connection is closed as stale [default: 2].
+    #[arg(long, env = "HERALD_MAX_PINGS_OUT", value_name = "N")]
+    pub max_pings_out: Option<u32>,
+}
+
+/// The slow-consumer policy as a flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SlowConsumerArg {
+    /// Close the connection.
+    Close,
+    /// Drop the newest message and count it.
+    DropNewest,
+}
+
+impl ServeArgs {
+    /// The configuration: defaults, then the file, then these flags.
+    ///
+    /// # Errors
+    /// The config file cannot be read or parsed.
+    pub fn to_config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = &self.nats {
+            config.nats.listen.clone_from(v);
+        }
+        if let Some(v) = &self.data_dir {
+            config.data_dir.clone_from(v);
+        }
+        if let Some(v) = &self.log {
+            config.log.clone_from(v);
+        }
+        let limits = &mut config.limits;
+        if let Some(v) = self.max_payload {
+            limits.max_payload = v;
+        }
+        if let Some(v) = self.max_control_line {
+            limits.max_control_line = v;
+        }
+        if let Some(v) = self.max_pending {
+            limits.max_pending = v;
+        }
+        if let Some(v) = self.slow_consumer {
+            limits.slow_consumer = match v {
+                SlowConsumerArg::Close => SlowConsumerPolicy::Close,
+                SlowConsumerArg::DropNewest => SlowConsumerPolicy::DropNewest,
+            };
+        }
+        if let Some(v) = self.max_subscriptions {
+            limits.max_subscriptions = v;
+        }
+        if let Some(v) = self.max_connections {
+            limits.max_connections = v;
+        }
+        if let Some(v) = self.ping_interval {
+            limits.ping_interval = v;
+        }
+        if let Some(v) = self.max_pings_out {
+            limits.max_pings_out = v;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_defaults() -> anyhow::Result<()> {
+        let cli =
+            Cli::try_parse_from(["herald", "--nats", "127.0.0.1:0", "--ping-interval", "5s"])?;
+        let config = cli.serve.to_config()?;
+        assert_eq!(config.nats.listen, "127.0.0.1:0");
+        assert_eq!(config.limits.ping_interval, Duration::from_secs(5));
+        let cli = Cli::try_parse_from(["herald", "serve", "--max-payload", "10"])?;
+        match cli.command {
+            Some(Command::Serve(args)) => assert_eq!(args.to_config()?.limits.max_payload, 10),
+            other => panic!("unexpected {other:?}"),
+        }
+        Ok(())
+    }
+}

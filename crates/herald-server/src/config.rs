@@ -1,0 +1,214 @@
+//! Configuration: one serde tree with defaults in code, overridden by the
+//! TOML file (`--config`), then by `HERALD_*` environment variables and flags
+//! (clap merges those two, flags winning). [`Config::validate`] turns the raw
+//! tree into [`Ready`] form before anything starts, failing fast with the
+//! key's name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use herald_core::SlowConsumerPolicy;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration as read from the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where streams and other durable state live.
+    pub data_dir: PathBuf,
+    /// Log filter (`info`, `herald=debug`, ...), as `RUST_LOG` takes it.
+    pub log: String,
+    /// The NATS listener.
+    pub nats: NatsConfig,
+    /// Limits that apply to every connection.
+    pub limits: Limits,
+}
+
+/// The NATS listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// `host:port` to listen on (port 0 picks a free port), or `off`.
+    pub listen: String,
+}
+
+/// Connection limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message payload accepted, in bytes (headers included).
+    pub max_payload: usize,
+    /// Longest protocol control line accepted, in bytes.
+    pub max_control_line: usize,
+    /// Bytes a connection may have waiting to be written before it is a slow consumer.
+    pub max_pending: usize,
+    /// What to do with a slow consumer: `close` or `drop_newest`.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Subscriptions one connection may hold (0 = unlimited).
+    pub max_subscriptions: usize,
+    /// Connections the server accepts at once (0 = unlimited).
+    pub max_connections: usize,
+    /// How often the server pings an idle client.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// Unanswered pings before the connection is closed as stale.
+    pub max_pings_out: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./herald-data"),
+            log: "info".to_owned(),
+            nats: NatsConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:4222".to_owned(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_payload: 1024 * 1024,
+            max_control_line: 4096,
+            max_pending: 64 * 1024 * 1024,
+            slow_consumer: SlowConsumerPolicy::Close,
+            max_subscriptions: 0,
+            max_connections: 65_536,
+            ping_interval: Duration::from_secs(120),
+            max_pings_out: 2,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    ///
+    /// # Errors
+    /// The file cannot be read or is not valid configuration.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// The default configuration as TOML, for `herald config`.
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Self::default()).unwrap_or_default()
+    }
+
+    /// Checks every value and resolves addresses.
+    ///
+    /// # Errors
+    /// Names the key whose value is wrong.
+    pub fn validate(&self) -> anyhow::Result<Ready> {
+        if self.limits.max_payload == 0 {
+            bail!("limits.max_payload must be greater than 0");
+        }
+        if self.limits.max_control_line < 32 {
+            bail!("limits.max_control_line must be at least 32 bytes");
+        }
+        if self.limits.max_pending < self.limits.max_payload {
+            bail!("limits.max_pending must be at least limits.max_payload");
+        }
+        if self.limits.ping_interval.is_zero() {
+            bail!("limits.ping_interval must be greater than 0");
+        }
+        Ok(Ready {
+            data_dir: self.data_dir.clone(),
+            nats: parse_listen("nats.listen", &self.nats.listen)?,
+            limits: self.limits.clone(),
+        })
+    }
+}
+
+fn parse_listen(key: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr = value
+        .parse()
+        .or_else(|_| {
+            // Accept `localhost:4222` and other names that resolve.
+            std::net::ToSocketAddrs::to_socket_addrs(value)
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or(())
+        })
+        .map_err(|()| anyhow::anyhow!("{key}: {value:?} is not host:port or off"))?;
+    Ok(Some(addr))
+}
+
+/// Validated configuration, ready to start a server from.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// Where durable state lives.
+    pub data_dir: PathBuf,
+    /// The NATS listener's address, if it is on.
+    pub nats: Option<SocketAddr>,
+    /// Connection limits.
+    pub limits: Limits,
+}
+
+impl Ready {
+    /// A configuration for tests and embedding: NATS on `127.0.0.1:0`, data in `data_dir`.
+    pub fn ephemeral(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            nats: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_toml() -> anyhow::Result<()> {
+        let text = Config::default_toml();
+        let parsed: Config = toml::from_str(&text)?;
+        assert_eq!(parsed, Config::default());
+        Ok(())
+    }
+
+    #[test]
+    fn file_values_override_defaults() -> anyhow::Result<()> {
+        let parsed: Config = toml::from_str(
+            "[nats]\nlisten = \"127.0.0.1:0\"\n[limits]\nmax_payload = 2048\nping_interval = \"30s\"\n",
+        )?;
+        assert_eq!(parsed.limits.max_payload, 2048);
+        assert_eq!(parsed.limits.ping_interval, Duration::from_secs(30));
+        let ready = parsed.validate()?;
+        assert_eq!(ready.nats, Some("127.0.0.1:0".parse()?));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut config = Config::default();
+        config.nats.listen = "nowhere".into();
+        let err = config
+            .validate()
+            .map(|_| ())
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("nats.listen"), "{err}");
+        let unknown = toml::from_str::<Config>("[nats]\nlisen = \"x\"\n");
+        assert!(unknown.is_err());
+        let mut config = Config::default();
+        config.nats.listen = "off".into();
+        assert_eq!(config.validate().map(|r| r.nats).ok(), Some(None));
+    }
+}

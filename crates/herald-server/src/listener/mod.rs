@@ -1,0 +1,75 @@
+//! Listeners: one adapter per protocol and the accept loop they share.
+//!
+//! A listener never routes and never stores: it decodes frames into
+//! [`herald_core::Broker`] calls and writes deliveries back out. The accept
+//! loop hands each socket to its own task at once (no handshake work in the
+//! loop), counts it against the connection limit, and backs off when
+//! `accept` fails (out of file descriptors, say) instead of spinning.
+
+pub mod nats;
+mod writer;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::{info, warn};
+
+use crate::server::Shared;
+
+pub(crate) use writer::spawn_writer;
+
+/// Binds `addr` and logs the bound address in a line containing `listening`,
+/// so tests and scripts can find an ephemeral port.
+pub(crate) async fn bind(protocol: &'static str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for {protocol} on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    info!(protocol, addr = %bound, "listening");
+    Ok(listener)
+}
+
+/// Accepts connections until shutdown, running `handle` for each on its own task.
+///
+/// `handle` receives the connection-limit permit, or `None` when the server
+/// is full: the protocol then refuses the client in its own words.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    protocol: &'static str,
+    shared: Arc<Shared>,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<Shared>, Option<OwnedSemaphorePermit>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(5);
+                // Latency matters more than packet count: frames are already coalesced.
+                let _ = stream.set_nodelay(true);
+                let permit = shared.admit();
+                shared
+                    .tracker
+                    .spawn(handle(stream, peer, shared.clone(), permit));
+            }
+            Err(error) => {
+                warn!(protocol, %error, ?backoff, "accept failed; backing off");
+                tokio::select! {
+                    () = shared.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! The NATS client protocol listener.
+//!
+//! One task reads and parses (every whole frame in the buffer per read) and
+//! turns frames into broker calls; a second task writes the connection's
+//! [`Outbox`]. Deliveries are encoded straight into the outbox by
+//! [`NatsSink`], on whichever thread published them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use ahash::AHashMap;
+use bytes::{Bytes, BytesMut};
+use herald_core::{
+    CloseReason, ConnId, Delivery, Headers, Message, Outbox, Pattern, Publisher, QueueName, Sink,
+    Subject, SubscribeSpec, Subscriber,
+};
+use herald_protocol::limits::Limits as CodecLimits;
+use herald_protocol::nats::{self as codec, ClientOp, ConnectOptions, ProtocolError, ServerInfo};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, debug_span, warn};
+
+use crate::listener::spawn_writer;
+use crate::server::{ServerStats, Shared};
+
+/// The version herald reports in INFO. Clients gate features on it
+/// (nats.go and nats-py need ≥ 2.9 for the consumer-create subjects).
+pub const REPORTED_VERSION: &str = "2.10.0";
+
+/// Longest a publisher waits for one congested subscriber to catch up.
+const MAX_STALL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How a connection's state machine wants to go on after a frame.
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// Delivers messages to a NATS connection by encoding `MSG`/`HMSG` frames
+/// into its outbox.
+#[derive(Debug)]
+pub(crate) struct NatsSink {
+    outbox: Arc<Outbox>,
+    /// The client said `headers: true`; otherwise headers are cut off.
+    headers: AtomicBool,
+}
+
+impl Sink for NatsSink {
+    fn deliver(&self, sub: &Subscriber, msg: &Message) -> Delivery {
+        let sid = sub.tag();
+        let headers = msg
+            .headers
+            .as_ref()
+            .filter(|_| self.headers.load(Ordering::Relaxed));
+        let reply = msg.reply.as_ref().map(Subject::as_bytes);
+        let size = msg.subject.as_bytes().len()
+            + sid.len()
+            + reply.map_or(0, <[u8]>::len)
+            + headers.map_or(0, Headers::wire_len)
+            + msg.payload.len()
+            + 32;
+        self.outbox.push_message(size, |w| {
+            match headers {
+                Some(h) => {
+                    let hlen = h.wire_len();
+                    codec::encode_msg_head(
+                        w.buf(),
+                        msg.subject.as_bytes(),
+                        sid,
+                        reply,
+                        Some(hlen),
+                        hlen + msg.payload.len(),
+                    );
+                    w.put(h.raw());
+                }
+                None => codec::encode_msg_head(
+                    w.buf(),
+                    msg.subject.as_bytes(),
+                    sid,
+                    reply,
+                    None,
+                    msg.payload.len(),
+                ),
+            }
+            w.put_payload(&msg.payload);
+            w.put(b"\r\n");
+        })
+    }
+
+    fn outbox(&self) -> Option<&Arc<Outbox>> {
+        Some(&self.outbox)
+    }
+}
+
+/// Serves one NATS client connection until it closes or the server stops.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let id = shared.broker.new_conn_id();
+    let span = debug_span!("nats", conn = id.0, %peer, name = tracing::field::Empty);
+    async move {
+        let _count = shared.stats.open(|s: &ServerStats| &s.nats_connections);
+        let local = stream.local_addr().ok();
+        let (mut reader, writer) = stream.into_split();
+        let outbox = Arc::new(Outbox::new(
+            shared.limits.max_pending,
+            shared.limits.slow_consumer,
+        ));
+        let conn_token = shared.shutdown.child_token();
+        let writer_task = spawn_writer(&shared, writer, outbox.clone(), conn_token.clone());
+        let info = server_info(&shared, id, peer, local);
+        outbox.push_control(|b| codec::encode_info(b, &info));
+        if permit.is_none() {
+            warn!("connection refused: maximum connections reached");
+            send_err(&outbox, "maximum connections exceeded");
+            outbox.close(CloseReason::Finished);
+            let _ = writer_task.await;
+            return;
+        }
+        debug!("connected");
+        let mut conn = Connection::new(shared.clone(), id, outbox.clone());
+        conn.run(&mut reader, &conn_token).await;
+        conn.unsubscribe_all();
+        outbox.close(CloseReason::Finished);
+        let _ = writer_task.await;
+        debug!("disconnected");
+        drop(permit);
+    }
+    .instrument(span)
+    .await;
+}
+
+fn server_info(
+    shared: &Shared,
+    id: ConnId,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) -> ServerInfo {
+    ServerInfo {
+        server_id: shared.server_id.clone(),
+        server_name: shared.server_id.clone(),
+        version: REPORTED_VERSION.to_owned(),
+        proto: 1,
+        go: "herald".to_owned(),
+        host: local.map_or_else(|| "0.0.0.0".to_owned(), |a| a.ip().to_string()),
+        port: local.map_or(0, |a| a.port()),
+        headers: true,
+        max_payload: shared.limits.max_payload,
+        client_id: id.0,
+        client_ip: peer.ip().to_string(),
+        ..ServerInfo::default()
+    }
+}
+
+fn send_err(outbox: &Outbox, text: &str) {
+    outbox.push_control(|b| codec::encode_err(b, text));
+}
+
+/// The reader side of one connection.
+struct Connection {
+    shared: Arc<Shared>,
+    id: ConnId,
+    outbox: Arc<Outbox>,
+    sink: Arc<NatsSink>,
+    publisher: Publisher,
+    subs: AHashMap<Bytes, Arc<Subscriber>>,
+    options: ConnectOptions,
+    limits: CodecLimits,
+    pings_out: u32,
+    last_read: Instant,
+}
+
+impl Connection {
+    fn new(shared: Arc<Shared>, id: ConnId, outbox: Arc<Outbox>) -> Self {
+        let limits = CodecLimits {
+            max_control_line: shared.limits.max_control_line,
+            max_payload: shared.limits.max_payload,
+        };
+        Self {
+            publisher: shared.broker.publisher(id),
+            sink: Arc::new(NatsSink {
+                outbox: outbox.clone(),
+                headers: AtomicBool::new(false),
+            }),
+            shared,
+            id,
+            outbox,
+            subs: AHashMap::new(),
+            // nats-server's defaults until a CONNECT says otherwise: verbose,
+            // pedantic and echo on.
+            options: ConnectOptions::default(),
+            limits,
+            pings_out: 0,
+            last_read: Instant::now(),
+        }
+    }
+
+    async fn run(
+        &mut self,
+        reader: &mut tokio::net::tcp::OwnedReadHalf,
+        token: &CancellationToken,
+    ) {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let interval = self.shared.limits.ping_interval;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            loop {
+                match codec::parse_client(&mut buf, &self.limits) {
+                    Ok(Some(op)) => {
+                        if let Flow::Close = self.handle(op) {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        debug!(%error, "protocol error");
+                        // nats-server closes without a word on malformed
+                        // arguments and CONNECT JSON; the rest get an -ERR.
+                        if !matches!(
+                            error,
+                            ProtocolError::InvalidArguments | ProtocolError::InvalidConnect(_)
+                        ) {
+                            send_err(&self.outbox, error.err_text());
+                        }
+                        return;
+                    }
+                }
+            }
+            self.yield_to_congested_readers().await;
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(64 * 1024);
+            }
+            tokio::select! {
+                biased;
+                () = token.cancelled() => return,
+                _ = ping.tick() => {
+                    if self.pings_out >= self.shared.limits.max_pings_out {
+                        debug!("stale connection");
+                        send_err(&self.outbox, "Stale Connection");
+                        return;
+                    }
+                    // Skip a round when the client spoke recently (as nats-server does).
+                    if self.last_read.elapsed() >= interval {
+                        self.pings_out += 1;
+                        self.outbox.push_control(codec::encode_ping);
+                    }
+                }
+                read = reader.read_buf(&mut buf) => match read {
+                    Ok(0) => return,
+                    Ok(_) => self.last_read = Instant::now(),
+                    Err(error) => {
+                        debug!(%error, "read failed");
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Back-pressure: when this client's publishes pushed a subscriber's
+    /// outbox past its high-water mark, wait (boundedly) for that writer to
+    /// catch up before reading more. A slower consumer then slows its
+    /// publisher instead of being disconnected; one that stopped reading
+    /// still fills up and is closed as a slow consumer.
+    async fn yield_to_congested_readers(&mut self) {
+        for sub in self.publisher.take_congested() {
+            let Some(outbox) = sub.outbox() else { continue };
+            if Arc::ptr_eq(outbox, &self.outbox) {
+                // Our own client may be blocked writing to us: never wait on it.
+                continue;
+            }
+            let _ = tokio::time::timeout(MAX_STALL, outbox.wait_for_room()).await;
+        }
+    }
+
+    fn ok(&self) {
+        if self.options.verbose {
+            self.outbox.push_control(codec::encode_ok);
+        }
+    }
+
+    fn handle(&mut self, op: ClientOp) -> Flow {
+        tracing::trace!(?op, "received");
+        match op {
+            ClientOp::Connect(options) => self.connect(*options),
+            ClientOp::Pub {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => {
+                self.publish(subject, reply, headers, payload);
+                Flow::Continue
+            }
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
+                self.subscribe(subject, queue, sid);
+                Flow::Continue
+            }
+            ClientOp::Unsub { sid, max } => {
+                self.unsubscribe(&sid, max);
+                self.ok();
+                Flow::Continue
+            }
+            ClientOp::Ping => {
+                self.outbox.push_control(codec::encode_pong);
+                Flow::Continue
+            }
+            ClientOp::Pong => {
+                self.pings_out = 0;
+                Flow::Continue
+            }
+        }
+    }
+
+    fn connect(&mut self, options: ConnectOptions) -> Flow {
+        if !(0..=1).contains(&options.protocol) {
+            send_err(&self.outbox, "invalid client protocol");
+            return Flow::Close;
+        }
+        if options.no_responders && !options.headers {
+            send_err(&self.outbox, "no responders requires headers support");
+            return Flow::Close;
+        }
+        self.sink.headers.store(options.headers, Ordering::Relaxed);
+        if let Some(name) = &options.name {
+            tracing::Span::current().record("name", name.as_str());
+            debug!(name = %name, lang = ?options.lang, version = ?options.version, "client connected");
+        }
+        self.options = options;
+        self.ok();
+        Flow::Continue
+    }
+
+    fn publish(
+        &mut self,
+        subject: Bytes,
+        reply: Option<Bytes>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        let subject = if self.options.pedantic {
+            match Subject::from_bytes(subject) {
+                Ok(subject) => subject,
+                Err(_) => {
+                    // nats-server still acknowledges the refused publish.
+                    send_err(&self.outbox, "Invalid Publish Subject");
+                    self.ok();
+                    return;
+                }
+            }
+        } else {
+            Subject::from_wire_unchecked(subject)
+        };
+        // +OK goes out before any delivery the publish causes, as nats-server does.
+        self.ok();
+        let reply = reply.map(Subject::from_wire_unchecked);
+        let msg = Message {
+            subject,
+            reply,
+            headers: headers.map(Headers::from_raw_unchecked),
+            payload,
+        };
+        let receivers = self.publisher.publish(&msg);
+        if receivers == 0 && self.options.no_responders {
+            if let Some(reply) = &msg.reply {
+                self.no_responders(reply);
+            }
+        }
+    }
+
+    /// Tells the requester at once that nobody is listening (status 503),
+    /// on its own subscription that matches the reply subject.
+    fn no_responders(&self, reply: &Subject) {
+        let Some(sub) = self
+            .subs
+            .values()
+            .find(|s| s.is_active() && s.pattern().matches(reply))
+        else {
+            return;
+        };
+        let status = b"NATS/1.0 503\r\n\r\n";
+        self.outbox.push_control(|b| {
+            codec::encode_msg_head(
+                b,
+                reply.as_bytes(),
+                sub.tag(),
+                None,
+                Some(status.len()),
+                status.len(),
+            );
+            b.extend_from_slice(status);
+            b.extend_from_slice(b"\r\n");
+        });
+    }
+
+    fn subscribe(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
+        let Ok(pattern) = Pattern::from_bytes(subject) else {
+            send_err(&self.outbox, "Invalid Subject");
+            return;
+        };
+        let queue = match queue.map(QueueName::from_bytes).transpose() {
+            Ok(queue) => queue,
+            Err(_) => {
+                send_err(&self.outbox, "Invalid Subject");
+                return;
+            }
+        };
+        if self.subs.get(&sid).is_some_and(|s| s.is_active()) {
+            // nats-server ignores a SUB that reuses a live sid.
+            self.ok();
+            return;
+        }
+        self.prune_subs();
+        let max = self.shared.limits.max_subscriptions;
+        if max > 0 && self.subs.len() >= max {
+            send_err(&self.outbox, "maximum subscriptions exceeded");
+            return;
+        }
+        let mut spec = SubscribeSpec::new(pattern, self.id);
+        spec.queue = queue;
+        spec.echo = self.options.echo;
+        spec.tag = sid.clone();
+        let sub = self.shared.broker.subscribe_sink(spec, self.sink.clone());
+        self.subs.insert(sid, sub);
+        self.ok();
+    }
+
+    /// Forgets subscriptions that ended by reaching their message limit, so
+    /// the map does not grow with one-shot request inboxes.
+    fn prune_subs(&mut self) {
+        if self.subs.len() >= 64 && self.subs.len().is_power_of_two() {
+            self.subs.retain(|_, s| s.is_active());
+        }
+    }
+
+    fn unsubscribe(&mut self, sid: &Bytes, max: Option<u64>) {
+        let broker = &self.shared.broker;
+        match max {
+            Some(n) if n > 0 => {
+                if let Some(sub) = self.subs.get(sid) {
+                    broker.unsubscribe_after(sub, n);
+                    if !sub.is_active() {
+                        self.subs.remove(sid);
+                    }
+                }
+            }
+            _ => {
+                if let Some(sub) = self.subs.remove(sid) {
+                    broker.remove_subscriber(&sub);
+                }
+            }
+        }
+    }
+
+    fn unsubscribe_all(&mut self) {
+        for (_, sub) in self.subs.drain() {
+            self.shared.broker.remove_subscriber(&sub);
+        }
+    }
+}

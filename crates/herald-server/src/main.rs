@@ -1,0 +1,61 @@
+//! The `herald` binary: parse flags, set up logging, run, report errors plainly.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use herald_server::cli::{Cli, Command, ServeArgs};
+use herald_server::{client, config::Config};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("herald: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("herald: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Config) => {
+            print!("{}", Config::default_toml());
+            Ok(())
+        }
+        Some(Command::Pub(args)) => client::publish(args).await,
+        Some(Command::Sub(args)) => client::subscribe(args).await,
+        Some(Command::Request(args)) => client::request(args).await,
+        Some(Command::Reply(args)) => client::reply(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.to_config()?;
+    init_logging(&config.log);
+    let ready = config.validate()?;
+    herald_server::serve(ready).await
+}
+
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

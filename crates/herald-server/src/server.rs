@@ -1,0 +1,174 @@
+//! Starting and stopping a server: bind every configured listener, run their
+//! accept loops, and shut down gracefully (stop accepting, let connections
+//! flush what is pending, close).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use herald_core::{Broker, BrokerConfig, PendingLimits};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Limits, Ready};
+use crate::listener;
+
+/// State every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The broker all protocols publish into.
+    pub broker: Broker,
+    /// Connection limits.
+    pub limits: Limits,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Tracks every task so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// This server's id, as INFO reports it.
+    pub server_id: String,
+    /// Connection counters.
+    pub stats: ServerStats,
+    connections: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// A permit for one more connection, or `None` if the server is full.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.connections.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            self.stats
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        permit
+    }
+}
+
+/// Counters kept by the listeners.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// NATS connections open now.
+    pub nats_connections: AtomicU64,
+    /// Connections ever accepted.
+    pub total_connections: AtomicU64,
+    /// Connections refused by the connection limit.
+    pub refused_connections: AtomicU64,
+}
+
+impl ServerStats {
+    /// Counts a connection opened; the guard counts it closed when dropped.
+    pub fn open(&self, gauge: fn(&ServerStats) -> &AtomicU64) -> ConnectionCount<'_> {
+        gauge(self).fetch_add(1, Ordering::Relaxed);
+        self.total_connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionCount { gauge: gauge(self) }
+    }
+}
+
+/// Decrements a connection gauge on drop.
+#[derive(Debug)]
+pub struct ConnectionCount<'a> {
+    gauge: &'a AtomicU64,
+}
+
+impl Drop for ConnectionCount<'_> {
+    fn drop(&mut self) {
+        self.gauge.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    shared: Arc<Shared>,
+    nats_addr: Option<SocketAddr>,
+}
+
+/// How long shutdown waits for connections to flush before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl RunningServer {
+    /// Binds every configured listener and starts serving.
+    ///
+    /// # Errors
+    /// A listener cannot bind its address.
+    pub async fn start(config: Ready) -> anyhow::Result<Self> {
+        let limits = config.limits.clone();
+        let broker = Broker::with_config(BrokerConfig {
+            pending: PendingLimits {
+                max_messages: 0,
+                max_bytes: limits.max_pending,
+            },
+            slow_consumer: limits.slow_consumer,
+        });
+        let shared = Arc::new(Shared {
+            broker,
+            connections: Arc::new(Semaphore::new(match limits.max_connections {
+                0 => Semaphore::MAX_PERMITS,
+                n => n.min(Semaphore::MAX_PERMITS),
+            })),
+            limits,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            server_id: new_server_id(),
+            stats: ServerStats::default(),
+        });
+        let mut nats_addr = None;
+        if let Some(addr) = config.nats {
+            let socket = listener::bind("nats", addr).await?;
+            nats_addr = Some(socket.local_addr()?);
+            shared.tracker.spawn(listener::accept_loop(
+                socket,
+                "nats",
+                shared.clone(),
+                listener::nats::serve,
+            ));
+        }
+        Ok(Self { shared, nats_addr })
+    }
+
+    /// The NATS listener's bound address, if it is on.
+    pub fn nats_addr(&self) -> Option<SocketAddr> {
+        self.nats_addr
+    }
+
+    /// The broker behind every listener.
+    pub fn broker(&self) -> &Broker {
+        &self.shared.broker
+    }
+
+    /// State shared with the connection tasks.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, lets every connection flush and close, and waits
+    /// (up to a grace period) for them.
+    pub async fn shutdown(self) {
+        info!("shutting down");
+        self.shared.shutdown.cancel();
+        self.shared.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not close within the grace period");
+        }
+        info!("stopped");
+    }
+}
+
+/// A server id in nats-server's shape: `N` and 55 upper-case base32 characters.
+fn new_server_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = rand::rng();
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    for _ in 0..55 {
+        id.push(char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]));
+    }
+    id
+}

@@ -1,0 +1,87 @@
+//! Test harness: a real herald on ephemeral ports, raw protocol clients, and
+//! reference servers for differential tests.
+
+pub mod raw;
+pub mod reference;
+
+use std::net::SocketAddr;
+
+use herald_server::{Ready, RunningServer};
+use tempfile::TempDir;
+
+/// A herald server running in this process on `127.0.0.1:0`.
+pub struct TestServer {
+    server: Option<RunningServer>,
+    /// The NATS listener's address.
+    pub nats: SocketAddr,
+    _data: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with the default test configuration.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `configure` has adjusted the configuration.
+    pub async fn start_with(configure: impl FnOnce(&mut Ready)) -> Self {
+        init_logging();
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut ready = Ready::ephemeral(data.path().to_path_buf());
+        configure(&mut ready);
+        let server = RunningServer::start(ready).await.expect("server starts");
+        let nats = server.nats_addr().expect("nats listener on");
+        Self {
+            server: Some(server),
+            nats,
+            _data: data,
+        }
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn nats_url(&self) -> String {
+        format!("nats://{}", self.nats)
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("running")
+    }
+
+    /// Connects an async-nats client.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.nats_url())
+            .await
+            .expect("async-nats connects")
+    }
+
+    /// Shuts the server down gracefully.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// A round trip through the server on `client`'s connection: when it
+/// returns, the server has processed everything the client sent before it.
+/// (async-nats's `flush` only writes the client's buffer to the socket.) It
+/// sends a request nobody answers and waits for the server's immediate
+/// no-responders status.
+pub async fn sync(client: &async_nats::Client) {
+    let subject = format!("_herald.sync.{}", rand::random::<u64>());
+    match client.request(subject, bytes::Bytes::new()).await {
+        Err(err) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => {}
+        other => panic!("sync round trip failed: {other:?}"),
+    }
+}
+
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,70 @@
+//! Reference servers (nats-server, ...) for differential tests, started as
+//! child processes on free loopback ports and killed on drop.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A reference server process.
+pub struct ReferenceServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Drop for ReferenceServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn find(binary: &str) -> String {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let path = Path::new(dir).join(binary);
+        if path.exists() {
+            return path.display().to_string();
+        }
+    }
+    panic!(
+        "{binary} is not installed; the test command (scripts/test) installs it, or run \
+         `apt-get install {binary}`"
+    );
+}
+
+fn wait_until_listening(addr: SocketAddr, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("reference server exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("reference server did not listen on {addr}");
+}
+
+/// Starts `nats-server` with `extra` arguments on a free port.
+pub fn nats_server(extra: &[&str]) -> ReferenceServer {
+    let port = free_port();
+    let mut child = Command::new(find("nats-server"))
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_until_listening(addr, &mut child);
+    ReferenceServer { child, addr }
+}

@@ -1,0 +1,11 @@
+//! herald's integration tests: one binary, one module per protocol or concern.
+//! Every test starts a real server on ephemeral ports and talks to it with
+//! real, independent clients (and raw bytes for edge cases).
+
+// The harness in `common` is shared by every test module of this one binary.
+#![allow(unreachable_pub)]
+
+mod common;
+mod nats_client;
+mod nats_differential;
+mod nats_raw;
