@@ -157,18 +157,12 @@ impl Outbox {
         }
         let pending = state.pending.len();
         if pending + size > self.max_bytes && pending > 0 {
-            return match self.policy {
-                SlowConsumerPolicy::DropNewest => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    Delivery::Dropped
-                }
-                SlowConsumerPolicy::Close => {
-                    state.closed = Some(CloseReason::SlowConsumer);
-                    drop(state);
-                    self.wake.notify_one();
-                    Delivery::Closed
-                }
-            };
+            let delivery = self.policy.overflow(&self.dropped, &mut state.closed);
+            drop(state);
+            if delivery == Delivery::Closed {
+                self.wake.notify_one();
+            }
+            return delivery;
         }
         let was_empty = state.pending.is_empty();
         encode(&mut FrameWriter {

@@ -101,6 +101,28 @@ pub enum SlowConsumerPolicy {
     Close,
 }
 
+impl SlowConsumerPolicy {
+    /// Applies the policy to a message that does not fit: counts it in
+    /// `dropped`, or sets `closed`. The caller wakes its reader on
+    /// [`Delivery::Closed`].
+    pub(crate) fn overflow(
+        self,
+        dropped: &std::sync::atomic::AtomicU64,
+        closed: &mut Option<CloseReason>,
+    ) -> Delivery {
+        match self {
+            Self::DropNewest => {
+                dropped.fetch_add(1, Ordering::Relaxed);
+                Delivery::Dropped
+            }
+            Self::Close => {
+                *closed = Some(CloseReason::SlowConsumer);
+                Delivery::Closed
+            }
+        }
+    }
+}
+
 /// Why a sink was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

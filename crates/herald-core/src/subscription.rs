@@ -137,18 +137,12 @@ impl Sink for MessageQueue {
             self.limits.max_messages > 0 && state.items.len() >= self.limits.max_messages;
         let over_bytes = state.bytes + size > self.limits.max_bytes && !state.items.is_empty();
         if over_count || over_bytes {
-            return match self.policy {
-                SlowConsumerPolicy::DropNewest => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    Delivery::Dropped
-                }
-                SlowConsumerPolicy::Close => {
-                    state.closed = Some(CloseReason::SlowConsumer);
-                    drop(state);
-                    self.waker.wake();
-                    Delivery::Closed
-                }
-            };
+            let delivery = self.policy.overflow(&self.dropped, &mut state.closed);
+            drop(state);
+            if delivery == Delivery::Closed {
+                self.waker.wake();
+            }
+            return delivery;
         }
         state.items.push_back(msg.clone());
         state.bytes += size;

@@ -105,6 +105,19 @@ async fn connect(server: &ServerArg) -> anyhow::Result<async_nats::Client> {
         .with_context(|| format!("connecting to {}", server.server))
 }
 
+/// Waits until the server has processed everything sent so far on
+/// `client`'s connection (async-nats's `flush` only writes its buffer). It
+/// asks a subject nobody serves and waits for the immediate no-responders
+/// status, which works against herald and nats-server alike.
+async fn round_trip(client: &async_nats::Client) -> anyhow::Result<()> {
+    let subject = format!("_HERALD.sync.{}", rand::random::<u64>());
+    match client.request(subject, Bytes::new()).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => Ok(()),
+        Err(err) => Err(err).context("waiting for the server"),
+    }
+}
+
 fn parse_headers(raw: &[String]) -> anyhow::Result<Option<HeaderMap>> {
     if raw.is_empty() {
         return Ok(None);
@@ -174,6 +187,7 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         }
         None => client.subscribe(args.pattern.clone()).await?,
     };
+    round_trip(&client).await?;
     eprintln!("listening on {}", args.pattern);
     let mut out = std::io::stdout().lock();
     let mut n = 0u64;
@@ -232,6 +246,7 @@ pub async fn reply(args: ReplyArgs) -> anyhow::Result<()> {
     let mut sub = client
         .queue_subscribe(args.subject.clone(), args.queue.clone())
         .await?;
+    round_trip(&client).await?;
     eprintln!("answering requests on {}", args.subject);
     let mut n = 0u64;
     while let Some(msg) = sub.next().await {

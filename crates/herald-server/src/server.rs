@@ -95,6 +95,12 @@ impl RunningServer {
     /// # Errors
     /// A listener cannot bind its address.
     pub async fn start(config: Ready) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
         let limits = config.limits.clone();
         let broker = Broker::with_config(BrokerConfig {
             pending: PendingLimits {

@@ -5,6 +5,7 @@
 // The harness in `common` is shared by every test module of this one binary.
 #![allow(unreachable_pub)]
 
+mod binary;
 mod common;
 mod nats_client;
 mod nats_differential;
