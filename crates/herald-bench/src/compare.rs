@@ -1,0 +1,484 @@
+//! `herald-bench compare`: herald, nats-server and redis-server started side
+//! by side on loopback, the same scenarios run against each, interleaved
+//! round by round so that machine noise hits every server alike; medians,
+//! ratios, memory, a JSON file, a chart and a markdown summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::scenario::{Outcome, Params, Protocol, Scenario};
+use crate::servers::{Memory, Server, idle_connection_cost};
+
+/// Options of a comparison.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// The herald binary to start.
+    pub herald: PathBuf,
+    /// Scenarios to run.
+    pub scenarios: Vec<Scenario>,
+    /// Payload sizes to run each scenario with.
+    pub sizes: Vec<usize>,
+    /// Rounds: each scenario runs this many times per server; the median counts.
+    pub rounds: usize,
+    /// Base parameters (count, fan-out width, ...).
+    pub params: Params,
+    /// Idle connections held open to measure memory per connection (0 = skip).
+    pub idle: usize,
+    /// Where JSON and the chart go.
+    pub out_dir: PathBuf,
+    /// Markdown summary to write, if any.
+    pub docs: Option<PathBuf>,
+    /// The command line that produced this, for the summary.
+    pub command: String,
+}
+
+/// One server reached through one protocol.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Target {
+    /// Server name.
+    pub server: String,
+    /// Protocol used.
+    pub protocol: String,
+}
+
+impl Target {
+    fn label(&self) -> String {
+        format!("{} ({})", self.server, self.protocol)
+    }
+}
+
+/// The median outcome of one (scenario, size, target).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Scenario.
+    pub scenario: Scenario,
+    /// Its label.
+    pub label: String,
+    /// Payload size.
+    pub size: usize,
+    /// Target.
+    pub target: Target,
+    /// Median deliveries per second over the rounds.
+    pub msgs_per_sec: f64,
+    /// Median p99 latency (req/rep), microseconds.
+    pub p99_us: Option<f64>,
+    /// Median p50 latency (req/rep), microseconds.
+    pub p50_us: Option<f64>,
+    /// Deliveries lost over all rounds.
+    pub lost: u64,
+    /// Disconnect / slow-consumer events over all rounds.
+    pub disconnects: u64,
+}
+
+/// Memory figures of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryRow {
+    /// Server name.
+    pub server: String,
+    /// After all throughput runs.
+    pub after_runs: Memory,
+    /// Bytes per idle connection.
+    pub per_idle_connection: Option<f64>,
+}
+
+/// Everything a comparison produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// When (UTC, RFC 3339).
+    pub date: String,
+    /// The machine.
+    pub machine: String,
+    /// The command that produced it.
+    pub command: String,
+    /// Parameters.
+    pub params: Params,
+    /// Rounds per scenario.
+    pub rounds: usize,
+    /// Median rows.
+    pub rows: Vec<Row>,
+    /// Memory rows.
+    pub memory: Vec<MemoryRow>,
+    /// `redis-benchmark -P 16 PUBLISH` requests per second, per server.
+    pub redis_benchmark: Vec<(String, f64)>,
+    /// Every run.
+    pub runs: Vec<Outcome>,
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Whether the herald binary has a Redis listener yet.
+fn herald_speaks_redis(herald: &Path) -> bool {
+    std::process::Command::new(herald)
+        .arg("--help")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--redis"))
+        .unwrap_or(false)
+}
+
+/// Runs the comparison and writes its outputs.
+///
+/// # Errors
+/// A server cannot start, or an output cannot be written.
+pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
+    let herald_redis = herald_speaks_redis(&options.herald);
+    let servers = vec![
+        Server::herald(&options.herald, herald_redis)?,
+        Server::nats_server()?,
+        Server::redis_server()?,
+    ];
+    let mut targets: Vec<(usize, Protocol)> = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        for (protocol, _) in &server.endpoints {
+            targets.push((i, *protocol));
+        }
+    }
+    let mut runs = Vec::new();
+    for round in 0..options.rounds {
+        for &size in &options.sizes {
+            for &scenario in &options.scenarios {
+                // Rotate the order every round so no server always goes first.
+                let mut order = targets.clone();
+                let shift = round % order.len().max(1);
+                order.rotate_left(shift);
+                for (i, protocol) in order {
+                    if !scenario.supports(protocol) {
+                        continue;
+                    }
+                    let server = &servers[i];
+                    let url = server.url(protocol).context("endpoint")?;
+                    let params = Params {
+                        size,
+                        ..options.params.clone()
+                    };
+                    eprintln!(
+                        "round {}/{} · {} {}B · {} ({protocol:?})",
+                        round + 1,
+                        options.rounds,
+                        scenario.label(&params),
+                        size,
+                        server.name
+                    );
+                    let result = match protocol {
+                        Protocol::Nats => crate::nats::run(&url, scenario, &params).await,
+                        Protocol::Redis => crate::redis::run(&url, scenario, &params).await,
+                    };
+                    match result {
+                        Ok(mut outcome) => {
+                            outcome.target = server.name.clone();
+                            println!("{}", serde_json::to_string(&outcome)?);
+                            runs.push(outcome);
+                        }
+                        Err(error) => eprintln!("  failed: {error:#}"),
+                    }
+                    // Let the servers settle between runs.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    let rows = summarize(&runs, &options.params);
+    let mut memory = Vec::new();
+    for server in &servers {
+        let after_runs = server.memory()?;
+        let protocol = server.endpoints[0].0;
+        let per_idle_connection = if options.idle > 0 {
+            eprintln!("holding {} idle connections to {}", options.idle, server.name);
+            match idle_connection_cost(server, protocol, options.idle) {
+                Ok(cost) => Some(cost),
+                Err(error) => {
+                    eprintln!("  idle connections failed: {error:#}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        memory.push(MemoryRow {
+            server: server.name.clone(),
+            after_runs,
+            per_idle_connection,
+        });
+    }
+    let redis_benchmark = run_redis_benchmark(&servers);
+    let report = Report {
+        date: now_utc(),
+        machine: machine(),
+        command: options.command.clone(),
+        params: options.params.clone(),
+        rounds: options.rounds,
+        rows,
+        memory,
+        redis_benchmark,
+        runs,
+    };
+    write_outputs(&report, options)?;
+    Ok(report)
+}
+
+fn summarize(runs: &[Outcome], params: &Params) -> Vec<Row> {
+    let mut groups: BTreeMap<(usize, usize, Target), Vec<&Outcome>> = BTreeMap::new();
+    for run in runs {
+        let order = Scenario::ALL
+            .iter()
+            .position(|s| *s == run.scenario)
+            .unwrap_or(0);
+        let target = Target {
+            server: run.target.clone(),
+            protocol: format!("{:?}", run.protocol).to_lowercase(),
+        };
+        groups
+            .entry((order, run.size, target))
+            .or_default()
+            .push(run);
+    }
+    groups
+        .into_iter()
+        .map(|((_, size, target), outs)| {
+            let scenario = outs[0].scenario;
+            let mut rates: Vec<f64> = outs.iter().map(|o| o.msgs_per_sec).collect();
+            let mut p99: Vec<f64> = outs
+                .iter()
+                .filter_map(|o| o.latency_us.map(|l| l.p99))
+                .collect();
+            let mut p50: Vec<f64> = outs
+                .iter()
+                .filter_map(|o| o.latency_us.map(|l| l.p50))
+                .collect();
+            Row {
+                scenario,
+                label: scenario.label(params),
+                size,
+                target,
+                msgs_per_sec: median(&mut rates),
+                p99_us: (!p99.is_empty()).then(|| median(&mut p99)),
+                p50_us: (!p50.is_empty()).then(|| median(&mut p50)),
+                lost: outs.iter().map(|o| o.lost).sum(),
+                disconnects: outs.iter().map(|o| o.disconnects).sum(),
+            }
+        })
+        .collect()
+}
+
+/// `redis-benchmark -n 1000000 -P 16 -q PUBLISH ch msg` against every
+/// server with a Redis endpoint.
+fn run_redis_benchmark(servers: &[Server]) -> Vec<(String, f64)> {
+    let Some(program) = crate::servers::find_program("redis-benchmark") else {
+        eprintln!("redis-benchmark is not installed; skipping it");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for server in servers {
+        let Some(addr) = server.endpoint(Protocol::Redis) else {
+            continue;
+        };
+        eprintln!("redis-benchmark PUBLISH -P 16 against {}", server.name);
+        let result = std::process::Command::new(&program)
+            .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
+            .args(["-n", "1000000", "-P", "16", "-q", "PUBLISH", "ch", "msg"])
+            .output();
+        let Ok(output) = result else { continue };
+        let text = String::from_utf8_lossy(&output.stdout);
+        // "PUBLISH ch msg: 123456.78 requests per second, p50=..."
+        let rate = text
+            .rsplit(':')
+            .flat_map(|part| part.split_whitespace())
+            .find_map(|word| word.parse::<f64>().ok());
+        if let Some(rate) = rate {
+            out.push((server.name.clone(), rate));
+        }
+    }
+    out
+}
+
+fn now_utc() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{cores} cores, {cpu}, {mem_gib:.0} GiB")
+}
+
+/// The rate of `server` for the row's scenario and size, if measured.
+fn rate(rows: &[Row], row: &Row, server: &str, protocol: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| {
+            r.scenario == row.scenario
+                && r.size == row.size
+                && r.target.server == server
+                && r.target.protocol == protocol
+        })
+        .map(|r| r.msgs_per_sec)
+}
+
+fn fmt_rate(rate: Option<f64>) -> String {
+    match rate {
+        Some(r) if r >= 1e6 => format!("{:.2} M/s", r / 1e6),
+        Some(r) => format!("{:.0} k/s", r / 1e3),
+        None => "—".into(),
+    }
+}
+
+fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "—".into(),
+    }
+}
+
+/// The markdown summary.
+pub fn markdown(report: &Report) -> String {
+    let rows = &report.rows;
+    let mut md = String::new();
+    let _ = writeln!(md, "# herald benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Measured {} on {}. Produced by:\n\n```sh\n{}\n```\n",
+        report.date, report.machine, report.command
+    );
+    let _ = writeln!(
+        md,
+        "Every scenario ran {} times per server, interleaved (the order rotates every round); \
+         the table shows medians. Rates count only deliveries that arrived. Clients: async-nats \
+         for NATS, the redis crate for Redis, all on the same machine as the servers.\n",
+        report.rounds
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | payload | herald (nats) | nats-server | herald / nats-server | herald (redis) | redis-server | herald / redis-server | lost | disconnects |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    let mut seen = std::collections::BTreeSet::new();
+    for row in rows {
+        if !seen.insert((row.scenario as usize, row.size)) {
+            continue;
+        }
+        let herald_nats = rate(rows, row, "herald", "nats");
+        let nats = rate(rows, row, "nats-server", "nats");
+        let herald_redis = rate(rows, row, "herald", "redis");
+        let redis = rate(rows, row, "redis-server", "redis");
+        let lost: u64 = rows
+            .iter()
+            .filter(|r| r.scenario == row.scenario && r.size == row.size)
+            .map(|r| r.lost)
+            .sum();
+        let disconnects: u64 = rows
+            .iter()
+            .filter(|r| r.scenario == row.scenario && r.size == row.size)
+            .map(|r| r.disconnects)
+            .sum();
+        let _ = writeln!(
+            md,
+            "| {} | {} B | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.label,
+            row.size,
+            fmt_rate(herald_nats),
+            fmt_rate(nats),
+            fmt_ratio(herald_nats, nats),
+            fmt_rate(herald_redis),
+            fmt_rate(redis),
+            fmt_ratio(herald_redis.or(herald_nats), redis),
+            lost,
+            disconnects
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nWhere herald has no Redis listener yet, \"herald / redis-server\" compares herald over \
+         NATS with redis-server over Redis for the same traffic.\n"
+    );
+    let latency: Vec<&Row> = rows.iter().filter(|r| r.p99_us.is_some()).collect();
+    if !latency.is_empty() {
+        let _ = writeln!(md, "## Request/reply latency\n");
+        let _ = writeln!(md, "| payload | server | p50 | p99 |");
+        let _ = writeln!(md, "|---|---|---|---|");
+        for row in latency {
+            let _ = writeln!(
+                md,
+                "| {} B | {} | {:.0} µs | {:.0} µs |",
+                row.size,
+                row.target.label(),
+                row.p50_us.unwrap_or(0.0),
+                row.p99_us.unwrap_or(0.0)
+            );
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Memory\n");
+    let _ = writeln!(md, "| server | RSS after the runs | peak RSS | per idle connection |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for m in &report.memory {
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} MiB | {:.1} MiB | {} |",
+            m.server,
+            m.after_runs.rss as f64 / 1048576.0,
+            m.after_runs.peak as f64 / 1048576.0,
+            m.per_idle_connection
+                .map_or("—".into(), |b| format!("{:.1} KB", b / 1000.0))
+        );
+    }
+    if !report.redis_benchmark.is_empty() {
+        let _ = writeln!(md, "\n## redis-benchmark -n 1000000 -P 16 PUBLISH ch msg\n");
+        let _ = writeln!(md, "| server | requests/s |");
+        let _ = writeln!(md, "|---|---|");
+        for (server, rate) in &report.redis_benchmark {
+            let _ = writeln!(md, "| {server} | {rate:.0} |");
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nRaw results: `target/bench/compare.json`; chart: `target/bench/throughput.png`."
+    );
+    md
+}
+
+fn write_outputs(report: &Report, options: &CompareOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.out_dir)
+        .with_context(|| format!("creating {}", options.out_dir.display()))?;
+    let json = options.out_dir.join("compare.json");
+    std::fs::write(&json, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    let png = options.out_dir.join("throughput.png");
+    if let Err(error) = crate::chart::draw(report, &png) {
+        eprintln!("chart not drawn: {error:#}");
+    }
+    let md = markdown(report);
+    print!("\n{md}");
+    if let Some(docs) = &options.docs {
+        std::fs::write(docs, &md).with_context(|| format!("writing {}", docs.display()))?;
+        eprintln!("wrote {}", docs.display());
+    }
+    eprintln!("wrote {} and {}", json.display(), png.display());
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! herald-bench: scenarios driven through real client crates, and the
+//! side-by-side comparison of herald with nats-server and redis-server.
+//!
+//! | module | what it owns |
+//! | --- | --- |
+//! | [`scenario`] | scenarios, parameters, outcomes |
+//! | [`nats`] | scenarios over NATS (async-nats) |
+//! | [`redis`] | scenarios over Redis pub/sub (redis crate) |
+//! | [`servers`] | server processes, memory, idle connections |
+//! | [`compare`] | the interleaved comparison and its summary |
+//! | [`chart`] | the PNG chart |
+
+pub mod chart;
+pub mod compare;
+pub mod nats;
+pub mod redis;
+pub mod scenario;
+pub mod servers;

@@ -1,0 +1,189 @@
+//! `herald-bench`: measure herald beside nats-server and redis-server through
+//! real client crates (async-nats, redis), so any of them can be driven.
+//!
+//! `herald-bench run` measures one scenario against one server;
+//! `herald-bench compare` starts all three and compares them side by side
+//! (what `scripts/bench-compare` runs).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use herald_bench::compare::{CompareOptions, compare};
+use herald_bench::scenario::{Params, Protocol, Scenario};
+
+/// Benchmark herald, nats-server and redis-server side by side.
+#[derive(Debug, Parser)]
+#[command(name = "herald-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one scenario against one server and print the result (a table line and JSON).
+    Run(RunArgs),
+    /// Start herald, nats-server and redis-server and compare them.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct Knobs {
+    /// Messages to publish per run.
+    #[arg(long, default_value_t = 500_000)]
+    count: u64,
+    /// Publish for this long instead of --count messages (e.g. `5s`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Subscribers in the fan-out scenario.
+    #[arg(long, default_value_t = 10)]
+    fanout: usize,
+    /// Publishers in the fan-in scenario.
+    #[arg(long, default_value_t = 10)]
+    fanin: usize,
+    /// Members of the queue group.
+    #[arg(long, default_value_t = 4)]
+    queue: usize,
+    /// Round trips in the request/reply scenario.
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Knobs {
+    fn params(&self, size: usize) -> Params {
+        Params {
+            size,
+            count: self.count,
+            duration: self.duration,
+            fanout: self.fanout,
+            fanin: self.fanin,
+            queue: self.queue,
+            requests: self.requests,
+            progress: !self.quiet,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Server URL (`nats://host:port` or `redis://host:port`).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    server: String,
+    /// The scenario.
+    #[arg(long, value_enum, default_value = "pub-sub")]
+    scenario: Scenario,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 16)]
+    size: usize,
+    #[command(flatten)]
+    knobs: Knobs,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The herald binary to benchmark.
+    #[arg(long, default_value = "target/release/herald")]
+    herald: PathBuf,
+    /// Scenarios (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// Payload sizes.
+    #[arg(long, value_delimiter = ',', default_value = "16,1024")]
+    sizes: Vec<usize>,
+    /// Runs per scenario and server; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Idle connections held open to measure memory per connection (0 = skip).
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Output directory for JSON and the chart.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Write the markdown summary here.
+    #[arg(long)]
+    docs: Option<PathBuf>,
+    #[command(flatten)]
+    knobs: Knobs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("herald-bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("herald-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let params = args.knobs.params(args.size);
+            let protocol = if args.server.starts_with("redis") {
+                Protocol::Redis
+            } else {
+                Protocol::Nats
+            };
+            let mut outcome = match protocol {
+                Protocol::Nats => herald_bench::nats::run(&args.server, args.scenario, &params).await?,
+                Protocol::Redis => herald_bench::redis::run(&args.server, args.scenario, &params).await?,
+            };
+            outcome.target = args.server.clone();
+            println!(
+                "{:<12} {:>6} B  {:>12.0} msgs/s  {:>8.1} MB/s  received {}/{}  lost {}  disconnects {}{}",
+                args.scenario.label(&params),
+                params.size,
+                outcome.msgs_per_sec,
+                outcome.mb_per_sec,
+                outcome.received,
+                outcome.expected,
+                outcome.lost,
+                outcome.disconnects,
+                outcome
+                    .latency_us
+                    .map(|l| format!(
+                        "  p50 {:.0} µs  p90 {:.0} µs  p99 {:.0} µs  p99.9 {:.0} µs",
+                        l.p50, l.p90, l.p99, l.p999
+                    ))
+                    .unwrap_or_default()
+            );
+            println!("{}", serde_json::to_string(&outcome)?);
+            Ok(())
+        }
+        Command::Compare(args) => {
+            let scenarios = if args.scenarios.is_empty() {
+                Scenario::ALL.to_vec()
+            } else {
+                args.scenarios.clone()
+            };
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let options = CompareOptions {
+                herald: args.herald.clone(),
+                scenarios,
+                sizes: args.sizes.clone(),
+                rounds: args.rounds.max(1),
+                params: args.knobs.params(16),
+                idle: args.idle,
+                out_dir: args.out.clone(),
+                docs: args.docs.clone(),
+                command: std::env::var("HERALD_BENCH_COMMAND").unwrap_or(command),
+            };
+            compare(&options).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Scenarios over Redis pub/sub, driven by the redis crate: the same code runs
+//! against herald's Redis listener and redis-server.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+
+use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, latest};
+
+const CHANNEL: &str = "bench.subject";
+
+/// PUBLISH commands per pipelined write, as `redis-benchmark -P` does.
+const PIPELINE: u64 = 64;
+
+async fn publish(
+    client: &redis::Client,
+    payload: &[u8],
+    count: u64,
+    duration: Option<Duration>,
+) -> anyhow::Result<u64> {
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .context("connecting a publisher")?;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        let batch = match duration {
+            Some(limit) if start.elapsed() >= limit => break,
+            Some(_) => PIPELINE,
+            None if sent >= count => break,
+            None => PIPELINE.min(count - sent),
+        };
+        let mut pipe = redis::pipe();
+        for _ in 0..batch {
+            pipe.cmd("PUBLISH").arg(CHANNEL).arg(payload);
+        }
+        let _: Vec<i64> = pipe.query_async(&mut con).await.context("PUBLISH")?;
+        sent += batch;
+    }
+    Ok(sent)
+}
+
+/// Runs `scenario` against the Redis server at `url` (`redis://host:port`).
+///
+/// # Errors
+/// Connection or protocol failures (not message loss: that is reported), or
+/// a scenario Redis has no equivalent for.
+pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        scenario.supports(Protocol::Redis),
+        "Redis has no {scenario:?} equivalent"
+    );
+    let client = redis::Client::open(url).with_context(|| format!("bad Redis URL {url}"))?;
+    let tally = Tally::new();
+    let payload = vec![b'x'; params.size];
+    let (subscribers, publishers) = match scenario {
+        Scenario::Pub => (0, 1),
+        Scenario::PubSub => (1, 1),
+        Scenario::Fanout => (params.fanout, 1),
+        Scenario::Fanin => (1, params.fanin),
+        Scenario::Queue | Scenario::ReqRep => unreachable!("checked above"),
+    };
+    let mut receivers = Vec::new();
+    for _ in 0..subscribers {
+        let mut pubsub = client
+            .get_async_pubsub()
+            .await
+            .context("connecting a subscriber")?;
+        // SUBSCRIBE returns once the server confirmed it.
+        pubsub.subscribe(CHANNEL).await.context("SUBSCRIBE")?;
+        let tally = tally.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut stream = pubsub.into_on_message();
+            let mut last = None;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = tally.stop().cancelled() => break,
+                    msg = stream.next() => match msg {
+                        Some(_) => {
+                            tally.hit();
+                            last = Some(Instant::now());
+                        }
+                        None => {
+                            tally.disconnected();
+                            break;
+                        }
+                    },
+                }
+            }
+            last
+        }));
+    }
+    let per_publisher = params.count / publishers as u64;
+    let start = Instant::now();
+    let sends = (0..publishers).map(|_| publish(&client, &payload, per_publisher, params.duration));
+    let published: u64 = futures::future::try_join_all(sends).await?.into_iter().sum();
+    let mut end = Instant::now();
+    let expected = published * subscribers as u64;
+    tally
+        .wait(expected, &scenario.label(params), params.progress)
+        .await;
+    let mut instants = Vec::new();
+    for receiver in receivers {
+        instants.push(receiver.await.unwrap_or(None));
+    }
+    if let Some(last) = latest(instants) {
+        end = end.max(last);
+    }
+    Ok(Outcome::new(
+        scenario,
+        Protocol::Redis,
+        params.size,
+        published,
+        expected,
+        tally.received(),
+        tally.disconnects(),
+        end - start,
+    ))
+}

@@ -1,0 +1,281 @@
+//! What a benchmark run measures, and what it reports.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// A traffic shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// One publisher, nobody subscribed: how fast the server takes messages in.
+    Pub,
+    /// One publisher, one subscriber.
+    PubSub,
+    /// One publisher, N subscribers, each on its own connection.
+    Fanout,
+    /// N publishers, one subscriber.
+    Fanin,
+    /// One publisher, a queue group of N members.
+    Queue,
+    /// Request/reply round trips, one at a time, with latency percentiles.
+    ReqRep,
+}
+
+impl Scenario {
+    /// Every scenario, in report order.
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Pub,
+        Scenario::PubSub,
+        Scenario::Fanout,
+        Scenario::Fanin,
+        Scenario::Queue,
+        Scenario::ReqRep,
+    ];
+
+    /// A short label for tables and charts.
+    pub fn label(self, params: &Params) -> String {
+        match self {
+            Scenario::Pub => "pub only".to_owned(),
+            Scenario::PubSub => "1→1".to_owned(),
+            Scenario::Fanout => format!("1→{}", params.fanout),
+            Scenario::Fanin => format!("{}→1", params.fanin),
+            Scenario::Queue => format!("queue of {}", params.queue),
+            Scenario::ReqRep => "req/rep".to_owned(),
+        }
+    }
+
+    /// Whether `protocol` has this traffic shape (Redis has no queue groups
+    /// and no request/reply).
+    pub fn supports(self, protocol: Protocol) -> bool {
+        match protocol {
+            Protocol::Nats => true,
+            Protocol::Redis => !matches!(self, Scenario::Queue | Scenario::ReqRep),
+        }
+    }
+}
+
+/// The wire protocol a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// The NATS client protocol, through async-nats.
+    Nats,
+    /// Redis pub/sub, through the redis crate.
+    Redis,
+}
+
+/// Knobs of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    /// Payload size in bytes.
+    pub size: usize,
+    /// Messages to publish (in total, across publishers).
+    pub count: u64,
+    /// Publish for this long instead of `count` messages.
+    #[serde(skip)]
+    pub duration: Option<Duration>,
+    /// Subscribers in the fan-out scenario.
+    pub fanout: usize,
+    /// Publishers in the fan-in scenario.
+    pub fanin: usize,
+    /// Members of the queue group.
+    pub queue: usize,
+    /// Round trips in the request/reply scenario.
+    pub requests: u64,
+    /// Print a progress line on stderr.
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            size: 16,
+            count: 500_000,
+            duration: None,
+            fanout: 10,
+            fanin: 10,
+            queue: 4,
+            requests: 20_000,
+            progress: true,
+        }
+    }
+}
+
+/// Round-trip latency percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+}
+
+impl Latency {
+    /// Percentiles of `samples` (sorted here).
+    pub fn from_samples(samples: &mut [Duration]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+            samples[i].as_secs_f64() * 1e6
+        };
+        Some(Self {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p999: at(0.999),
+        })
+    }
+}
+
+/// What one run measured. Only messages that arrived are counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The traffic shape.
+    pub scenario: Scenario,
+    /// Which server (a name given by the caller, e.g. `herald`).
+    pub target: String,
+    /// The protocol used to reach it.
+    pub protocol: Protocol,
+    /// Payload size in bytes.
+    pub size: usize,
+    /// Messages published.
+    pub published: u64,
+    /// Deliveries expected (published × receivers per message).
+    pub expected: u64,
+    /// Deliveries that arrived.
+    pub received: u64,
+    /// `expected - received`: dropped somewhere.
+    pub lost: u64,
+    /// Disconnections and slow-consumer events the clients saw.
+    pub disconnects: u64,
+    /// From the first publish to the last delivery.
+    pub elapsed_secs: f64,
+    /// Deliveries per second (publishes per second for `pub`, round trips for `req_rep`).
+    pub msgs_per_sec: f64,
+    /// Payload megabytes per second, same basis.
+    pub mb_per_sec: f64,
+    /// Round-trip latency (request/reply only).
+    pub latency_us: Option<Latency>,
+}
+
+impl Outcome {
+    /// Builds the outcome and its rates.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        scenario: Scenario,
+        protocol: Protocol,
+        size: usize,
+        published: u64,
+        expected: u64,
+        received: u64,
+        disconnects: u64,
+        elapsed: Duration,
+    ) -> Self {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let basis = if scenario == Scenario::Pub {
+            published
+        } else {
+            received
+        };
+        Self {
+            scenario,
+            target: String::new(),
+            protocol,
+            size,
+            published,
+            expected,
+            received,
+            lost: expected.saturating_sub(received),
+            disconnects,
+            elapsed_secs: secs,
+            msgs_per_sec: basis as f64 / secs,
+            mb_per_sec: (basis as f64 * size as f64) / secs / 1e6,
+            latency_us: None,
+        }
+    }
+}
+
+/// Counts deliveries across receiver tasks and tells them when to stop.
+#[derive(Debug, Clone)]
+pub(crate) struct Tally {
+    received: Arc<AtomicU64>,
+    disconnects: Arc<AtomicU64>,
+    stop: CancellationToken,
+}
+
+/// Give up waiting for the rest once nothing arrived for this long.
+const QUIET: Duration = Duration::from_secs(3);
+
+impl Tally {
+    pub(crate) fn new() -> Self {
+        Self {
+            received: Arc::new(AtomicU64::new(0)),
+            disconnects: Arc::new(AtomicU64::new(0)),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    pub(crate) fn hit(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn disconnected(&self) {
+        self.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn disconnects(&self) -> u64 {
+        self.disconnects.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn stop(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// Waits until `expected` deliveries arrived, or nothing arrived for a
+    /// while once publishing is over; then tells the receivers to stop.
+    pub(crate) async fn wait(&self, expected: u64, label: &str, progress: bool) {
+        let mut last = self.received();
+        let mut quiet_since = Instant::now();
+        loop {
+            let now = self.received();
+            if progress {
+                eprint!("\r  {label}: {now}/{expected} received   ");
+            }
+            if now >= expected {
+                break;
+            }
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() > QUIET {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if progress {
+            eprint!("\r{:70}\r", "");
+        }
+        self.stop.cancel();
+    }
+}
+
+/// The last instant any receiver saw a message: what the rate is measured to.
+pub(crate) fn latest(instants: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
+    instants.into_iter().flatten().max()
+}

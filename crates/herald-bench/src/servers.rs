@@ -1,0 +1,253 @@
+//! The servers under test as child processes: start them on free loopback
+//! ports, read their memory from /proc, hold idle connections open.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::scenario::Protocol;
+
+/// A server process under test.
+#[derive(Debug)]
+pub struct Server {
+    /// Its name in reports (`herald`, `nats-server`, `redis-server`).
+    pub name: String,
+    child: Child,
+    /// Address of each protocol it speaks.
+    pub endpoints: Vec<(Protocol, SocketAddr)>,
+    _data: Option<tempfile_dir::Dir>,
+}
+
+/// A temporary directory removed on drop (kept tiny to avoid a dependency).
+mod tempfile_dir {
+    use std::path::PathBuf;
+
+    #[derive(Debug)]
+    pub(crate) struct Dir(pub(crate) PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Finds a program in the usual places (Debian puts servers in /usr/sbin).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/usr/local/bin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn wait_listening(name: &str, addr: SocketAddr, child: &mut Child) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{name} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("{name} did not listen on {addr}")
+}
+
+impl Server {
+    /// Starts herald (the binary at `path`) with its NATS listener, and its
+    /// Redis listener when `redis` is true.
+    ///
+    /// # Errors
+    /// The process cannot start or does not listen.
+    pub fn herald(path: &Path, redis: bool) -> anyhow::Result<Self> {
+        let nats = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let data = std::env::temp_dir().join(format!("herald-bench-{}", nats.port()));
+        let mut cmd = Command::new(path);
+        cmd.arg("--nats")
+            .arg(nats.to_string())
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "warn");
+        let mut endpoints = vec![(Protocol::Nats, nats)];
+        if redis {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            cmd.arg("--redis").arg(addr.to_string());
+            endpoints.push((Protocol::Redis, addr));
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", path.display()))?;
+        for (_, addr) in &endpoints {
+            wait_listening("herald", *addr, &mut child)?;
+        }
+        Ok(Self {
+            name: "herald".into(),
+            child,
+            endpoints,
+            _data: Some(tempfile_dir::Dir(data)),
+        })
+    }
+
+    /// Starts Debian's nats-server.
+    ///
+    /// # Errors
+    /// Not installed, or does not start.
+    pub fn nats_server() -> anyhow::Result<Self> {
+        let program = find_program("nats-server").context("nats-server is not installed")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let mut child = Command::new(program)
+            .args(["-a", "127.0.0.1", "-p", &addr.port().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nats-server")?;
+        wait_listening("nats-server", addr, &mut child)?;
+        Ok(Self {
+            name: "nats-server".into(),
+            child,
+            endpoints: vec![(Protocol::Nats, addr)],
+            _data: None,
+        })
+    }
+
+    /// Starts Debian's redis-server with persistence off.
+    ///
+    /// # Errors
+    /// Not installed, or does not start.
+    pub fn redis_server() -> anyhow::Result<Self> {
+        let program = find_program("redis-server").context("redis-server is not installed")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let mut child = Command::new(program)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &addr.port().to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxclients",
+                "20000",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server")?;
+        wait_listening("redis-server", addr, &mut child)?;
+        Ok(Self {
+            name: "redis-server".into(),
+            child,
+            endpoints: vec![(Protocol::Redis, addr)],
+            _data: None,
+        })
+    }
+
+    /// The address for `protocol`, if this server speaks it.
+    pub fn endpoint(&self, protocol: Protocol) -> Option<SocketAddr> {
+        self.endpoints
+            .iter()
+            .find(|(p, _)| *p == protocol)
+            .map(|(_, a)| *a)
+    }
+
+    /// The client URL for `protocol`.
+    pub fn url(&self, protocol: Protocol) -> Option<String> {
+        self.endpoint(protocol).map(|addr| match protocol {
+            Protocol::Nats => format!("nats://{addr}"),
+            Protocol::Redis => format!("redis://{addr}"),
+        })
+    }
+
+    /// Resident memory now and at its peak, in bytes.
+    ///
+    /// # Errors
+    /// /proc is not readable.
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .context("reading /proc status")?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+                .unwrap_or(0)
+        };
+        Ok(Memory {
+            rss: field("VmRSS:"),
+            peak: field("VmHWM:"),
+        })
+    }
+}
+
+/// A process's memory.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Memory {
+    /// Resident set size now.
+    pub rss: u64,
+    /// Peak resident set size.
+    pub peak: u64,
+}
+
+/// Opens `count` idle connections to `server` (each completing the
+/// protocol's handshake so the server has set it up fully), measures the
+/// memory they cost, and closes them. Returns bytes per connection.
+///
+/// # Errors
+/// Connections fail or /proc is unreadable.
+pub fn idle_connection_cost(server: &Server, protocol: Protocol, count: usize) -> anyhow::Result<f64> {
+    use std::io::{BufRead, BufReader, Write};
+    let addr = server.endpoint(protocol).context("no such endpoint")?;
+    let before = server.memory()?.rss;
+    let mut conns = Vec::with_capacity(count);
+    for i in 0..count {
+        let stream = TcpStream::connect(addr).with_context(|| format!("idle connection {i}"))?;
+        conns.push(stream);
+    }
+    // Handshake each one (pipelined: write all, then read all).
+    let hello: &[u8] = match protocol {
+        Protocol::Nats => b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n",
+        Protocol::Redis => b"PING\r\n",
+    };
+    for conn in &mut conns {
+        conn.write_all(hello)?;
+    }
+    for conn in &conns {
+        conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut reader = BufReader::new(conn);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                bail!("{} closed an idle connection", server.name);
+            }
+            if line.starts_with("PONG") || line.starts_with("+PONG") {
+                break;
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = server.memory()?.rss;
+    drop(conns);
+    Ok(after.saturating_sub(before) as f64 / count as f64)
+}
