@@ -72,20 +72,24 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     let width = 0.8 / targets.len() as f64;
     for (t, target) in targets.iter().enumerate() {
         let color = COLORS[t % COLORS.len()];
-        let bars = report.rows.iter().filter(|r| r.p99_us.is_none()).filter_map(|row| {
-            let name = format!("{} ({})", row.target.server, row.target.protocol);
-            if &name != target {
-                return None;
-            }
-            let g = groups
-                .iter()
-                .position(|(label, size)| *label == format!("{} {}B", row.label, row.size) && *size == row.size)?;
-            let x0 = g as f64 + 0.1 + t as f64 * width;
-            Some(Rectangle::new(
-                [(x0, 0.0), (x0 + width * 0.9, row.msgs_per_sec / 1e6)],
-                color.filled(),
-            ))
-        });
+        let bars = report
+            .rows
+            .iter()
+            .filter(|r| r.p99_us.is_none())
+            .filter_map(|row| {
+                let name = format!("{} ({})", row.target.server, row.target.protocol);
+                if &name != target {
+                    return None;
+                }
+                let g = groups.iter().position(|(label, size)| {
+                    *label == format!("{} {}B", row.label, row.size) && *size == row.size
+                })?;
+                let x0 = g as f64 + 0.1 + t as f64 * width;
+                Some(Rectangle::new(
+                    [(x0, 0.0), (x0 + width * 0.9, row.msgs_per_sec / 1e6)],
+                    color.filled(),
+                ))
+            });
         chart
             .draw_series(bars)
             .map_err(|e| anyhow!("{e}"))?

@@ -190,7 +190,10 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
         let after_runs = server.memory()?;
         let protocol = server.endpoints[0].0;
         let per_idle_connection = if options.idle > 0 {
-            eprintln!("holding {} idle connections to {}", options.idle, server.name);
+            eprintln!(
+                "holding {} idle connections to {}",
+                options.idle, server.name
+            );
             match idle_connection_cost(server, protocol, options.idle) {
                 Ok(cost) => Some(cost),
                 Err(error) => {
@@ -435,7 +438,10 @@ pub fn markdown(report: &Report) -> String {
         md.push('\n');
     }
     let _ = writeln!(md, "## Memory\n");
-    let _ = writeln!(md, "| server | RSS after the runs | peak RSS | per idle connection |");
+    let _ = writeln!(
+        md,
+        "| server | RSS after the runs | peak RSS | per idle connection |"
+    );
     let _ = writeln!(md, "|---|---|---|---|");
     for m in &report.memory {
         let _ = writeln!(

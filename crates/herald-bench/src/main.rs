@@ -113,7 +113,10 @@ struct CompareArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("herald-bench: cannot start the runtime: {error}");
@@ -139,8 +142,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Protocol::Nats
             };
             let mut outcome = match protocol {
-                Protocol::Nats => herald_bench::nats::run(&args.server, args.scenario, &params).await?,
-                Protocol::Redis => herald_bench::redis::run(&args.server, args.scenario, &params).await?,
+                Protocol::Nats => {
+                    herald_bench::nats::run(&args.server, args.scenario, &params).await?
+                }
+                Protocol::Redis => {
+                    herald_bench::redis::run(&args.server, args.scenario, &params).await?
+                }
             };
             outcome.target = args.server.clone();
             println!(

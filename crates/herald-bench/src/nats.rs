@@ -47,7 +47,12 @@ fn rand_token() -> u64 {
 }
 
 /// Publishes `count` messages (or for `duration`); returns how many.
-async fn publish(client: &Client, payload: &Bytes, count: u64, duration: Option<Duration>) -> anyhow::Result<u64> {
+async fn publish(
+    client: &Client,
+    payload: &Bytes,
+    count: u64,
+    duration: Option<Duration>,
+) -> anyhow::Result<u64> {
     let start = Instant::now();
     let mut sent = 0u64;
     loop {
@@ -117,8 +122,13 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
     }
     let per_publisher = params.count / publishers as u64;
     let start = Instant::now();
-    let sends = pub_clients.iter().map(|client| publish(client, &payload, per_publisher, params.duration));
-    let published: u64 = futures::future::try_join_all(sends).await?.into_iter().sum();
+    let sends = pub_clients
+        .iter()
+        .map(|client| publish(client, &payload, per_publisher, params.duration));
+    let published: u64 = futures::future::try_join_all(sends)
+        .await?
+        .into_iter()
+        .sum();
     let mut end = Instant::now();
     if scenario == Scenario::Pub {
         // Taken in: a round trip after the last publish.

@@ -96,7 +96,10 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
     let per_publisher = params.count / publishers as u64;
     let start = Instant::now();
     let sends = (0..publishers).map(|_| publish(&client, &payload, per_publisher, params.duration));
-    let published: u64 = futures::future::try_join_all(sends).await?.into_iter().sum();
+    let published: u64 = futures::future::try_join_all(sends)
+        .await?
+        .into_iter()
+        .sum();
     let mut end = Instant::now();
     let expected = published * subscribers as u64;
     tally

@@ -215,7 +215,11 @@ pub struct Memory {
 ///
 /// # Errors
 /// Connections fail or /proc is unreadable.
-pub fn idle_connection_cost(server: &Server, protocol: Protocol, count: usize) -> anyhow::Result<f64> {
+pub fn idle_connection_cost(
+    server: &Server,
+    protocol: Protocol,
+    count: usize,
+) -> anyhow::Result<f64> {
     use std::io::{BufRead, BufReader, Write};
     let addr = server.endpoint(protocol).context("no such endpoint")?;
     let before = server.memory()?.rss;

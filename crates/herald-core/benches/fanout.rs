@@ -7,8 +7,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::{FutureExt, StreamExt};
 use herald_core::{
-    Broker, Delivery, Message, Outbox, OutboxBatch, Pattern, Sink, SlowConsumerPolicy, Subject,
-    SubscribeSpec, Subscriber,
+    Broker, Delivery, DeliveryCtx, Message, Outbox, OutboxBatch, Pattern, Sink, SlowConsumerPolicy,
+    Subject, SubscribeSpec, Subscriber,
 };
 
 const BATCH: u64 = 1000;
@@ -17,8 +17,8 @@ const BATCH: u64 = 1000;
 struct FrameSink(Arc<Outbox>);
 
 impl Sink for FrameSink {
-    fn deliver(&self, sub: &Subscriber, msg: &Message) -> Delivery {
-        self.0.push_message(msg.payload.len() + 32, |w| {
+    fn deliver(&self, sub: &Subscriber, msg: &Message, ctx: &mut DeliveryCtx) -> Delivery {
+        self.0.push_message(ctx, msg.payload.len() + 32, |w| {
             w.put(b"MSG ");
             w.put(msg.subject.as_bytes());
             w.put(b" ");
@@ -71,6 +71,7 @@ fn fanout(c: &mut Criterion) {
             for _ in 0..BATCH {
                 publisher.publish(&msg);
             }
+            publisher.finish_batch();
             for outbox in &outboxes {
                 if outbox.next_batch(&mut batch).now_or_never().is_some() {
                     batch.clear();

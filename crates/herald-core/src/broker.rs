@@ -22,7 +22,8 @@ use crate::error::Error;
 use crate::index::{MatchResult, SubjectIndex};
 use crate::message::{Headers, Message};
 use crate::sink::{
-    ConnId, Delivery, PendingLimits, Sink, SlowConsumerPolicy, SubId, SubscribeSpec, Subscriber,
+    ConnId, Delivery, DeliveryCtx, PendingLimits, Sink, SlowConsumerPolicy, SubId, SubscribeSpec,
+    Subscriber,
 };
 use crate::stats::{Stats, StatsSnapshot};
 use crate::subject::{Pattern, QueueName, Subject};
@@ -153,7 +154,10 @@ impl Broker {
     /// a [`Publisher`] instead, which caches lookups per connection.
     pub fn publish_from(&self, origin: ConnId, msg: &Message) -> usize {
         let route = self.inner.index.matches(&msg.subject);
-        self.route(origin, msg, &route, None)
+        let mut ctx = DeliveryCtx::new();
+        let receivers = self.route(origin, msg, &route, &mut ctx);
+        ctx.wake_all();
+        receivers
     }
 
     /// A publishing handle for one connection, with its own lookup cache.
@@ -162,7 +166,7 @@ impl Broker {
             broker: self.clone(),
             origin,
             cache: AHashMap::new(),
-            congested: Vec::new(),
+            ctx: DeliveryCtx::new(),
         }
     }
 
@@ -171,11 +175,11 @@ impl Broker {
         origin: ConnId,
         msg: &Message,
         route: &MatchResult<Arc<Subscriber>>,
-        mut congested: Option<&mut Vec<Arc<Subscriber>>>,
+        ctx: &mut DeliveryCtx,
     ) -> usize {
         let mut receivers = 0;
         for sub in &route.plain {
-            if self.offer(origin, sub, msg, congested.as_deref_mut()) {
+            if self.offer(origin, sub, msg, ctx) {
                 receivers += 1;
             }
         }
@@ -184,7 +188,7 @@ impl Broker {
             // member must not make the group lose the message.
             for _ in 0..group.members().len() {
                 let Some(member) = group.pick() else { break };
-                if self.offer(origin, member, msg, congested.as_deref_mut()) {
+                if self.offer(origin, member, msg, ctx) {
                     receivers += 1;
                     break;
                 }
@@ -201,7 +205,7 @@ impl Broker {
         origin: ConnId,
         sub: &Arc<Subscriber>,
         msg: &Message,
-        congested: Option<&mut Vec<Arc<Subscriber>>>,
+        ctx: &mut DeliveryCtx,
     ) -> bool {
         if !sub.spec.echo && sub.spec.conn == origin {
             return false;
@@ -214,15 +218,10 @@ impl Broker {
         if max > 0 && count > max {
             return false;
         }
-        match sub.sink.deliver(sub, msg) {
-            delivery @ (Delivery::Delivered | Delivery::Congested) => {
+        match sub.sink.deliver(sub, msg, ctx) {
+            Delivery::Delivered => {
                 if max > 0 && count == max {
                     self.remove_subscriber(sub);
-                }
-                if let (Delivery::Congested, Some(list)) = (delivery, congested) {
-                    if !list.iter().any(|s| s.sink_ptr_eq(sub)) {
-                        list.push(sub.clone());
-                    }
                 }
                 true
             }
@@ -473,8 +472,8 @@ pub struct Publisher {
     broker: Broker,
     origin: ConnId,
     cache: AHashMap<Subject, (u64, Route)>,
-    /// Subscribers whose outbox reported congestion since the last take.
-    congested: Vec<Arc<Subscriber>>,
+    /// Writers to wake and congested outboxes of the current batch.
+    ctx: DeliveryCtx,
 }
 
 /// Lookups a [`Publisher`] remembers before it starts over.
@@ -488,9 +487,7 @@ impl Publisher {
         if let Some((cached, route)) = self.cache.get(&msg.subject) {
             if *cached == generation {
                 let route = route.clone();
-                return self
-                    .broker
-                    .route(self.origin, msg, &route, Some(&mut self.congested));
+                return self.broker.route(self.origin, msg, &route, &mut self.ctx);
             }
         }
         let route = index.matches(&msg.subject);
@@ -501,15 +498,17 @@ impl Publisher {
         // buffer, which the cache must not keep alive.
         let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(msg.subject.as_bytes()));
         self.cache.insert(key, (generation, route.clone()));
-        self.broker
-            .route(self.origin, msg, &route, Some(&mut self.congested))
+        self.broker.route(self.origin, msg, &route, &mut self.ctx)
     }
 
-    /// The subscribers (one per congested sink) whose connection outbox
-    /// passed its high-water mark since the last call. A listener waits for
-    /// their room (with a bound) before reading more from its publisher.
-    pub fn take_congested(&mut self) -> Vec<Arc<Subscriber>> {
-        std::mem::take(&mut self.congested)
+    /// Ends a batch of publishes: wakes every writer that has new output, and
+    /// returns the outboxes that passed their high-water mark, for the caller
+    /// to wait on (boundedly) before it reads more from its client. Call it
+    /// after each read's worth of frames; messages published through this
+    /// handle sit in their outboxes until it is called (or the handle drops).
+    pub fn finish_batch(&mut self) -> Vec<Arc<crate::Outbox>> {
+        self.ctx.wake_all();
+        self.ctx.take_congested()
     }
 
     /// Publishes with headers and reply subject given separately.

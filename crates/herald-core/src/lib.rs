@@ -43,8 +43,8 @@ pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
 pub use message::{HeaderError, Headers, HeadersBuilder, Message};
 pub use outbox::{FrameWriter, Outbox, OutboxBatch};
 pub use sink::{
-    CloseReason, ConnId, Delivery, PendingLimits, Sink, SlowConsumerPolicy, SubId, SubscribeSpec,
-    Subscriber,
+    CloseReason, ConnId, Delivery, DeliveryCtx, PendingLimits, Sink, SlowConsumerPolicy, SubId,
+    SubscribeSpec, Subscriber,
 };
 pub use stats::StatsSnapshot;
 pub use subject::{Pattern, QueueName, Subject, SubjectError};

@@ -9,20 +9,23 @@
 //! The writer is woken only when the outbox goes from empty to non-empty, so
 //! a burst of frames costs one wake-up.
 //!
-//! Past three quarters of the limit a push reports [`Delivery::Congested`]:
-//! the publishing connection then waits (briefly, see
+//! Pushes do not wake the writer themselves: they record the outbox in the
+//! publisher's [`DeliveryCtx`], which wakes each writer once per batch.
+//! Past three quarters of the limit a push also records the outbox as
+//! congested: the publishing connection then waits (briefly, see
 //! [`Outbox::wait_for_room`]) for the writer to catch up before it reads
 //! more, as nats-server stalls fast producers. A consumer that is merely
 //! slower than its publisher is thereby throttled instead of disconnected;
 //! one that does not read at all still reaches the limit and is closed.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::sink::{CloseReason, Delivery, SlowConsumerPolicy};
+use crate::sink::{CloseReason, Delivery, DeliveryCtx, SlowConsumerPolicy};
 
 /// Payloads at least this long are queued by reference instead of copied.
 pub const LARGE_PAYLOAD: usize = 8 * 1024;
@@ -147,10 +150,16 @@ impl Outbox {
     }
 
     /// Appends one message frame of about `size` bytes, written by `encode`.
+    /// The writer is woken through `ctx` at the end of the publisher's batch.
     ///
     /// Over the pending limit, the frame is dropped (and counted) or the
     /// outbox is closed as a slow consumer, by policy.
-    pub fn push_message(&self, size: usize, encode: impl FnOnce(&mut FrameWriter<'_>)) -> Delivery {
+    pub fn push_message(
+        self: &Arc<Self>,
+        ctx: &mut DeliveryCtx,
+        size: usize,
+        encode: impl FnOnce(&mut FrameWriter<'_>),
+    ) -> Delivery {
         let mut state = self.state.lock();
         if state.closed.is_some() {
             return Delivery::Closed;
@@ -171,13 +180,17 @@ impl Outbox {
         let congested = state.pending.len() > self.high_water();
         drop(state);
         if was_empty {
-            self.wake.notify_one();
+            ctx.defer_wake(self);
         }
         if congested {
-            Delivery::Congested
-        } else {
-            Delivery::Delivered
+            ctx.congested(self);
         }
+        Delivery::Delivered
+    }
+
+    /// Wakes the writer (what [`DeliveryCtx::wake_all`] calls).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Waits until the pending bytes are back under the high-water mark or
@@ -274,19 +287,40 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    use std::sync::Arc;
+    fn frame(out: &Arc<Outbox>, bytes: &[u8]) -> Delivery {
+        let mut ctx = DeliveryCtx::new();
+        out.push_message(&mut ctx, bytes.len(), |w| w.put(bytes))
+    }
 
-    fn frame(out: &Outbox, bytes: &[u8]) -> Delivery {
-        out.push_message(bytes.len(), |w| w.put(bytes))
+    fn outbox(max: usize, policy: SlowConsumerPolicy) -> Arc<Outbox> {
+        Arc::new(Outbox::new(max, policy))
+    }
+
+    #[tokio::test]
+    async fn the_writer_is_woken_once_per_batch() {
+        let out = outbox(1024, SlowConsumerPolicy::Close);
+        let mut ctx = DeliveryCtx::new();
+        for _ in 0..10 {
+            out.push_message(&mut ctx, 1, |w| w.put(b"x"));
+        }
+        assert_eq!(
+            ctx.wake.len(),
+            1,
+            "only the empty-to-non-empty push records a wake"
+        );
+        ctx.wake_all();
+        let mut batch = OutboxBatch::new();
+        out.next_batch(&mut batch).await.expect("open");
+        assert_eq!(batch.len(), 10);
     }
 
     #[tokio::test]
     async fn batches_in_order_and_recycles() {
-        let out = Outbox::new(1024, SlowConsumerPolicy::Close);
+        let out = outbox(1024, SlowConsumerPolicy::Close);
         assert_eq!(frame(&out, b"one "), Delivery::Delivered);
         assert!(out.push_control(|b| b.put_slice(b"two ")));
         let big = Bytes::from(vec![b'x'; LARGE_PAYLOAD]);
-        out.push_message(10, |w| {
+        out.push_message(&mut DeliveryCtx::new(), 10, |w| {
             w.put(b"<");
             w.put_payload(&big);
             w.put(b">");
@@ -305,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn finished_flushes_pending_first() {
-        let out = Outbox::new(1024, SlowConsumerPolicy::Close);
+        let out = outbox(1024, SlowConsumerPolicy::Close);
         frame(&out, b"last words");
         out.close(CloseReason::Finished);
         let mut batch = OutboxBatch::new();
@@ -318,7 +352,7 @@ mod tests {
 
     #[tokio::test]
     async fn slow_consumer_close_drops_pending() {
-        let out = Outbox::new(8, SlowConsumerPolicy::Close);
+        let out = outbox(8, SlowConsumerPolicy::Close);
         assert_eq!(frame(&out, b"12345"), Delivery::Delivered);
         assert_eq!(frame(&out, b"67890"), Delivery::Closed);
         assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
@@ -331,7 +365,7 @@ mod tests {
 
     #[test]
     fn slow_consumer_drop_newest_counts() {
-        let out = Outbox::new(8, SlowConsumerPolicy::DropNewest);
+        let out = outbox(8, SlowConsumerPolicy::DropNewest);
         assert_eq!(frame(&out, b"12345"), Delivery::Delivered);
         assert_eq!(frame(&out, b"67890"), Delivery::Dropped);
         assert_eq!(frame(&out, b"abcde"), Delivery::Dropped);
@@ -342,9 +376,12 @@ mod tests {
 
     #[tokio::test]
     async fn congestion_is_reported_and_cleared_by_the_writer() {
-        let out = Arc::new(Outbox::new(100, SlowConsumerPolicy::Close));
-        assert_eq!(frame(&out, &[b'x'; 70]), Delivery::Delivered);
-        assert_eq!(frame(&out, &[b'y'; 10]), Delivery::Congested);
+        let out = outbox(100, SlowConsumerPolicy::Close);
+        let mut ctx = DeliveryCtx::new();
+        out.push_message(&mut ctx, 70, |w| w.put(&[b'x'; 70]));
+        assert!(ctx.take_congested().is_empty());
+        out.push_message(&mut ctx, 10, |w| w.put(&[b'y'; 10]));
+        assert_eq!(ctx.take_congested().len(), 1);
         let waiter = tokio::spawn({
             let out = out.clone();
             async move { out.wait_for_room().await }
@@ -361,8 +398,8 @@ mod tests {
     fn a_single_oversized_frame_into_an_empty_outbox_is_accepted() {
         // One message larger than the limit must still be deliverable, or a
         // subscriber could never receive it at all.
-        let out = Outbox::new(4, SlowConsumerPolicy::Close);
-        assert_eq!(frame(&out, b"0123456789"), Delivery::Congested);
+        let out = outbox(4, SlowConsumerPolicy::Close);
+        assert_eq!(frame(&out, b"0123456789"), Delivery::Delivered);
         assert_eq!(out.pending_bytes(), 10);
     }
 }

@@ -39,11 +39,6 @@ pub struct SubId(pub u64);
 pub enum Delivery {
     /// The sink took it.
     Delivered,
-    /// The sink took it, but its backlog is past the high-water mark: the
-    /// publisher should pause a moment (see [`Publisher::take_congested`]).
-    ///
-    /// [`Publisher::take_congested`]: crate::Publisher::take_congested
-    Congested,
     /// The sink is over its pending limit and dropped it (drop-newest policy).
     Dropped,
     /// The sink is closed (its connection is going away, or it was just
@@ -51,22 +46,72 @@ pub enum Delivery {
     Closed,
 }
 
+/// Bookkeeping of one publisher's batch of deliveries.
+///
+/// Waking a connection's writer costs far more than appending a frame, so a
+/// sink that writes into an [`Outbox`] does not wake it per message: it
+/// records the outbox here, and the publisher wakes each one once when its
+/// batch (say, everything parsed from one socket read) is done. Outboxes
+/// past their high-water mark are recorded too, so the publisher can wait
+/// for them to drain before it reads more (back-pressure).
+///
+/// [`Outbox`]: crate::Outbox
+#[derive(Debug, Default)]
+pub struct DeliveryCtx {
+    pub(crate) wake: Vec<Arc<crate::Outbox>>,
+    congested: Vec<Arc<crate::Outbox>>,
+}
+
+impl DeliveryCtx {
+    /// A context with nothing recorded.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `outbox` went from empty to non-empty: wake its writer at the end.
+    pub fn defer_wake(&mut self, outbox: &Arc<crate::Outbox>) {
+        self.wake.push(outbox.clone());
+    }
+
+    /// `outbox` is past its high-water mark.
+    pub fn congested(&mut self, outbox: &Arc<crate::Outbox>) {
+        if !self.congested.iter().any(|o| Arc::ptr_eq(o, outbox)) {
+            self.congested.push(outbox.clone());
+        }
+    }
+
+    /// Wakes every writer recorded since the last call.
+    pub fn wake_all(&mut self) {
+        for outbox in self.wake.drain(..) {
+            outbox.wake();
+        }
+    }
+
+    /// The congested outboxes recorded since the last call.
+    pub fn take_congested(&mut self) -> Vec<Arc<crate::Outbox>> {
+        std::mem::take(&mut self.congested)
+    }
+}
+
+impl Drop for DeliveryCtx {
+    fn drop(&mut self) {
+        // Never leave a writer asleep with output waiting.
+        self.wake_all();
+    }
+}
+
 /// Where messages for a subscriber go.
 pub trait Sink: Send + Sync + 'static {
     /// Takes one message for `sub`. Must not block: a sink over its pending
-    /// limit applies its slow-consumer policy and says what happened.
-    fn deliver(&self, sub: &Subscriber, msg: &Message) -> Delivery;
+    /// limit applies its slow-consumer policy and says what happened. A sink
+    /// that writes into an outbox records it in `ctx` instead of waking its
+    /// writer itself.
+    fn deliver(&self, sub: &Subscriber, msg: &Message, ctx: &mut DeliveryCtx) -> Delivery;
 
     /// Called once when `sub` leaves the index (unsubscribed, message limit
     /// reached). Nothing by default.
     fn on_removed(&self, sub: &Subscriber) {
         let _ = sub;
-    }
-
-    /// The connection outbox behind this sink, if it has one, so a
-    /// publisher can wait for room when it reported [`Delivery::Congested`].
-    fn outbox(&self) -> Option<&Arc<crate::Outbox>> {
-        None
     }
 }
 
@@ -241,18 +286,6 @@ impl fmt::Debug for Subscriber {
             .field("queue", &self.spec.queue)
             .field("conn", &self.spec.conn)
             .finish_non_exhaustive()
-    }
-}
-
-impl Subscriber {
-    /// The outbox of this subscriber's sink, if it writes to a connection.
-    pub fn outbox(&self) -> Option<&Arc<crate::Outbox>> {
-        self.sink.outbox()
-    }
-
-    /// True when both subscribers deliver into the same sink.
-    pub(crate) fn sink_ptr_eq(&self, other: &Subscriber) -> bool {
-        std::ptr::addr_eq(Arc::as_ptr(&self.sink), Arc::as_ptr(&other.sink))
     }
 }
 

@@ -22,7 +22,9 @@ use tokio::sync::Notify;
 use crate::broker::Broker;
 use crate::error::Error;
 use crate::message::Message;
-use crate::sink::{CloseReason, Delivery, PendingLimits, Sink, SlowConsumerPolicy, Subscriber};
+use crate::sink::{
+    CloseReason, Delivery, DeliveryCtx, PendingLimits, Sink, SlowConsumerPolicy, Subscriber,
+};
 use crate::subject::Pattern;
 
 #[derive(Debug, Default)]
@@ -127,7 +129,7 @@ impl MessageQueue {
 }
 
 impl Sink for MessageQueue {
-    fn deliver(&self, _sub: &Subscriber, msg: &Message) -> Delivery {
+    fn deliver(&self, _sub: &Subscriber, msg: &Message, _ctx: &mut DeliveryCtx) -> Delivery {
         let size = msg.size();
         let mut state = self.state.lock();
         if state.closed.is_some() {

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use herald_core::{
-    Broker, CloseReason, ConnId, Delivery, Error, Headers, Message, Pattern, PendingLimits, Sink,
-    SlowConsumerPolicy, Subject, SubscribeOptions, SubscribeSpec, Subscriber, Subscription,
+    Broker, CloseReason, ConnId, Delivery, DeliveryCtx, Error, Headers, Message, Pattern,
+    PendingLimits, Sink, SlowConsumerPolicy, Subject, SubscribeOptions, SubscribeSpec, Subscriber,
+    Subscription,
 };
 
 async fn next(sub: &mut Subscription) -> Message {
@@ -330,7 +331,7 @@ async fn headers_and_reply_travel_with_the_message() -> Result<(), Error> {
 struct Counter(AtomicUsize);
 
 impl Sink for Counter {
-    fn deliver(&self, _sub: &Subscriber, _msg: &Message) -> Delivery {
+    fn deliver(&self, _sub: &Subscriber, _msg: &Message, _ctx: &mut DeliveryCtx) -> Delivery {
         self.0.fetch_add(1, Ordering::SeqCst);
         Delivery::Delivered
     }

@@ -13,8 +13,8 @@ use std::time::Instant;
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
-    CloseReason, ConnId, Delivery, Headers, Message, Outbox, Pattern, Publisher, QueueName, Sink,
-    Subject, SubscribeSpec, Subscriber,
+    CloseReason, ConnId, Delivery, DeliveryCtx, Headers, Message, Outbox, Pattern, Publisher,
+    QueueName, Sink, Subject, SubscribeSpec, Subscriber,
 };
 use herald_protocol::limits::Limits as CodecLimits;
 use herald_protocol::nats::{self as codec, ClientOp, ConnectOptions, ProtocolError, ServerInfo};
@@ -50,7 +50,7 @@ pub(crate) struct NatsSink {
 }
 
 impl Sink for NatsSink {
-    fn deliver(&self, sub: &Subscriber, msg: &Message) -> Delivery {
+    fn deliver(&self, sub: &Subscriber, msg: &Message, ctx: &mut DeliveryCtx) -> Delivery {
         let sid = sub.tag();
         let headers = msg
             .headers
@@ -63,7 +63,7 @@ impl Sink for NatsSink {
             + headers.map_or(0, Headers::wire_len)
             + msg.payload.len()
             + 32;
-        self.outbox.push_message(size, |w| {
+        self.outbox.push_message(ctx, size, |w| {
             match headers {
                 Some(h) => {
                     let hlen = h.wire_len();
@@ -89,10 +89,6 @@ impl Sink for NatsSink {
             w.put_payload(&msg.payload);
             w.put(b"\r\n");
         })
-    }
-
-    fn outbox(&self) -> Option<&Arc<Outbox>> {
-        Some(&self.outbox)
     }
 }
 
@@ -234,7 +230,7 @@ impl Connection {
                     }
                 }
             }
-            self.yield_to_congested_readers().await;
+            self.finish_batch().await;
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(64 * 1024);
             }
@@ -265,15 +261,16 @@ impl Connection {
         }
     }
 
-    /// Back-pressure: when this client's publishes pushed a subscriber's
-    /// outbox past its high-water mark, wait (boundedly) for that writer to
-    /// catch up before reading more. A slower consumer then slows its
-    /// publisher instead of being disconnected; one that stopped reading
-    /// still fills up and is closed as a slow consumer.
-    async fn yield_to_congested_readers(&mut self) {
-        for sub in self.publisher.take_congested() {
-            let Some(outbox) = sub.outbox() else { continue };
-            if Arc::ptr_eq(outbox, &self.outbox) {
+    /// Ends the batch of frames parsed from one read: wakes every writer
+    /// with new output (once each), then applies back-pressure: when this
+    /// client's publishes pushed a subscriber's outbox past its high-water
+    /// mark, wait (boundedly) for that writer to catch up before reading
+    /// more. A slower consumer then slows its publisher instead of being
+    /// disconnected; one that stopped reading still fills up and is closed
+    /// as a slow consumer.
+    async fn finish_batch(&mut self) {
+        for outbox in self.publisher.finish_batch() {
+            if Arc::ptr_eq(&outbox, &self.outbox) {
                 // Our own client may be blocked writing to us: never wait on it.
                 continue;
             }
