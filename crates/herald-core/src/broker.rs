@@ -18,12 +18,14 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::Serialize;
 
+use crate::channels::{ExactTable, GlobTable};
 use crate::error::Error;
+use crate::glob::glob_match;
 use crate::index::{MatchResult, SubjectIndex};
 use crate::message::{Headers, Message};
 use crate::sink::{
-    ConnId, Delivery, DeliveryCtx, PendingLimits, Sink, SlowConsumerPolicy, SubId, SubscribeSpec,
-    Subscriber,
+    ConnId, Delivery, DeliveryCtx, Interest, PendingLimits, Sink, SlowConsumerPolicy, SubId,
+    SubscribeSpec, Subscriber,
 };
 use crate::stats::{Stats, StatsSnapshot};
 use crate::subject::{Pattern, QueueName, Subject};
@@ -45,6 +47,12 @@ type Route = Arc<MatchResult<Arc<Subscriber>>>;
 
 struct Inner {
     index: SubjectIndex<Arc<Subscriber>>,
+    /// Redis `SUBSCRIBE` channels (exact match on any published subject).
+    channels: ExactTable,
+    /// Redis `SSUBSCRIBE` shard channels (reached only by `SPUBLISH`).
+    shards: ExactTable,
+    /// Redis `PSUBSCRIBE` globs (matched against any published subject).
+    globs: GlobTable,
     config: BrokerConfig,
     stats: Stats,
     next_sub: AtomicU64,
@@ -84,6 +92,9 @@ impl Broker {
         Self {
             inner: Arc::new(Inner {
                 index: SubjectIndex::new(),
+                channels: ExactTable::default(),
+                shards: ExactTable::default(),
+                globs: GlobTable::default(),
                 config,
                 stats: Stats::default(),
                 next_sub: AtomicU64::new(1),
@@ -194,6 +205,23 @@ impl Broker {
                 }
             }
         }
+        // Redis subscribers: exact channels first, then globs, as Redis orders them.
+        if let Some(subs) = self.inner.channels.get(msg.subject.as_bytes()) {
+            for sub in subs.iter() {
+                if self.offer(origin, sub, msg, ctx) {
+                    receivers += 1;
+                }
+            }
+        }
+        if let Some(globs) = self.inner.globs.snapshot() {
+            for sub in globs.iter() {
+                if glob_match(sub.interest().as_bytes(), msg.subject.as_bytes())
+                    && self.offer(origin, sub, msg, ctx)
+                {
+                    receivers += 1;
+                }
+            }
+        }
         self.inner
             .stats
             .record_publish(msg.payload.len(), receivers);
@@ -231,6 +259,25 @@ impl Broker {
             }
             Delivery::Closed => false,
         }
+    }
+
+    /// Publishes in the shard namespace (Redis `SPUBLISH`): only shard
+    /// subscribers of exactly `msg.subject` receive it.
+    pub fn publish_shard(&self, origin: ConnId, msg: &Message) -> usize {
+        let mut receivers = 0;
+        let mut ctx = DeliveryCtx::new();
+        if let Some(subs) = self.inner.shards.get(msg.subject.as_bytes()) {
+            for sub in subs.iter() {
+                if self.offer(origin, sub, msg, &mut ctx) {
+                    receivers += 1;
+                }
+            }
+        }
+        ctx.wake_all();
+        self.inner
+            .stats
+            .record_publish(msg.payload.len(), receivers);
+        receivers
     }
 
     /// Subscribes to `pattern`.
@@ -273,7 +320,7 @@ impl Broker {
             options.pending.unwrap_or(config.pending),
             options.slow_consumer.unwrap_or(config.slow_consumer),
         ));
-        let mut spec = SubscribeSpec::new(options.pattern, LOCAL_CONN);
+        let mut spec = SubscribeSpec::new(options.pattern.clone(), LOCAL_CONN);
         spec.queue = options.queue;
         spec.max_messages = options.max_messages;
         let sub = self.subscribe_sink(spec, queue.clone());
@@ -285,6 +332,7 @@ impl Broker {
             queue,
             sub,
             broker: self.clone(),
+            pattern: options.pattern,
         })
     }
 
@@ -293,12 +341,16 @@ impl Broker {
     pub fn subscribe_sink(&self, spec: SubscribeSpec, sink: Arc<dyn Sink>) -> Arc<Subscriber> {
         let id = SubId(self.inner.next_sub.fetch_add(1, Ordering::Relaxed));
         let sub = Arc::new(Subscriber::new(id, spec, sink));
-        self.inner.index.insert(
-            &sub.spec.pattern,
-            sub.spec.queue.as_ref(),
-            id.0,
-            sub.clone(),
-        );
+        match &sub.spec.interest {
+            Interest::Pattern(pattern) => {
+                self.inner
+                    .index
+                    .insert(pattern, sub.spec.queue.as_ref(), id.0, sub.clone());
+            }
+            Interest::Channel(name) => self.inner.channels.insert(name, sub.clone()),
+            Interest::Shard(name) => self.inner.shards.insert(name, sub.clone()),
+            Interest::Glob(_) => self.inner.globs.insert(sub.clone()),
+        }
         sub
     }
 
@@ -307,9 +359,22 @@ impl Broker {
         if !sub.active.swap(false, Ordering::AcqRel) {
             return false;
         }
-        self.inner
-            .index
-            .remove(&sub.spec.pattern, sub.spec.queue.as_ref(), sub.id.0);
+        match &sub.spec.interest {
+            Interest::Pattern(pattern) => {
+                self.inner
+                    .index
+                    .remove(pattern, sub.spec.queue.as_ref(), sub.id.0);
+            }
+            Interest::Channel(name) => {
+                self.inner.channels.remove(name, sub);
+            }
+            Interest::Shard(name) => {
+                self.inner.shards.remove(name, sub);
+            }
+            Interest::Glob(_) => {
+                self.inner.globs.remove(sub);
+            }
+        }
         self.inner.queues.lock().remove(&sub.id);
         sub.sink.on_removed(sub);
         true
@@ -400,7 +465,7 @@ impl Broker {
 
     /// The counters since start.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot(self.inner.index.len())
+        self.inner.stats.snapshot(self.subscription_count())
     }
 
     /// Counts a subscriber closed as a slow consumer (listeners call this when
@@ -412,6 +477,60 @@ impl Broker {
     /// The subject index (for introspection: counts, patterns).
     pub fn index(&self) -> &SubjectIndex<Arc<Subscriber>> {
         &self.inner.index
+    }
+
+    /// Channels with at least one subscriber, across protocols: Redis
+    /// channels and literal token subscriptions, optionally filtered by a
+    /// Redis glob (`PUBSUB CHANNELS`).
+    pub fn channel_names(&self, glob: Option<&[u8]>) -> Vec<Bytes> {
+        let mut names = self.inner.channels.names();
+        names.extend(
+            self.inner
+                .index
+                .patterns()
+                .into_iter()
+                .filter(|(p, n)| *n > 0 && p.is_literal())
+                .map(|(p, _)| p.to_bytes()),
+        );
+        names.sort_unstable();
+        names.dedup();
+        names.retain(|n| glob.is_none_or(|g| glob_match(g, n)));
+        names
+    }
+
+    /// Subscribers of exactly `channel`, across protocols (`PUBSUB NUMSUB`).
+    pub fn channel_subscribers(&self, channel: &[u8]) -> usize {
+        let literal = Pattern::from_bytes(Bytes::copy_from_slice(channel))
+            .ok()
+            .filter(Pattern::is_literal)
+            .map_or(0, |p| self.inner.index.count_for(&p));
+        self.inner.channels.count(channel) + literal
+    }
+
+    /// Distinct Redis glob patterns with a subscriber (`PUBSUB NUMPAT`).
+    pub fn glob_patterns(&self) -> usize {
+        self.inner.globs.distinct()
+    }
+
+    /// Shard channels with a subscriber, optionally filtered by a glob.
+    pub fn shard_names(&self, glob: Option<&[u8]>) -> Vec<Bytes> {
+        let mut names = self.inner.shards.names();
+        names.sort_unstable();
+        names.retain(|n| glob.is_none_or(|g| glob_match(g, n)));
+        names
+    }
+
+    /// Subscribers of exactly shard channel `channel`.
+    pub fn shard_subscribers(&self, channel: &[u8]) -> usize {
+        self.inner.shards.count(channel)
+    }
+
+    /// Subscriptions of every kind.
+    pub fn subscription_count(&self) -> usize {
+        self.inner.index.len()
+            + self.inner.channels.len()
+            + self.inner.shards.len()
+            + self.inner.globs.snapshot().map_or(0, |g| g.len())
     }
 }
 

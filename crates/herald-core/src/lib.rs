@@ -7,6 +7,7 @@
 //! | [`subject`] | [`Subject`], [`Pattern`], [`QueueName`]: validation, tokens, wildcards |
 //! | [`index`] | [`SubjectIndex`]: the token trie with a cache of match results |
 //! | [`glob`] | Redis-style glob matching for pattern subscriptions |
+//! | [`channels`] | Redis's exact, shard and glob subscription tables beside the trie |
 //! | [`message`] | [`Message`] and [`Headers`] (a NATS header block), payloads as shared `Bytes` |
 //! | [`broker`] | [`Broker`]: publish, subscribe, queue groups, request/reply, flush |
 //! | [`sink`] | [`Subscriber`] and the [`Sink`] trait every receiver implements; slow-consumer policy |
@@ -27,6 +28,7 @@
 //! ```
 
 pub mod broker;
+pub mod channels;
 pub mod error;
 pub mod glob;
 pub mod index;
@@ -41,10 +43,10 @@ pub use broker::{Broker, BrokerConfig, LOCAL_CONN, Publisher, SubscribeOptions};
 pub use error::Error;
 pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
 pub use message::{HeaderError, Headers, HeadersBuilder, Message};
-pub use outbox::{FrameWriter, Outbox, OutboxBatch};
+pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit};
 pub use sink::{
-    CloseReason, ConnId, Delivery, DeliveryCtx, PendingLimits, Sink, SlowConsumerPolicy, SubId,
-    SubscribeSpec, Subscriber,
+    CloseReason, ConnId, Delivery, DeliveryCtx, Interest, PendingLimits, Sink, SlowConsumerPolicy,
+    SubId, SubscribeSpec, Subscriber,
 };
 pub use stats::StatsSnapshot;
 pub use subject::{Pattern, QueueName, Subject, SubjectError};

@@ -20,6 +20,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+// tokio's clock, so tests can pause and advance it.
+use tokio::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -116,6 +120,18 @@ impl FrameWriter<'_> {
 struct State {
     pending: OutboxBatch,
     closed: Option<CloseReason>,
+    /// Since when the pending bytes have stayed at or above the soft limit.
+    over_soft_since: Option<Instant>,
+}
+
+/// A soft pending limit: a connection may stay above `bytes` for at most
+/// `window` (Redis's `client-output-buffer-limit` soft limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftLimit {
+    /// The soft limit in bytes.
+    pub bytes: usize,
+    /// How long the output may stay at or above it.
+    pub window: Duration,
 }
 
 /// A connection's bounded output queue. See the module docs.
@@ -129,6 +145,7 @@ pub struct Outbox {
     /// Set while a publisher waits for room, so the writer only notifies then.
     stalled: AtomicBool,
     room: Notify,
+    soft: Option<SoftLimit>,
 }
 
 impl Outbox {
@@ -142,7 +159,46 @@ impl Outbox {
             dropped: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
             room: Notify::new(),
+            soft: None,
         }
+    }
+
+    /// Adds a soft limit: output at or above `soft.bytes` for longer than
+    /// `soft.window` closes the outbox as a slow consumer (checked on every
+    /// push and by [`Outbox::check_soft_limit`]).
+    #[must_use]
+    pub fn with_soft_limit(mut self, soft: SoftLimit) -> Self {
+        self.soft = Some(soft);
+        self
+    }
+
+    /// Applies the soft limit now (call it periodically, so an idle publisher
+    /// does not keep a stuck reader alive). Returns true if it closed the outbox.
+    pub fn check_soft_limit(&self) -> bool {
+        let mut state = self.state.lock();
+        let closed = self.apply_soft_limit(&mut state);
+        drop(state);
+        if closed {
+            self.wake.notify_one();
+        }
+        closed
+    }
+
+    fn apply_soft_limit(&self, state: &mut State) -> bool {
+        let Some(soft) = self.soft else { return false };
+        if state.closed.is_some() {
+            return false;
+        }
+        if soft.bytes == 0 || state.pending.len() < soft.bytes {
+            state.over_soft_since = None;
+            return false;
+        }
+        let since = *state.over_soft_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > soft.window {
+            state.closed = Some(CloseReason::SlowConsumer);
+            return true;
+        }
+        false
     }
 
     fn high_water(&self) -> usize {
@@ -178,6 +234,11 @@ impl Outbox {
             batch: &mut state.pending,
         });
         let congested = state.pending.len() > self.high_water();
+        if self.apply_soft_limit(&mut state) {
+            drop(state);
+            self.wake.notify_one();
+            return Delivery::Closed;
+        }
         drop(state);
         if was_empty {
             ctx.defer_wake(self);
@@ -392,6 +453,27 @@ mod tests {
         waiter
             .await
             .expect("the waiter is released once the writer took the batch");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn soft_limit_closes_after_its_window() {
+        let soft = SoftLimit {
+            bytes: 10,
+            window: Duration::from_secs(60),
+        };
+        let out = Arc::new(Outbox::new(1000, SlowConsumerPolicy::Close).with_soft_limit(soft));
+        assert_eq!(frame(&out, &[b'x'; 12]), Delivery::Delivered);
+        assert!(!out.check_soft_limit());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(!out.check_soft_limit(), "not yet past the window");
+        // Draining below the soft limit resets the clock.
+        let mut batch = OutboxBatch::new();
+        out.next_batch(&mut batch).await.expect("open");
+        assert!(!out.check_soft_limit());
+        assert_eq!(frame(&out, &[b'y'; 12]), Delivery::Delivered);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(out.check_soft_limit());
+        assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
     }
 
     #[test]

@@ -182,12 +182,52 @@ pub enum CloseReason {
     Shutdown,
 }
 
+/// What a subscription is interested in.
+///
+/// NATS, MQTT, HTTP and the Rust API subscribe to token [`Pattern`]s. Redis
+/// has its own namespaces with their own matching, kept beside the trie:
+/// `SUBSCRIBE` is an exact match on the whole channel string, `PSUBSCRIBE` a
+/// glob over the whole string of any publish, and `SSUBSCRIBE` an exact match
+/// in the separate shard namespace that only `SPUBLISH` reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Interest {
+    /// Token pattern with `*` and `>`.
+    Pattern(Pattern),
+    /// Exactly this channel (Redis `SUBSCRIBE`).
+    Channel(Bytes),
+    /// A Redis glob over the whole subject (`PSUBSCRIBE`).
+    Glob(Bytes),
+    /// Exactly this shard channel (Redis `SSUBSCRIBE`).
+    Shard(Bytes),
+}
+
+impl Interest {
+    /// Whether a message published (not sharded) on `subject` reaches this interest.
+    pub fn matches(&self, subject: &crate::Subject) -> bool {
+        match self {
+            Interest::Pattern(p) => p.matches(subject),
+            Interest::Channel(c) => c.as_ref() == subject.as_bytes(),
+            Interest::Glob(g) => crate::glob::glob_match(g, subject.as_bytes()),
+            Interest::Shard(_) => false,
+        }
+    }
+
+    /// The name as bytes (pattern, channel or glob).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Interest::Pattern(p) => p.as_bytes(),
+            Interest::Channel(b) | Interest::Glob(b) | Interest::Shard(b) => b,
+        }
+    }
+}
+
 /// What a subscription asks for, as a listener or the in-process API builds it.
 #[derive(Debug, Clone)]
 pub struct SubscribeSpec {
-    /// The subjects to match.
-    pub pattern: Pattern,
-    /// Queue group: each message goes to one member of each group.
+    /// What to match.
+    pub interest: Interest,
+    /// Queue group: each message goes to one member of each group (token
+    /// patterns only).
     pub queue: Option<QueueName>,
     /// The connection this subscription belongs to.
     pub conn: ConnId,
@@ -203,8 +243,13 @@ pub struct SubscribeSpec {
 impl SubscribeSpec {
     /// A plain subscription to `pattern` for `conn`, echo on, no limit.
     pub fn new(pattern: Pattern, conn: ConnId) -> Self {
+        Self::with_interest(Interest::Pattern(pattern), conn)
+    }
+
+    /// A subscription with any kind of interest for `conn`, echo on, no limit.
+    pub fn with_interest(interest: Interest, conn: ConnId) -> Self {
         Self {
-            pattern,
+            interest,
             queue: None,
             conn,
             echo: true,
@@ -242,9 +287,9 @@ impl Subscriber {
         self.id
     }
 
-    /// The pattern it matches.
-    pub fn pattern(&self) -> &Pattern {
-        &self.spec.pattern
+    /// What it matches.
+    pub fn interest(&self) -> &Interest {
+        &self.spec.interest
     }
 
     /// Its queue group, if any.
@@ -282,7 +327,7 @@ impl fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscriber")
             .field("id", &self.id)
-            .field("pattern", &self.spec.pattern)
+            .field("interest", &self.spec.interest)
             .field("queue", &self.spec.queue)
             .field("conn", &self.spec.conn)
             .finish_non_exhaustive()

@@ -169,12 +169,13 @@ pub struct Subscription {
     pub(crate) queue: Arc<MessageQueue>,
     pub(crate) sub: Arc<Subscriber>,
     pub(crate) broker: Broker,
+    pub(crate) pattern: Pattern,
 }
 
 impl Subscription {
     /// The pattern this subscription matches.
     pub fn pattern(&self) -> &Pattern {
-        self.sub.pattern()
+        &self.pattern
     }
 
     /// Removes the subscription after `n` messages in total (counting those

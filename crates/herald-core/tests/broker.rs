@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use herald_core::{
-    Broker, CloseReason, ConnId, Delivery, DeliveryCtx, Error, Headers, Message, Pattern,
+    Broker, CloseReason, ConnId, Delivery, DeliveryCtx, Error, Headers, Interest, Message, Pattern,
     PendingLimits, Sink, SlowConsumerPolicy, Subject, SubscribeOptions, SubscribeSpec, Subscriber,
     Subscription,
 };
@@ -377,4 +377,73 @@ async fn publisher_cache_sees_new_subscriptions() -> Result<(), Error> {
     assert_eq!(stats.msgs_in, 5);
     assert_eq!(stats.msgs_out, 4);
     Ok(())
+}
+
+fn wire(s: &str) -> Subject {
+    Subject::from_wire_unchecked(bytes::Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn redis_sub(broker: &Broker, interest: Interest) -> Arc<Counter> {
+    let counter = Arc::new(Counter::default());
+    broker.subscribe_sink(
+        SubscribeSpec::with_interest(interest, broker.new_conn_id()),
+        counter.clone(),
+    );
+    counter
+}
+
+#[tokio::test]
+async fn redis_channels_match_exactly_globs_match_any_subject() {
+    let broker = Broker::new();
+    let b = |s: &'static str| bytes::Bytes::from_static(s.as_bytes());
+    let exact = redis_sub(&broker, Interest::Channel(b("news.*")));
+    let spaced = redis_sub(&broker, Interest::Channel(b("room one")));
+    let glob = redis_sub(&broker, Interest::Glob(b("news.*")));
+    let shard = redis_sub(&broker, Interest::Shard(b("news.x")));
+    let mut nats = broker.subscribe("news.*").expect("pattern");
+    let count = |s: &str| broker.publish_message(&Message::new(wire(s), "m"));
+    assert_eq!(
+        count("news.x"),
+        2,
+        "glob and NATS pattern, not the exact channel"
+    );
+    assert_eq!(count("news.*"), 3, "the exact channel too");
+    assert_eq!(count("news.a.b"), 1, "a glob `*` spans dots");
+    assert_eq!(count("room one"), 1, "a channel that is no token subject");
+    assert_eq!(exact.0.load(Ordering::SeqCst), 1);
+    assert_eq!(spaced.0.load(Ordering::SeqCst), 1);
+    assert_eq!(glob.0.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        shard.0.load(Ordering::SeqCst),
+        0,
+        "shards see only SPUBLISH"
+    );
+    assert_eq!(
+        broker.publish_shard(ConnId(0), &Message::new(wire("news.x"), "s")),
+        1
+    );
+    assert_eq!(shard.0.load(Ordering::SeqCst), 1);
+    assert_eq!(nats.pending(), 2);
+    next(&mut nats).await;
+
+    assert_eq!(broker.channel_subscribers(b"news.*"), 1);
+    assert_eq!(broker.channel_subscribers(b"room one"), 1);
+    assert_eq!(broker.glob_patterns(), 1);
+    assert_eq!(broker.shard_subscribers(b"news.x"), 1);
+    let names = broker.channel_names(None);
+    assert!(names.iter().any(|n| n == "news.*") && names.iter().any(|n| n == "room one"));
+    assert_eq!(broker.channel_names(Some(b"room*")), [b("room one")]);
+    assert_eq!(broker.shard_names(None), [b("news.x")]);
+}
+
+#[tokio::test]
+async fn literal_token_subscriptions_count_as_channels() {
+    let broker = Broker::new();
+    let _a = broker.subscribe("orders.new").expect("sub");
+    let _b = broker.subscribe("orders.*").expect("sub");
+    assert_eq!(broker.channel_subscribers(b"orders.new"), 1);
+    assert_eq!(
+        broker.channel_names(None),
+        [bytes::Bytes::from_static(b"orders.new")]
+    );
 }

@@ -16,8 +16,18 @@
 //!   - `nats::encode`: the server-side writers ([`nats::encode_msg`], [`nats::encode_msg_head`],
 //!     [`nats::encode_info`], ...) and [`nats::encode_client`] / [`nats::encode_server`], which
 //!     write any frame and are the inverse of the parsers.
+//! - [`resp`]: the Redis protocol, RESP2 and RESP3.
+//!   - `resp` (its `mod.rs`): [`resp::Request`], [`resp::RespLimits`], [`resp::Proto`], the
+//!     owned [`resp::Value`] and [`resp::RespError`] with its exact `-ERR Protocol error` text.
+//!   - `resp::parse`: [`resp::parse_request`] and [`resp::RequestParser`] (what a server reads:
+//!     multibulk and inline requests).
+//!   - `resp::encode`: the protocol-aware reply writers ([`resp::bulk`], [`resp::map_header`],
+//!     ...), the pub/sub pushes ([`resp::message_push`], [`resp::subscription_push`], ...) and
+//!     [`resp::encode_value`].
+//!   - `resp::reply`: [`resp::parse_value`] (what a client reads), for tests and tools.
 
 pub mod limits;
 pub mod nats;
+pub mod resp;
 
 pub use limits::Limits;

@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// NATS listen address (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:4222].
     #[arg(long, env = "HERALD_NATS", value_name = "ADDR")]
     pub nats: Option<String>,
+    /// Redis listen address (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:6379].
+    #[arg(long, env = "HERALD_REDIS", value_name = "ADDR")]
+    pub redis: Option<String>,
     /// Directory for durable state [default: ./herald-data].
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -102,6 +105,9 @@ impl ServeArgs {
         };
         if let Some(v) = &self.nats {
             config.nats.listen.clone_from(v);
+        }
+        if let Some(v) = &self.redis {
+            config.redis.listen.clone_from(v);
         }
         if let Some(v) = &self.data_dir {
             config.data_dir.clone_from(v);

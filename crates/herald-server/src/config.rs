@@ -22,6 +22,8 @@ pub struct Config {
     pub log: String,
     /// The NATS listener.
     pub nats: NatsConfig,
+    /// The Redis listener.
+    pub redis: RedisConfig,
     /// Limits that apply to every connection.
     pub limits: Limits,
 }
@@ -32,6 +34,33 @@ pub struct Config {
 pub struct NatsConfig {
     /// `host:port` to listen on (port 0 picks a free port), or `off`.
     pub listen: String,
+}
+
+/// The Redis listener and its pub/sub output-buffer limit (as Redis's
+/// `client-output-buffer-limit pubsub 32mb 8mb 60`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `host:port` to listen on (port 0 picks a free port), or `off`.
+    pub listen: String,
+    /// Output a subscriber may have waiting before it is closed at once.
+    pub output_buffer_hard: usize,
+    /// Output a subscriber may have waiting for at most `output_buffer_soft_window`.
+    pub output_buffer_soft: usize,
+    /// How long output may stay above the soft limit.
+    #[serde(with = "humantime_serde")]
+    pub output_buffer_soft_window: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:6379".to_owned(),
+            output_buffer_hard: 32 * 1024 * 1024,
+            output_buffer_soft: 8 * 1024 * 1024,
+            output_buffer_soft_window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Connection limits.
@@ -63,6 +92,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./herald-data"),
             log: "info".to_owned(),
             nats: NatsConfig::default(),
+            redis: RedisConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -124,9 +154,14 @@ impl Config {
         if self.limits.ping_interval.is_zero() {
             bail!("limits.ping_interval must be greater than 0");
         }
+        if self.redis.output_buffer_hard < self.limits.max_payload {
+            bail!("redis.output_buffer_hard must be at least limits.max_payload");
+        }
         Ok(Ready {
             data_dir: self.data_dir.clone(),
             nats: parse_listen("nats.listen", &self.nats.listen)?,
+            redis: parse_listen("redis.listen", &self.redis.listen)?,
+            redis_config: self.redis.clone(),
             limits: self.limits.clone(),
         })
     }
@@ -156,16 +191,24 @@ pub struct Ready {
     pub data_dir: PathBuf,
     /// The NATS listener's address, if it is on.
     pub nats: Option<SocketAddr>,
+    /// The Redis listener's address, if it is on.
+    pub redis: Option<SocketAddr>,
+    /// Redis listener settings.
+    pub redis_config: RedisConfig,
     /// Connection limits.
     pub limits: Limits,
 }
 
 impl Ready {
-    /// A configuration for tests and embedding: NATS on `127.0.0.1:0`, data in `data_dir`.
+    /// A configuration for tests and embedding: every listener on
+    /// `127.0.0.1:0`, data in `data_dir`.
     pub fn ephemeral(data_dir: PathBuf) -> Self {
+        let any = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         Self {
             data_dir,
-            nats: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            nats: any,
+            redis: any,
+            redis_config: RedisConfig::default(),
             limits: Limits::default(),
         }
     }

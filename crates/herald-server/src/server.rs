@@ -31,6 +31,10 @@ pub struct Shared {
     pub server_id: String,
     /// Connection counters.
     pub stats: ServerStats,
+    /// Redis listener settings.
+    pub redis: crate::config::RedisConfig,
+    /// When the server started.
+    pub started: std::time::Instant,
     connections: Arc<Semaphore>,
 }
 
@@ -52,6 +56,8 @@ impl Shared {
 pub struct ServerStats {
     /// NATS connections open now.
     pub nats_connections: AtomicU64,
+    /// Redis connections open now.
+    pub redis_connections: AtomicU64,
     /// Connections ever accepted.
     pub total_connections: AtomicU64,
     /// Connections refused by the connection limit.
@@ -84,6 +90,7 @@ impl Drop for ConnectionCount<'_> {
 pub struct RunningServer {
     shared: Arc<Shared>,
     nats_addr: Option<SocketAddr>,
+    redis_addr: Option<SocketAddr>,
 }
 
 /// How long shutdown waits for connections to flush before giving up on them.
@@ -120,6 +127,8 @@ impl RunningServer {
             tracker: TaskTracker::new(),
             server_id: new_server_id(),
             stats: ServerStats::default(),
+            redis: config.redis_config.clone(),
+            started: std::time::Instant::now(),
         });
         let mut nats_addr = None;
         if let Some(addr) = config.nats {
@@ -132,7 +141,27 @@ impl RunningServer {
                 listener::nats::serve,
             ));
         }
-        Ok(Self { shared, nats_addr })
+        let mut redis_addr = None;
+        if let Some(addr) = config.redis {
+            let socket = listener::bind("redis", addr).await?;
+            redis_addr = Some(socket.local_addr()?);
+            shared.tracker.spawn(listener::accept_loop(
+                socket,
+                "redis",
+                shared.clone(),
+                listener::redis::serve,
+            ));
+        }
+        Ok(Self {
+            shared,
+            nats_addr,
+            redis_addr,
+        })
+    }
+
+    /// The Redis listener's bound address, if it is on.
+    pub fn redis_addr(&self) -> Option<SocketAddr> {
+        self.redis_addr
     }
 
     /// The NATS listener's bound address, if it is on.

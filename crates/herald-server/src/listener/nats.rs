@@ -383,7 +383,7 @@ impl Connection {
         let Some(sub) = self
             .subs
             .values()
-            .find(|s| s.is_active() && s.pattern().matches(reply))
+            .find(|s| s.is_active() && s.interest().matches(reply))
         else {
             return;
         };

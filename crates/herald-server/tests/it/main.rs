@@ -10,3 +10,5 @@ mod common;
 mod nats_client;
 mod nats_differential;
 mod nats_raw;
+mod redis_client;
+mod redis_differential;

@@ -14,6 +14,8 @@ pub struct TestServer {
     server: Option<RunningServer>,
     /// The NATS listener's address.
     pub nats: SocketAddr,
+    /// The Redis listener's address.
+    pub redis: SocketAddr,
     _data: TempDir,
 }
 
@@ -31,9 +33,11 @@ impl TestServer {
         configure(&mut ready);
         let server = RunningServer::start(ready).await.expect("server starts");
         let nats = server.nats_addr().expect("nats listener on");
+        let redis = server.redis_addr().expect("redis listener on");
         Self {
             server: Some(server),
             nats,
+            redis,
             _data: data,
         }
     }
@@ -41,6 +45,11 @@ impl TestServer {
     /// `nats://127.0.0.1:<port>`.
     pub fn nats_url(&self) -> String {
         format!("nats://{}", self.nats)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}", self.redis)
     }
 
     /// The running server.

@@ -76,6 +76,21 @@ impl RawClient {
         self.buf.drain(..n).collect()
     }
 
+    /// Reads until the output contains one of `markers` and ends with CRLF
+    /// after it, or the peer closes. Returns everything read.
+    pub async fn until_marker(&mut self, markers: &[&str]) -> Vec<u8> {
+        loop {
+            let text = String::from_utf8_lossy(&self.buf);
+            let done = markers
+                .iter()
+                .any(|m| text.find(m).is_some_and(|at| text[at..].contains("\r\n")));
+            if done || self.closed {
+                return std::mem::take(&mut self.buf);
+            }
+            self.fill().await;
+        }
+    }
+
     /// Reads until the output ends with `pongs` PONG lines in total, or the
     /// peer closes. Returns everything read.
     pub async fn until_pongs(&mut self, pongs: usize) -> Vec<u8> {

@@ -27,12 +27,18 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The path of an installed program, if it is installed.
+pub fn program(binary: &str) -> Option<String> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(binary))
+        .find(|path| path.exists())
+        .map(|path| path.display().to_string())
+}
+
 fn find(binary: &str) -> String {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
-        let path = Path::new(dir).join(binary);
-        if path.exists() {
-            return path.display().to_string();
-        }
+    if let Some(path) = program(binary) {
+        return path;
     }
     panic!(
         "{binary} is not installed; the test command (scripts/test) installs it, or run \
@@ -64,6 +70,21 @@ pub fn nats_server(extra: &[&str]) -> ReferenceServer {
         .stderr(Stdio::null())
         .spawn()
         .expect("nats-server starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_until_listening(addr, &mut child);
+    ReferenceServer { child, addr }
+}
+
+/// Starts `redis-server` (no persistence) on a free port.
+pub fn redis_server() -> ReferenceServer {
+    let port = free_port();
+    let mut child = Command::new(find("redis-server"))
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_until_listening(addr, &mut child);
     ReferenceServer { child, addr }

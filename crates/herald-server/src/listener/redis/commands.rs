@@ -1,0 +1,511 @@
+//! Redis commands: the generic checks in Redis's order (unknown command,
+//! arity, the RESP2 subscribed-state rule), then one handler per command.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use herald_core::{Interest, Message, Subject, SubscribeSpec, Subscriber};
+use herald_protocol::resp::{self, Proto};
+
+use super::{Connection, Flow};
+
+/// A command herald knows: its name, Redis's arity (negative = at least),
+/// and whether a RESP2 client may run it while subscribed.
+struct Spec {
+    name: &'static str,
+    arity: i32,
+    in_subscribed: bool,
+}
+
+const COMMANDS: &[Spec] = &[
+    Spec {
+        name: "PUBLISH",
+        arity: 3,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "SPUBLISH",
+        arity: 3,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "SUBSCRIBE",
+        arity: -2,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "UNSUBSCRIBE",
+        arity: -1,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "PSUBSCRIBE",
+        arity: -2,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "PUNSUBSCRIBE",
+        arity: -1,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "SSUBSCRIBE",
+        arity: -2,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "SUNSUBSCRIBE",
+        arity: -1,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "PING",
+        arity: -1,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "QUIT",
+        arity: -1,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "RESET",
+        arity: 1,
+        in_subscribed: true,
+    },
+    Spec {
+        name: "ECHO",
+        arity: 2,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "HELLO",
+        arity: -1,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "AUTH",
+        arity: -2,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "SELECT",
+        arity: 2,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "CLIENT",
+        arity: -2,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "COMMAND",
+        arity: -1,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "INFO",
+        arity: -1,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "CONFIG",
+        arity: -2,
+        in_subscribed: false,
+    },
+    Spec {
+        name: "PUBSUB",
+        arity: -2,
+        in_subscribed: false,
+    },
+];
+
+/// Subcommands of container commands, with their arity.
+const SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("CLIENT", "SETNAME", 3),
+    ("CLIENT", "GETNAME", 2),
+    ("CLIENT", "ID", 2),
+    ("CLIENT", "SETINFO", 4),
+    ("CLIENT", "INFO", 2),
+    ("COMMAND", "DOCS", -2),
+    ("COMMAND", "COUNT", 2),
+    ("CONFIG", "GET", -3),
+    ("PUBSUB", "CHANNELS", -2),
+    ("PUBSUB", "NUMSUB", -2),
+    ("PUBSUB", "NUMPAT", 2),
+    ("PUBSUB", "SHARDCHANNELS", -2),
+    ("PUBSUB", "SHARDNUMSUB", -2),
+    ("PUBSUB", "HELP", 2),
+];
+
+/// Databases `SELECT` accepts, as Redis's default `databases 16`.
+pub(super) const DATABASES: i64 = 16;
+
+/// How many commands herald implements (`COMMAND COUNT`).
+pub(super) fn command_count() -> usize {
+    COMMANDS.len()
+}
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = i32::try_from(argc).unwrap_or(i32::MAX);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
+/// Text as Redis embeds user input in an error: at most `max` bytes, CR/LF as spaces.
+fn quoted(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).replace(['\r', '\n'], " ")
+}
+
+fn unknown_command(args: &[Bytes]) -> String {
+    let mut list = String::new();
+    for arg in &args[1..] {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        list.push_str(&format!("'{}' ", quoted(arg, room)));
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        quoted(&args[0], 128),
+        list
+    )
+}
+
+impl Connection {
+    fn err(&mut self, text: &str) {
+        resp::error(&mut self.replies, text.as_bytes());
+    }
+
+    fn ok(&mut self) {
+        resp::simple(&mut self.replies, b"OK");
+    }
+
+    /// Runs one command.
+    pub(super) fn handle(&mut self, args: Vec<Bytes>) -> Flow {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        // Cross-protocol guard: an HTTP request sent to this port.
+        if name == "POST" || name == "HOST:" {
+            return Flow::Close;
+        }
+        let Some(spec) = COMMANDS.iter().find(|c| c.name == name) else {
+            let text = unknown_command(&args);
+            self.err(&text);
+            return Flow::Continue;
+        };
+        if !arity_ok(spec.arity, args.len()) {
+            self.err(&format!(
+                "ERR wrong number of arguments for '{}' command",
+                name.to_ascii_lowercase()
+            ));
+            return Flow::Continue;
+        }
+        // Container commands: check the subcommand and its arity.
+        let mut full_name = name.to_ascii_lowercase();
+        if SUBCOMMANDS.iter().any(|(c, _, _)| *c == name) {
+            let sub = String::from_utf8_lossy(&args[1]).to_ascii_uppercase();
+            match SUBCOMMANDS.iter().find(|(c, s, _)| *c == name && *s == sub) {
+                Some((_, _, arity)) => {
+                    full_name =
+                        format!("{}|{}", name.to_ascii_lowercase(), sub.to_ascii_lowercase());
+                    if !arity_ok(*arity, args.len()) {
+                        self.err(&format!(
+                            "ERR wrong number of arguments for '{full_name}' command"
+                        ));
+                        return Flow::Continue;
+                    }
+                }
+                None => {
+                    self.err(&format!(
+                        "ERR unknown subcommand '{}'. Try {name} HELP.",
+                        quoted(&args[1], 128)
+                    ));
+                    return Flow::Continue;
+                }
+            }
+        }
+        if self.proto == Proto::Resp2 && self.subscribed() && !spec.in_subscribed {
+            self.err(&format!(
+                "ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ));
+            return Flow::Continue;
+        }
+        self.last_command = std::time::Instant::now();
+        self.last_command_name = full_name;
+        self.dispatch(spec.name, &args)
+    }
+
+    fn dispatch(&mut self, name: &str, args: &[Bytes]) -> Flow {
+        match name {
+            "PUBLISH" => {
+                let msg = Message::new(
+                    Subject::from_wire_unchecked(args[1].clone()),
+                    args[2].clone(),
+                );
+                let receivers = self.publisher.publish(&msg);
+                resp::integer(&mut self.replies, receivers as i64);
+            }
+            "SPUBLISH" => {
+                let msg = Message::new(
+                    Subject::from_wire_unchecked(args[1].clone()),
+                    args[2].clone(),
+                );
+                let receivers = self.shared.broker.publish_shard(self.id, &msg);
+                resp::integer(&mut self.replies, receivers as i64);
+            }
+            "SUBSCRIBE" => self.subscribe(&args[1..], Kind::Channel),
+            "PSUBSCRIBE" => self.subscribe(&args[1..], Kind::Pattern),
+            "SSUBSCRIBE" => self.subscribe(&args[1..], Kind::Shard),
+            "UNSUBSCRIBE" => self.unsubscribe(&args[1..], Kind::Channel),
+            "PUNSUBSCRIBE" => self.unsubscribe(&args[1..], Kind::Pattern),
+            "SUNSUBSCRIBE" => self.unsubscribe(&args[1..], Kind::Shard),
+            "PING" => self.ping(args),
+            "ECHO" => resp::bulk(&mut self.replies, &args[1]),
+            "QUIT" => {
+                self.ok();
+                return Flow::Close;
+            }
+            "RESET" => self.reset(),
+            "SELECT" => self.select(&args[1]),
+            "AUTH" => self.auth(args),
+            "HELLO" => self.hello(args),
+            "CLIENT" => self.client(args),
+            "COMMAND" => self.command(args),
+            "INFO" => self.info(args),
+            "CONFIG" => self.config_get(&args[2..]),
+            "PUBSUB" => self.pubsub(args),
+            _ => {
+                let text = unknown_command(args);
+                self.err(&text);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn ping(&mut self, args: &[Bytes]) {
+        if args.len() > 2 {
+            self.err("ERR wrong number of arguments for 'ping' command");
+            return;
+        }
+        if self.proto == Proto::Resp2 && self.subscribed() {
+            resp::array_header(&mut self.replies, 2);
+            resp::bulk(&mut self.replies, b"pong");
+            resp::bulk(&mut self.replies, args.get(1).map_or(&b""[..], |a| a));
+        } else if let Some(arg) = args.get(1) {
+            resp::bulk(&mut self.replies, arg);
+        } else {
+            resp::simple(&mut self.replies, b"PONG");
+        }
+    }
+
+    fn select(&mut self, index: &[u8]) {
+        // Redis has 16 databases and pub/sub ignores them; accept the same range.
+        match std::str::from_utf8(index)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            Some(0..DATABASES) => self.ok(),
+            Some(_) => self.err("ERR DB index is out of range"),
+            None => self.err("ERR value is not an integer or out of range"),
+        }
+    }
+
+    /// AUTH as Redis answers it while no user is configured (the default
+    /// user has no password). Authentication proper comes with permissions.
+    fn auth(&mut self, args: &[Bytes]) {
+        match args.len() {
+            2 => self.err(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ),
+            3 if args[1].as_ref() == b"default" => self.ok(),
+            3 => self.err("WRONGPASS invalid username-password pair or user is disabled."),
+            _ => self.err("ERR syntax error"),
+        }
+    }
+
+    fn reset(&mut self) {
+        // No unsubscribe confirmations, as Redis.
+        self.unsubscribe_all();
+        self.set_proto(Proto::Resp2);
+        self.name = None;
+        resp::simple(&mut self.replies, b"RESET");
+    }
+
+    fn pubsub(&mut self, args: &[Bytes]) {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_uppercase();
+        let broker = self.shared.broker.clone();
+        match sub.as_str() {
+            "CHANNELS" | "SHARDCHANNELS" => {
+                if args.len() > 3 {
+                    self.err(&format!(
+                        "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                        quoted(&args[1], 128)
+                    ));
+                    return;
+                }
+                let glob = args.get(2).map(|g| g.as_ref());
+                let names = if sub == "CHANNELS" {
+                    broker.channel_names(glob)
+                } else {
+                    broker.shard_names(glob)
+                };
+                resp::array_header(&mut self.replies, names.len());
+                for name in names {
+                    resp::bulk(&mut self.replies, &name);
+                }
+            }
+            "NUMSUB" | "SHARDNUMSUB" => {
+                resp::array_header(&mut self.replies, (args.len() - 2) * 2);
+                for channel in &args[2..] {
+                    let n = if sub == "NUMSUB" {
+                        broker.channel_subscribers(channel)
+                    } else {
+                        broker.shard_subscribers(channel)
+                    };
+                    resp::bulk(&mut self.replies, channel);
+                    resp::integer(&mut self.replies, n as i64);
+                }
+            }
+            "NUMPAT" => resp::integer(&mut self.replies, broker.glob_patterns() as i64),
+            _ => {
+                let help = [
+                    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "CHANNELS [<pattern>]",
+                    "    Return the currently active channels matching a <pattern> (default: '*').",
+                    "NUMPAT",
+                    "    Return number of subscriptions to patterns.",
+                    "NUMSUB [<channel> ...]",
+                    "    Return the number of subscribers for the specified channels, excluding",
+                    "    pattern subscriptions(default: no channels).",
+                    "SHARDCHANNELS [<pattern>]",
+                    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                    "SHARDNUMSUB [<shardchannel> ...]",
+                    "    Return the number of subscribers for the specified shard level channel(s)",
+                    "HELP",
+                    "    Prints this help.",
+                ];
+                resp::array_header(&mut self.replies, help.len());
+                for line in help {
+                    resp::simple(&mut self.replies, line.as_bytes());
+                }
+            }
+        }
+    }
+
+    fn set_of(&mut self, kind: Kind) -> &mut ahash::AHashMap<Bytes, Arc<Subscriber>> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
+        }
+    }
+
+    fn count_for(&self, kind: Kind) -> i64 {
+        match kind {
+            Kind::Shard => self.shards.len() as i64,
+            _ => self.subscription_count(),
+        }
+    }
+
+    /// Writes a confirmation straight to the outbox, after any replies
+    /// queued before it, so it is ordered with the messages it governs: a
+    /// subscribe confirmation goes out before the first message, an
+    /// unsubscribe confirmation after the last one.
+    fn confirm(&mut self, kind: &[u8], name: Option<&[u8]>, count: i64) {
+        let proto = self.proto;
+        resp::subscription_push(&mut self.replies, proto, kind, name, count);
+        self.flush_replies();
+    }
+
+    fn subscribe(&mut self, names: &[Bytes], kind: Kind) {
+        for name in names {
+            if !self.set_of(kind).contains_key(name) {
+                let interest = match kind {
+                    Kind::Channel => Interest::Channel(name.clone()),
+                    Kind::Pattern => Interest::Glob(name.clone()),
+                    Kind::Shard => Interest::Shard(name.clone()),
+                };
+                let mut spec = SubscribeSpec::with_interest(interest, self.id);
+                spec.tag = name.clone();
+                // Count it first so the confirmation carries the new total,
+                // and confirm before the first message can arrive.
+                let count = self.count_for(kind) + 1;
+                self.confirm(kind.subscribe_word(), Some(name), count);
+                let sub = self.shared.broker.subscribe_sink(spec, self.sink.clone());
+                self.set_of(kind).insert(name.clone(), sub);
+            } else {
+                let count = self.count_for(kind);
+                self.confirm(kind.subscribe_word(), Some(name), count);
+            }
+        }
+    }
+
+    fn unsubscribe(&mut self, names: &[Bytes], kind: Kind) {
+        let broker = self.shared.broker.clone();
+        if names.is_empty() {
+            let all: Vec<(Bytes, Arc<Subscriber>)> = self.set_of(kind).drain().collect();
+            if all.is_empty() {
+                let count = self.count_for(kind);
+                self.confirm(kind.unsubscribe_word(), None, count);
+            }
+            let mut remaining = all.len();
+            for (name, sub) in all {
+                broker.remove_subscriber(&sub);
+                remaining -= 1;
+                // The maps were drained at once; count what is left of this kind.
+                let others = match kind {
+                    Kind::Channel => self.patterns.len(),
+                    Kind::Pattern => self.channels.len(),
+                    Kind::Shard => 0,
+                };
+                self.confirm(
+                    kind.unsubscribe_word(),
+                    Some(&name),
+                    (remaining + others) as i64,
+                );
+            }
+            return;
+        }
+        for name in names {
+            if let Some(sub) = self.set_of(kind).remove(name) {
+                broker.remove_subscriber(&sub);
+            }
+            let count = self.count_for(kind);
+            self.confirm(kind.unsubscribe_word(), Some(name), count);
+        }
+    }
+
+    pub(super) fn reply_buf(&mut self) -> &mut BytesMut {
+        &mut self.replies
+    }
+}
+
+/// The three Redis subscription namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Kind {
+    fn subscribe_word(self) -> &'static [u8] {
+        match self {
+            Kind::Channel => b"subscribe",
+            Kind::Pattern => b"psubscribe",
+            Kind::Shard => b"ssubscribe",
+        }
+    }
+
+    fn unsubscribe_word(self) -> &'static [u8] {
+        match self {
+            Kind::Channel => b"unsubscribe",
+            Kind::Pattern => b"punsubscribe",
+            Kind::Shard => b"sunsubscribe",
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The Redis listener: RESP2 and RESP3 pub/sub clients on the shared subject space.
+//!
+//! Channels are subjects verbatim. `SUBSCRIBE` is an exact match on the
+//! channel string, `PSUBSCRIBE` a glob over the whole subject of any
+//! publish from any protocol, `SSUBSCRIBE` the separate shard namespace.
+//! `PUBLISH` counts receivers across every protocol. The output of a
+//! subscriber is bounded as Redis bounds it (hard limit, and a soft limit
+//! with a time window); past it the connection is closed without a word.
+
+mod commands;
+mod introspect;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+use bytes::{Bytes, BytesMut};
+use herald_core::{
+    CloseReason, ConnId, Delivery, DeliveryCtx, Interest, Message, Outbox, Publisher, Sink,
+    SlowConsumerPolicy, SoftLimit, Subscriber,
+};
+use herald_protocol::resp::{self, Proto, RequestParser, RespLimits};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, debug_span, warn};
+
+use crate::listener::spawn_writer;
+use crate::server::{ServerStats, Shared};
+
+/// How long a publisher waits at most for one congested subscriber.
+const MAX_STALL: Duration = Duration::from_millis(50);
+
+/// Encodes deliveries as Redis pushes (`message`, `pmessage`, `smessage`).
+#[derive(Debug)]
+struct RedisSink {
+    outbox: Arc<Outbox>,
+    /// The connection speaks RESP3 (pushes are `>`), else RESP2 (`*`).
+    resp3: AtomicBool,
+}
+
+impl RedisSink {
+    fn proto(&self) -> Proto {
+        if self.resp3.load(Ordering::Relaxed) {
+            Proto::Resp3
+        } else {
+            Proto::Resp2
+        }
+    }
+}
+
+impl Sink for RedisSink {
+    fn deliver(&self, sub: &Subscriber, msg: &Message, ctx: &mut DeliveryCtx) -> Delivery {
+        let proto = self.proto();
+        let channel = msg.subject.as_bytes();
+        let size = channel.len() + msg.payload.len() + 48;
+        self.outbox
+            .push_message(ctx, size, |w| match sub.interest() {
+                Interest::Glob(pattern) => {
+                    resp::pmessage_push(w.buf(), proto, pattern, channel, &msg.payload);
+                }
+                Interest::Shard(_) => resp::smessage_push(w.buf(), proto, channel, &msg.payload),
+                Interest::Channel(_) | Interest::Pattern(_) => {
+                    resp::message_push(w.buf(), proto, channel, &msg.payload);
+                }
+            })
+    }
+}
+
+/// Serves one Redis client connection.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let id = shared.broker.new_conn_id();
+    let span = debug_span!("redis", conn = id.0, %peer);
+    async move {
+        let _count = shared.stats.open(|s: &ServerStats| &s.redis_connections);
+        let local = stream.local_addr().ok();
+        let (mut reader, writer) = stream.into_split();
+        let config = &shared.redis;
+        let outbox = Arc::new(
+            Outbox::new(config.output_buffer_hard, SlowConsumerPolicy::Close).with_soft_limit(
+                SoftLimit {
+                    bytes: config.output_buffer_soft,
+                    window: config.output_buffer_soft_window,
+                },
+            ),
+        );
+        let token = shared.shutdown.child_token();
+        let writer_task = spawn_writer(&shared, writer, outbox.clone(), token.clone());
+        if permit.is_none() {
+            warn!("connection refused: maximum connections reached");
+            outbox.push_control(|b| resp::error(b, b"ERR max number of clients reached"));
+            outbox.close(CloseReason::Finished);
+            let _ = writer_task.await;
+            return;
+        }
+        debug!("connected");
+        let mut conn = Connection::new(shared.clone(), id, outbox.clone(), peer, local);
+        conn.run(&mut reader, &token).await;
+        conn.unsubscribe_all();
+        outbox.close(CloseReason::Finished);
+        let _ = writer_task.await;
+        debug!("disconnected");
+        drop(permit);
+    }
+    .instrument(span)
+    .await;
+}
+
+/// What to do after a command.
+enum Flow {
+    Continue,
+    /// Close after what is queued has been written.
+    Close,
+}
+
+/// The reader side of one Redis connection.
+struct Connection {
+    shared: Arc<Shared>,
+    id: ConnId,
+    outbox: Arc<Outbox>,
+    sink: Arc<RedisSink>,
+    publisher: Publisher,
+    proto: Proto,
+    name: Option<Bytes>,
+    lib_name: Option<Bytes>,
+    lib_ver: Option<Bytes>,
+    channels: AHashMap<Bytes, Arc<Subscriber>>,
+    patterns: AHashMap<Bytes, Arc<Subscriber>>,
+    shards: AHashMap<Bytes, Arc<Subscriber>>,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    created: Instant,
+    last_command: Instant,
+    last_command_name: String,
+    limits: RespLimits,
+    /// Remembers how far a partly received request was parsed.
+    parser: RequestParser,
+    /// Replies of the current batch, appended to the outbox in one go.
+    replies: BytesMut,
+}
+
+impl Connection {
+    fn new(
+        shared: Arc<Shared>,
+        id: ConnId,
+        outbox: Arc<Outbox>,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Self {
+        let limits = RespLimits {
+            max_bulk: shared.limits.max_payload.max(1024 * 1024),
+            ..RespLimits::default()
+        };
+        Self {
+            publisher: shared.broker.publisher(id),
+            sink: Arc::new(RedisSink {
+                outbox: outbox.clone(),
+                resp3: AtomicBool::new(false),
+            }),
+            shared,
+            id,
+            outbox,
+            proto: Proto::Resp2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            channels: AHashMap::new(),
+            patterns: AHashMap::new(),
+            shards: AHashMap::new(),
+            peer,
+            local,
+            created: Instant::now(),
+            last_command: Instant::now(),
+            last_command_name: "NULL".to_owned(),
+            limits,
+            parser: RequestParser::new(),
+            replies: BytesMut::new(),
+        }
+    }
+
+    /// Channels plus patterns: the count in (un)subscribe confirmations.
+    fn subscription_count(&self) -> i64 {
+        (self.channels.len() + self.patterns.len()) as i64
+    }
+
+    fn subscribed(&self) -> bool {
+        !(self.channels.is_empty() && self.patterns.is_empty() && self.shards.is_empty())
+    }
+
+    fn set_proto(&mut self, proto: Proto) {
+        self.proto = proto;
+        self.sink
+            .resp3
+            .store(proto == Proto::Resp3, Ordering::Relaxed);
+    }
+
+    /// Moves the replies of this batch into the outbox, in order with any
+    /// pushes already queued there.
+    fn flush_replies(&mut self) {
+        if !self.replies.is_empty() {
+            let replies = self.replies.split();
+            self.outbox.push_control(|b| b.extend_from_slice(&replies));
+        }
+    }
+
+    async fn run(
+        &mut self,
+        reader: &mut tokio::net::tcp::OwnedReadHalf,
+        token: &CancellationToken,
+    ) {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            loop {
+                match self.parser.parse(&mut buf, &self.limits, true) {
+                    Ok(Some(request)) => {
+                        if request.args.is_empty() {
+                            continue;
+                        }
+                        let flow = self.handle(request.args);
+                        if let Flow::Close = flow {
+                            self.flush_replies();
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        debug!(%error, "protocol error");
+                        // Redis answers and closes; past the query-buffer
+                        // limit it closes without a word.
+                        if error.has_reply() {
+                            error.write_reply(&mut self.replies);
+                        }
+                        self.flush_replies();
+                        return;
+                    }
+                }
+            }
+            self.flush_replies();
+            for outbox in self.publisher.finish_batch() {
+                if !Arc::ptr_eq(&outbox, &self.outbox) {
+                    let _ = tokio::time::timeout(MAX_STALL, outbox.wait_for_room()).await;
+                }
+            }
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(16 * 1024);
+            }
+            tokio::select! {
+                biased;
+                () = token.cancelled() => return,
+                _ = tick.tick() => {
+                    // Redis checks the soft output limit in its cron too.
+                    self.outbox.check_soft_limit();
+                }
+                read = reader.read_buf(&mut buf) => match read {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(error) => {
+                        debug!(%error, "read failed");
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn unsubscribe_all(&mut self) {
+        let broker = &self.shared.broker;
+        for (_, sub) in self
+            .channels
+            .drain()
+            .chain(self.patterns.drain())
+            .chain(self.shards.drain())
+        {
+            broker.remove_subscriber(&sub);
+        }
+    }
+}
