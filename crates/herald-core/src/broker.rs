@@ -27,7 +27,7 @@ use crate::sink::{
     ConnId, Delivery, DeliveryCtx, Interest, PendingLimits, Sink, SlowConsumerPolicy, SubId,
     SubscribeSpec, Subscriber,
 };
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{PublishCounts, Stats, StatsSnapshot};
 use crate::subject::{Pattern, QueueName, Subject};
 use crate::subscription::{MessageQueue, Subscription};
 
@@ -168,6 +168,9 @@ impl Broker {
         let mut ctx = DeliveryCtx::new();
         let receivers = self.route(origin, msg, &route, &mut ctx);
         ctx.wake_all();
+        self.inner
+            .stats
+            .record_publish(msg.payload.len(), receivers);
         receivers
     }
 
@@ -178,6 +181,7 @@ impl Broker {
             origin,
             cache: AHashMap::new(),
             ctx: DeliveryCtx::new(),
+            counts: PublishCounts::default(),
         }
     }
 
@@ -222,9 +226,6 @@ impl Broker {
                 }
             }
         }
-        self.inner
-            .stats
-            .record_publish(msg.payload.len(), receivers);
         receivers
     }
 
@@ -593,6 +594,9 @@ pub struct Publisher {
     cache: AHashMap<Subject, (u64, Route)>,
     /// Writers to wake and congested outboxes of the current batch.
     ctx: DeliveryCtx,
+    /// Counters of the current batch, added to the broker's at its end, so
+    /// publishers on different threads do not fight over shared counters.
+    counts: PublishCounts,
 }
 
 /// Lookups a [`Publisher`] remembers before it starts over.
@@ -601,23 +605,26 @@ const PUBLISHER_CACHE: usize = 512;
 impl Publisher {
     /// Publishes `msg`; returns how many subscribers took it.
     pub fn publish(&mut self, msg: &Message) -> usize {
-        let index = &self.broker.inner.index;
-        let generation = index.generation();
-        if let Some((cached, route)) = self.cache.get(&msg.subject) {
-            if *cached == generation {
-                let route = route.clone();
-                return self.broker.route(self.origin, msg, &route, &mut self.ctx);
+        let generation = self.broker.inner.index.generation();
+        let receivers = match self.cache.get(&msg.subject) {
+            Some((cached, route)) if *cached == generation => {
+                self.broker.route(self.origin, msg, route, &mut self.ctx)
             }
-        }
-        let route = index.matches(&msg.subject);
-        if self.cache.len() >= PUBLISHER_CACHE {
-            self.cache.clear();
-        }
-        // Copy the key: the subject may be a slice of a connection's read
-        // buffer, which the cache must not keep alive.
-        let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(msg.subject.as_bytes()));
-        self.cache.insert(key, (generation, route.clone()));
-        self.broker.route(self.origin, msg, &route, &mut self.ctx)
+            _ => {
+                let route = self.broker.inner.index.matches(&msg.subject);
+                if self.cache.len() >= PUBLISHER_CACHE {
+                    self.cache.clear();
+                }
+                // Copy the key: the subject may be a slice of a connection's
+                // read buffer, which the cache must not keep alive.
+                let key =
+                    Subject::from_wire_unchecked(Bytes::copy_from_slice(msg.subject.as_bytes()));
+                self.cache.insert(key, (generation, route.clone()));
+                self.broker.route(self.origin, msg, &route, &mut self.ctx)
+            }
+        };
+        self.counts.add(msg.payload.len(), receivers);
+        receivers
     }
 
     /// Ends a batch of publishes: wakes every writer that has new output, and
@@ -627,6 +634,10 @@ impl Publisher {
     /// handle sit in their outboxes until it is called (or the handle drops).
     pub fn finish_batch(&mut self) -> Vec<Arc<crate::Outbox>> {
         self.ctx.wake_all();
+        self.broker
+            .inner
+            .stats
+            .add(std::mem::take(&mut self.counts));
         self.ctx.take_congested()
     }
 
@@ -649,6 +660,15 @@ impl Publisher {
     /// The broker this publisher belongs to.
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.broker
+            .inner
+            .stats
+            .add(std::mem::take(&mut self.counts));
     }
 }
 

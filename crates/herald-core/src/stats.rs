@@ -34,6 +34,17 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    pub(crate) fn add(&self, counts: PublishCounts) {
+        if counts.msgs_in == 0 {
+            return;
+        }
+        self.msgs_in.fetch_add(counts.msgs_in, Ordering::Relaxed);
+        self.bytes_in.fetch_add(counts.bytes_in, Ordering::Relaxed);
+        self.msgs_out.fetch_add(counts.msgs_out, Ordering::Relaxed);
+        self.bytes_out
+            .fetch_add(counts.bytes_out, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_publish(&self, payload: usize, receivers: usize) {
         self.msgs_in.fetch_add(1, Ordering::Relaxed);
         self.bytes_in.fetch_add(payload as u64, Ordering::Relaxed);
@@ -63,5 +74,23 @@ impl Stats {
             dropped: self.dropped.load(Ordering::Relaxed),
             subscriptions: subscriptions as u64,
         }
+    }
+}
+
+/// Counters one publisher accumulates before adding them to [`Stats`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PublishCounts {
+    msgs_in: u64,
+    bytes_in: u64,
+    msgs_out: u64,
+    bytes_out: u64,
+}
+
+impl PublishCounts {
+    pub(crate) fn add(&mut self, payload: usize, receivers: usize) {
+        self.msgs_in += 1;
+        self.bytes_in += payload as u64;
+        self.msgs_out += receivers as u64;
+        self.bytes_out += (payload * receivers) as u64;
     }
 }

@@ -373,6 +373,9 @@ async fn publisher_cache_sees_new_subscriptions() -> Result<(), Error> {
     assert_eq!(publisher.publish(&msg), 1);
     drop(second);
     assert_eq!(publisher.publish(&msg), 0);
+    // A publisher adds its counts to the broker's at the end of each batch.
+    assert_eq!(broker.stats().msgs_in, 0);
+    publisher.finish_batch();
     let stats = broker.stats();
     assert_eq!(stats.msgs_in, 5);
     assert_eq!(stats.msgs_out, 4);

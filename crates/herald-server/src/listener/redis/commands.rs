@@ -13,6 +13,7 @@ use super::{Connection, Flow};
 /// and whether a RESP2 client may run it while subscribed.
 struct Spec {
     name: &'static str,
+    lower: &'static str,
     arity: i32,
     in_subscribed: bool,
 }
@@ -20,122 +21,142 @@ struct Spec {
 const COMMANDS: &[Spec] = &[
     Spec {
         name: "PUBLISH",
+        lower: "publish",
         arity: 3,
         in_subscribed: false,
     },
     Spec {
         name: "SPUBLISH",
+        lower: "spublish",
         arity: 3,
         in_subscribed: false,
     },
     Spec {
         name: "SUBSCRIBE",
+        lower: "subscribe",
         arity: -2,
         in_subscribed: true,
     },
     Spec {
         name: "UNSUBSCRIBE",
+        lower: "unsubscribe",
         arity: -1,
         in_subscribed: true,
     },
     Spec {
         name: "PSUBSCRIBE",
+        lower: "psubscribe",
         arity: -2,
         in_subscribed: true,
     },
     Spec {
         name: "PUNSUBSCRIBE",
+        lower: "punsubscribe",
         arity: -1,
         in_subscribed: true,
     },
     Spec {
         name: "SSUBSCRIBE",
+        lower: "ssubscribe",
         arity: -2,
         in_subscribed: true,
     },
     Spec {
         name: "SUNSUBSCRIBE",
+        lower: "sunsubscribe",
         arity: -1,
         in_subscribed: true,
     },
     Spec {
         name: "PING",
+        lower: "ping",
         arity: -1,
         in_subscribed: true,
     },
     Spec {
         name: "QUIT",
+        lower: "quit",
         arity: -1,
         in_subscribed: true,
     },
     Spec {
         name: "RESET",
+        lower: "reset",
         arity: 1,
         in_subscribed: true,
     },
     Spec {
         name: "ECHO",
+        lower: "echo",
         arity: 2,
         in_subscribed: false,
     },
     Spec {
         name: "HELLO",
+        lower: "hello",
         arity: -1,
         in_subscribed: false,
     },
     Spec {
         name: "AUTH",
+        lower: "auth",
         arity: -2,
         in_subscribed: false,
     },
     Spec {
         name: "SELECT",
+        lower: "select",
         arity: 2,
         in_subscribed: false,
     },
     Spec {
         name: "CLIENT",
+        lower: "client",
         arity: -2,
         in_subscribed: false,
     },
     Spec {
         name: "COMMAND",
+        lower: "command",
         arity: -1,
         in_subscribed: false,
     },
     Spec {
         name: "INFO",
+        lower: "info",
         arity: -1,
         in_subscribed: false,
     },
     Spec {
         name: "CONFIG",
+        lower: "config",
         arity: -2,
         in_subscribed: false,
     },
     Spec {
         name: "PUBSUB",
+        lower: "pubsub",
         arity: -2,
         in_subscribed: false,
     },
 ];
 
-/// Subcommands of container commands, with their arity.
-const SUBCOMMANDS: &[(&str, &str, i32)] = &[
-    ("CLIENT", "SETNAME", 3),
-    ("CLIENT", "GETNAME", 2),
-    ("CLIENT", "ID", 2),
-    ("CLIENT", "SETINFO", 4),
-    ("CLIENT", "INFO", 2),
-    ("COMMAND", "DOCS", -2),
-    ("COMMAND", "COUNT", 2),
-    ("CONFIG", "GET", -3),
-    ("PUBSUB", "CHANNELS", -2),
-    ("PUBSUB", "NUMSUB", -2),
-    ("PUBSUB", "NUMPAT", 2),
-    ("PUBSUB", "SHARDCHANNELS", -2),
-    ("PUBSUB", "SHARDNUMSUB", -2),
-    ("PUBSUB", "HELP", 2),
+/// Subcommands of container commands: container, subcommand, full name, arity.
+const SUBCOMMANDS: &[(&str, &str, &str, i32)] = &[
+    ("CLIENT", "SETNAME", "client|setname", 3),
+    ("CLIENT", "GETNAME", "client|getname", 2),
+    ("CLIENT", "ID", "client|id", 2),
+    ("CLIENT", "SETINFO", "client|setinfo", 4),
+    ("CLIENT", "INFO", "client|info", 2),
+    ("COMMAND", "DOCS", "command|docs", -2),
+    ("COMMAND", "COUNT", "command|count", 2),
+    ("CONFIG", "GET", "config|get", -3),
+    ("PUBSUB", "CHANNELS", "pubsub|channels", -2),
+    ("PUBSUB", "NUMSUB", "pubsub|numsub", -2),
+    ("PUBSUB", "NUMPAT", "pubsub|numpat", 2),
+    ("PUBSUB", "SHARDCHANNELS", "pubsub|shardchannels", -2),
+    ("PUBSUB", "SHARDNUMSUB", "pubsub|shardnumsub", -2),
+    ("PUBSUB", "HELP", "pubsub|help", 2),
 ];
 
 /// Databases `SELECT` accepts, as Redis's default `databases 16`.
@@ -185,45 +206,49 @@ impl Connection {
         resp::simple(&mut self.replies, b"OK");
     }
 
-    /// Runs one command.
+    /// Runs one command. The hot path (PUBLISH, pipelined) allocates nothing here.
     pub(super) fn handle(&mut self, args: Vec<Bytes>) -> Flow {
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        let name = &args[0];
         // Cross-protocol guard: an HTTP request sent to this port.
-        if name == "POST" || name == "HOST:" {
+        if name.eq_ignore_ascii_case(b"POST") || name.eq_ignore_ascii_case(b"HOST:") {
             return Flow::Close;
         }
-        let Some(spec) = COMMANDS.iter().find(|c| c.name == name) else {
+        let Some(spec) = COMMANDS
+            .iter()
+            .find(|c| name.eq_ignore_ascii_case(c.name.as_bytes()))
+        else {
             let text = unknown_command(&args);
             self.err(&text);
             return Flow::Continue;
         };
         if !arity_ok(spec.arity, args.len()) {
-            self.err(&format!(
-                "ERR wrong number of arguments for '{}' command",
-                name.to_ascii_lowercase()
-            ));
+            let text = format!("ERR wrong number of arguments for '{}' command", spec.lower);
+            self.err(&text);
             return Flow::Continue;
         }
         // Container commands: check the subcommand and its arity.
-        let mut full_name = name.to_ascii_lowercase();
-        if SUBCOMMANDS.iter().any(|(c, _, _)| *c == name) {
-            let sub = String::from_utf8_lossy(&args[1]).to_ascii_uppercase();
-            match SUBCOMMANDS.iter().find(|(c, s, _)| *c == name && *s == sub) {
-                Some((_, _, arity)) => {
-                    full_name =
-                        format!("{}|{}", name.to_ascii_lowercase(), sub.to_ascii_lowercase());
+        let mut full_name = spec.lower;
+        if SUBCOMMANDS.iter().any(|(c, ..)| *c == spec.name) {
+            let found = SUBCOMMANDS.iter().find(|(c, sub, ..)| {
+                *c == spec.name && args[1].eq_ignore_ascii_case(sub.as_bytes())
+            });
+            match found {
+                Some((_, _, full, arity)) => {
+                    full_name = full;
                     if !arity_ok(*arity, args.len()) {
-                        self.err(&format!(
-                            "ERR wrong number of arguments for '{full_name}' command"
-                        ));
+                        let text =
+                            format!("ERR wrong number of arguments for '{full_name}' command");
+                        self.err(&text);
                         return Flow::Continue;
                     }
                 }
                 None => {
-                    self.err(&format!(
-                        "ERR unknown subcommand '{}'. Try {name} HELP.",
-                        quoted(&args[1], 128)
-                    ));
+                    let text = format!(
+                        "ERR unknown subcommand '{}'. Try {} HELP.",
+                        quoted(&args[1], 128),
+                        spec.name
+                    );
+                    self.err(&text);
                     return Flow::Continue;
                 }
             }

@@ -139,7 +139,7 @@ struct Connection {
     local: Option<SocketAddr>,
     created: Instant,
     last_command: Instant,
-    last_command_name: String,
+    last_command_name: &'static str,
     limits: RespLimits,
     /// Remembers how far a partly received request was parsed.
     parser: RequestParser,
@@ -179,7 +179,7 @@ impl Connection {
             local,
             created: Instant::now(),
             last_command: Instant::now(),
-            last_command_name: "NULL".to_owned(),
+            last_command_name: "NULL",
             limits,
             parser: RequestParser::new(),
             replies: BytesMut::new(),
