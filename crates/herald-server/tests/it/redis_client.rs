@@ -320,3 +320,43 @@ async fn redis_cli_publish_and_subscribe() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_buffer_limit_closes_a_stuck_subscriber() {
+    let server = TestServer::start_with(|c| {
+        c.redis_config.output_buffer_hard = 1024 * 1024;
+        c.redis_config.output_buffer_soft = 256 * 1024;
+    })
+    .await;
+    // A subscriber that never reads.
+    let mut stuck = raw(&server).await;
+    stuck.send("SUBSCRIBE flood\r\n").await;
+    assert_eq!(stuck.line().await, "*3");
+    let redis = client(&server);
+    let mut con = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let payload = vec![b'x'; 1024];
+    // Far more than the socket buffers and the limit hold together.
+    for _ in 0..400 {
+        let mut pipe = redis::pipe();
+        for _ in 0..64 {
+            pipe.cmd("PUBLISH").arg("flood").arg(&payload[..]);
+        }
+        let _: Vec<i64> = pipe
+            .query_async(&mut con)
+            .await
+            .expect("publisher unaffected");
+    }
+    assert!(stuck.is_closed().await, "the stuck subscriber was closed");
+    assert!(server.server().broker().stats().slow_consumers >= 1);
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("flood")
+        .arg("after")
+        .query_async(&mut con)
+        .await
+        .expect("publish");
+    assert_eq!(n, 0, "the closed subscriber is gone");
+    server.stop().await;
+}

@@ -259,7 +259,6 @@ impl Connection {
             ));
             return Flow::Continue;
         }
-        self.last_command = std::time::Instant::now();
         self.last_command_name = full_name;
         self.dispatch(spec.name, &args)
     }

@@ -263,7 +263,8 @@ impl Connection {
                 }
                 read = reader.read_buf(&mut buf) => match read {
                     Ok(0) => return,
-                    Ok(_) => {}
+                    // Once per read, not per command: the clock is not free.
+                    Ok(_) => self.last_command = Instant::now(),
                     Err(error) => {
                         debug!(%error, "read failed");
                         return;
