@@ -166,10 +166,7 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
                         size,
                         server.name
                     );
-                    let result = match protocol {
-                        Protocol::Nats => crate::nats::run(&url, scenario, &params).await,
-                        Protocol::Redis => crate::redis::run(&url, scenario, &params).await,
-                    };
+                    let result = crate::scenario::run(&url, protocol, scenario, &params).await;
                     match result {
                         Ok(mut outcome) => {
                             outcome.target = server.name.clone();
@@ -372,9 +369,14 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(
         md,
         "Every scenario ran {} times per server, interleaved (the order rotates every round); \
-         the table shows medians. Rates count only deliveries that arrived. Clients: async-nats \
-         for NATS, the redis crate for Redis, all on the same machine as the servers.\n",
-        report.rounds
+         the table shows medians. Rates count only deliveries that arrived. Clients: {} for \
+         NATS throughput, async-nats for request/reply, the redis crate (pipelines of 64) for \
+         Redis; all on the same machine as the servers, sharing its cores.\n",
+        report.rounds,
+        match report.params.client {
+            crate::scenario::NatsClient::Raw => "herald-bench's lean NATS client",
+            crate::scenario::NatsClient::AsyncNats => "async-nats",
+        }
     );
     let _ = writeln!(
         md,

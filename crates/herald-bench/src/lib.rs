@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`scenario`] | scenarios, parameters, outcomes |
 //! | [`nats`] | scenarios over NATS (async-nats) |
+//! | [`raw_nats`] | NATS throughput scenarios with a lean client of our own |
 //! | [`redis`] | scenarios over Redis pub/sub (redis crate) |
 //! | [`servers`] | server processes, memory, idle connections |
 //! | [`compare`] | the interleaved comparison and its summary |
@@ -13,6 +14,7 @@
 pub mod chart;
 pub mod compare;
 pub mod nats;
+pub mod raw_nats;
 pub mod redis;
 pub mod scenario;
 pub mod servers;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use herald_bench::compare::{CompareOptions, compare};
-use herald_bench::scenario::{Params, Protocol, Scenario};
+use herald_bench::scenario::{NatsClient, Params, Protocol, Scenario};
 
 /// Benchmark herald, nats-server and redis-server side by side.
 #[derive(Debug, Parser)]
@@ -52,6 +52,9 @@ struct Knobs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Client for NATS throughput scenarios (request/reply always uses async-nats).
+    #[arg(long, value_enum, default_value = "raw")]
+    client: NatsClient,
 }
 
 impl Knobs {
@@ -65,6 +68,7 @@ impl Knobs {
             queue: self.queue,
             requests: self.requests,
             progress: !self.quiet,
+            client: self.client,
         }
     }
 }
@@ -141,14 +145,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Protocol::Nats
             };
-            let mut outcome = match protocol {
-                Protocol::Nats => {
-                    herald_bench::nats::run(&args.server, args.scenario, &params).await?
-                }
-                Protocol::Redis => {
-                    herald_bench::redis::run(&args.server, args.scenario, &params).await?
-                }
-            };
+            let mut outcome =
+                herald_bench::scenario::run(&args.server, protocol, args.scenario, &params).await?;
             outcome.target = args.server.clone();
             println!(
                 "{:<12} {:>6} B  {:>12.0} msgs/s  {:>8.1} MB/s  received {}/{}  lost {}  disconnects {}{}",

@@ -68,6 +68,17 @@ pub enum Protocol {
     Redis,
 }
 
+/// Which client drives NATS throughput scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatsClient {
+    /// herald-bench's lean client (batched writes, streaming counter): the
+    /// client's own CPU cost stays small, so servers' differences show.
+    Raw,
+    /// The async-nats crate, as applications use it.
+    AsyncNats,
+}
+
 /// Knobs of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Params {
@@ -89,6 +100,8 @@ pub struct Params {
     /// Print a progress line on stderr.
     #[serde(skip)]
     pub progress: bool,
+    /// The NATS client for throughput scenarios (request/reply always uses async-nats).
+    pub client: NatsClient,
 }
 
 impl Default for Params {
@@ -102,6 +115,7 @@ impl Default for Params {
             queue: 4,
             requests: 20_000,
             progress: true,
+            client: NatsClient::Raw,
         }
     }
 }
@@ -231,6 +245,10 @@ impl Tally {
         self.received.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn hits(&self, n: u64) {
+        self.received.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn disconnected(&self) {
         self.disconnects.fetch_add(1, Ordering::Relaxed);
     }
@@ -278,4 +296,26 @@ impl Tally {
 /// The last instant any receiver saw a message: what the rate is measured to.
 pub(crate) fn latest(instants: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
     instants.into_iter().flatten().max()
+}
+
+/// Runs `scenario` against the server at `url` over `protocol`, with the
+/// client `params` chooses.
+///
+/// # Errors
+/// Connection or protocol failures.
+pub async fn run(
+    url: &str,
+    protocol: Protocol,
+    scenario: Scenario,
+    params: &Params,
+) -> anyhow::Result<Outcome> {
+    match protocol {
+        Protocol::Redis => crate::redis::run(url, scenario, params).await,
+        Protocol::Nats
+            if scenario == Scenario::ReqRep || params.client == NatsClient::AsyncNats =>
+        {
+            crate::nats::run(url, scenario, params).await
+        }
+        Protocol::Nats => crate::raw_nats::run(url, scenario, params).await,
+    }
 }

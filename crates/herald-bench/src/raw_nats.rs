@@ -1,0 +1,196 @@
+//! Throughput scenarios over the NATS protocol with a lean client of our
+//! own: batched `PUB` writes and a streaming `MSG` counter on plain TCP.
+//!
+//! On a small machine the benchmark client shares the cores with the server
+//! it measures; async-nats spends several times the server's CPU per message
+//! (a channel hop and an allocation per message), so with it every server
+//! looks alike. This client costs little per message, so the servers'
+//! differences show. It speaks the plain protocol and drives any NATS server.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::{BufMut, BytesMut};
+use herald_protocol::Limits;
+use herald_protocol::nats::{ServerOp, encode_pub, parse_server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, latest};
+
+const SUBJECT: &[u8] = b"bench.subject";
+const CONNECT: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"name\":\"herald-bench\"}\r\n";
+
+fn addr_of(url: &str) -> &str {
+    url.strip_prefix("nats://").unwrap_or(url)
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_control_line: 64 * 1024,
+        max_payload: 64 * 1024 * 1024,
+    }
+}
+
+/// Connects, sends CONNECT and `extra`, and waits for the PONG of a PING
+/// sent after them, so the server has processed everything.
+async fn connect(url: &str, extra: &[u8]) -> anyhow::Result<(TcpStream, BytesMut)> {
+    let mut stream = TcpStream::connect(addr_of(url))
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    stream.set_nodelay(true)?;
+    let mut hello = BytesMut::new();
+    hello.put_slice(CONNECT);
+    hello.put_slice(extra);
+    hello.put_slice(b"PING\r\n");
+    stream.write_all(&hello).await?;
+    let mut buf = BytesMut::with_capacity(256 * 1024);
+    loop {
+        while let Some(op) = parse_server(&mut buf, &limits())? {
+            match op {
+                ServerOp::Pong => return Ok((stream, buf)),
+                ServerOp::Err(text) => bail!("server error: {}", String::from_utf8_lossy(&text)),
+                _ => {}
+            }
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            bail!("server closed the connection during the handshake");
+        }
+    }
+}
+
+/// Publishes `count` messages (or for `duration`) in 64 KiB writes, then
+/// waits for a PONG so the server has taken them all in.
+async fn publish(
+    url: &str,
+    size: usize,
+    count: u64,
+    duration: Option<Duration>,
+) -> anyhow::Result<u64> {
+    let (mut stream, mut buf) = connect(url, b"").await?;
+    let payload = vec![b'x'; size];
+    let mut out = BytesMut::with_capacity(128 * 1024);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        let done = match duration {
+            Some(limit) => start.elapsed() >= limit,
+            None => sent >= count,
+        };
+        if done {
+            break;
+        }
+        encode_pub(&mut out, SUBJECT, None, &payload);
+        sent += 1;
+        if out.len() >= 64 * 1024 {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+    }
+    out.put_slice(b"PING\r\n");
+    stream.write_all(&out).await?;
+    loop {
+        while let Some(op) = parse_server(&mut buf, &limits())? {
+            if op == ServerOp::Pong {
+                return Ok(sent);
+            }
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            bail!("server closed the publisher");
+        }
+    }
+}
+
+/// Runs a throughput scenario (not request/reply) with the lean client.
+///
+/// # Errors
+/// Connection failures; lost messages are reported, not errors.
+pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<Outcome> {
+    let (subscribers, publishers, queue) = match scenario {
+        Scenario::Pub => (0, 1, false),
+        Scenario::PubSub => (1, 1, false),
+        Scenario::Fanout => (params.fanout, 1, false),
+        Scenario::Fanin => (1, params.fanin, false),
+        Scenario::Queue => (params.queue, 1, true),
+        Scenario::ReqRep => bail!("request/reply runs on async-nats"),
+    };
+    let tally = Tally::new();
+    let mut receivers = Vec::new();
+    for _ in 0..subscribers {
+        let sub: &[u8] = if queue {
+            b"SUB bench.subject bench 1\r\n"
+        } else {
+            b"SUB bench.subject 1\r\n"
+        };
+        let (mut stream, mut buf) = connect(url, sub).await?;
+        let tally = tally.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let mut got = 0u64;
+                loop {
+                    match parse_server(&mut buf, &limits()) {
+                        Ok(Some(ServerOp::Msg { .. })) => got += 1,
+                        Ok(Some(ServerOp::Ping)) => {
+                            let _ = stream.write_all(b"PONG\r\n").await;
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => {
+                            tally.disconnected();
+                            return last;
+                        }
+                    }
+                }
+                if got > 0 {
+                    tally.hits(got);
+                    last = Some(Instant::now());
+                }
+                if buf.capacity() - buf.len() < 64 * 1024 {
+                    buf.reserve(256 * 1024);
+                }
+                tokio::select! {
+                    biased;
+                    () = tally.stop().cancelled() => return last,
+                    read = stream.read_buf(&mut buf) => match read {
+                        Ok(0) | Err(_) => {
+                            tally.disconnected();
+                            return last;
+                        }
+                        Ok(_) => {}
+                    },
+                }
+            }
+        }));
+    }
+    let per_publisher = params.count / publishers as u64;
+    let start = Instant::now();
+    let sends = (0..publishers).map(|_| publish(url, params.size, per_publisher, params.duration));
+    let published: u64 = futures::future::try_join_all(sends)
+        .await?
+        .into_iter()
+        .sum();
+    let mut end = Instant::now();
+    let per_message = if queue { 1 } else { subscribers as u64 };
+    let expected = published * per_message;
+    tally
+        .wait(expected, &scenario.label(params), params.progress)
+        .await;
+    let mut instants = Vec::new();
+    for receiver in receivers {
+        instants.push(receiver.await.unwrap_or(None));
+    }
+    if let Some(last) = latest(instants) {
+        end = end.max(last);
+    }
+    Ok(Outcome::new(
+        scenario,
+        Protocol::Nats,
+        params.size,
+        published,
+        expected,
+        tally.received(),
+        tally.disconnects(),
+        end - start,
+    ))
+}
