@@ -392,16 +392,19 @@ pub fn markdown(report: &Report) -> String {
         let nats = rate(rows, row, "nats-server", "nats");
         let herald_redis = rate(rows, row, "herald", "redis");
         let redis = rate(rows, row, "redis-server", "redis");
-        let lost: u64 = rows
-            .iter()
-            .filter(|r| r.scenario == row.scenario && r.size == row.size)
-            .map(|r| r.lost)
-            .sum();
-        let disconnects: u64 = rows
-            .iter()
-            .filter(|r| r.scenario == row.scenario && r.size == row.size)
-            .map(|r| r.disconnects)
-            .sum();
+        // Losses per server: a loss is one server's, not the scenario's.
+        let per_server = |field: fn(&Row) -> u64| {
+            let parts: Vec<String> = rows
+                .iter()
+                .filter(|r| r.scenario == row.scenario && r.size == row.size && field(r) > 0)
+                .map(|r| format!("{} {}", r.target.label(), field(r)))
+                .collect();
+            if parts.is_empty() {
+                "0".to_owned()
+            } else {
+                parts.join(", ")
+            }
+        };
         let _ = writeln!(
             md,
             "| {} | {} B | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -413,14 +416,16 @@ pub fn markdown(report: &Report) -> String {
             fmt_rate(herald_redis),
             fmt_rate(redis),
             fmt_ratio(herald_redis.or(herald_nats), redis),
-            lost,
-            disconnects
+            per_server(|r| r.lost),
+            per_server(|r| r.disconnects)
         );
     }
     let _ = writeln!(
         md,
-        "\nWhere herald has no Redis listener yet, \"herald / redis-server\" compares herald over \
-         NATS with redis-server over Redis for the same traffic.\n"
+        "\n\"herald / redis-server\" compares both over Redis where herald has its Redis \
+         listener, otherwise herald over NATS. Losses and disconnects name the server that \
+         had them (redis-server closes subscribers past its 32 MB output-buffer limit; \
+         herald's publishers wait for slow subscribers instead, up to a bound).\n"
     );
     let latency: Vec<&Row> = rows.iter().filter(|r| r.p99_us.is_some()).collect();
     if !latency.is_empty() {

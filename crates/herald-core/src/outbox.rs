@@ -31,6 +31,13 @@ use tokio::sync::Notify;
 
 use crate::sink::{CloseReason, Delivery, DeliveryCtx, SlowConsumerPolicy};
 
+/// The most output a connection queues before its publishers wait.
+pub const HIGH_WATER_CAP: usize = 4 * 1024 * 1024;
+
+/// A batch buffer that grew past this is dropped after use, not kept, so a
+/// burst does not pin its memory for the life of the connection.
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
 /// Payloads at least this long are queued by reference instead of copied.
 pub const LARGE_PAYLOAD: usize = 8 * 1024;
 
@@ -58,9 +65,14 @@ impl OutboxBatch {
         self.buf.len() + self.large.iter().map(|(_, b)| b.len()).sum::<usize>()
     }
 
-    /// Empties the batch, keeping its buffer's capacity for reuse.
+    /// Empties the batch, keeping its buffer's capacity for reuse (unless a
+    /// burst made it large).
     pub fn clear(&mut self) {
-        self.buf.clear();
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = BytesMut::new();
+        } else {
+            self.buf.clear();
+        }
         self.large.clear();
     }
 
@@ -201,8 +213,12 @@ impl Outbox {
         false
     }
 
+    /// Past this the publisher is asked to wait: three quarters of the
+    /// limit, but never more than [`HIGH_WATER_CAP`], since a writer needs
+    /// only a few megabytes queued to keep its socket busy and more is just
+    /// memory.
     fn high_water(&self) -> usize {
-        self.max_bytes / 4 * 3
+        (self.max_bytes / 4 * 3).min(HIGH_WATER_CAP)
     }
 
     /// Appends one message frame of about `size` bytes, written by `encode`.
@@ -274,9 +290,19 @@ impl Outbox {
 
     /// Appends protocol output (replies, pings, errors). It is never dropped
     /// and not held to the message limit, but it is refused once closed.
+    ///
+    /// A client that sends commands but never reads their replies would grow
+    /// this without end, so past twice the message limit the outbox is
+    /// closed as a slow consumer instead.
     pub fn push_control(&self, encode: impl FnOnce(&mut BytesMut)) -> bool {
         let mut state = self.state.lock();
         if state.closed.is_some() {
+            return false;
+        }
+        if state.pending.len() > self.max_bytes.saturating_mul(2) {
+            state.closed = Some(CloseReason::SlowConsumer);
+            drop(state);
+            self.wake.notify_one();
             return false;
         }
         let was_empty = state.pending.is_empty();
@@ -473,6 +499,17 @@ mod tests {
         assert_eq!(frame(&out, &[b'y'; 12]), Delivery::Delivered);
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(out.check_soft_limit());
+        assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
+    }
+
+    #[test]
+    fn unread_replies_are_bounded_too() {
+        let out = outbox(8, SlowConsumerPolicy::Close);
+        let mut accepted = 0;
+        while out.push_control(|b| b.put_slice(b"+PONG\r\n")) {
+            accepted += 1;
+            assert!(accepted < 100, "control output must be bounded");
+        }
         assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
     }
 
