@@ -31,8 +31,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct Knobs {
-    /// Messages to publish per run.
-    #[arg(long, default_value_t = 500_000)]
+    /// Messages to publish per run (long enough that start-up noise does not dominate).
+    #[arg(long, default_value_t = 2_000_000)]
     count: u64,
     /// Publish for this long instead of --count messages (e.g. `5s`).
     #[arg(long, value_parser = humantime::parse_duration)]

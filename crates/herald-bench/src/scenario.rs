@@ -108,7 +108,7 @@ impl Default for Params {
     fn default() -> Self {
         Self {
             size: 16,
-            count: 500_000,
+            count: 2_000_000,
             duration: None,
             fanout: 10,
             fanin: 10,
