@@ -170,7 +170,7 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
                     match result {
                         Ok(mut outcome) => {
                             outcome.target = server.name.clone();
-                            println!("{}", serde_json::to_string(&outcome)?);
+                            crate::scenario::print_line(&serde_json::to_string(&outcome)?);
                             runs.push(outcome);
                         }
                         Err(error) => eprintln!("  failed: {error:#}"),
@@ -487,7 +487,7 @@ fn write_outputs(report: &Report, options: &CompareOptions) -> anyhow::Result<()
         eprintln!("chart not drawn: {error:#}");
     }
     let md = markdown(report);
-    print!("\n{md}");
+    crate::scenario::print_line(&format!("\n{md}"));
     if let Some(docs) = &options.docs {
         std::fs::write(docs, &md).with_context(|| format!("writing {}", docs.display()))?;
         eprintln!("wrote {}", docs.display());

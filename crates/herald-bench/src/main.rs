@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use herald_bench::compare::{CompareOptions, compare};
-use herald_bench::scenario::{NatsClient, Params, Protocol, Scenario};
+use herald_bench::scenario::{NatsClient, Params, Protocol, Scenario, print_line};
 
 /// Benchmark herald, nats-server and redis-server side by side.
 #[derive(Debug, Parser)]
@@ -148,7 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut outcome =
                 herald_bench::scenario::run(&args.server, protocol, args.scenario, &params).await?;
             outcome.target = args.server.clone();
-            println!(
+            print_line(&format!(
                 "{:<12} {:>6} B  {:>12.0} msgs/s  {:>8.1} MB/s  received {}/{}  lost {}  disconnects {}{}",
                 args.scenario.label(&params),
                 params.size,
@@ -165,8 +165,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         l.p50, l.p90, l.p99, l.p999
                     ))
                     .unwrap_or_default()
-            );
-            println!("{}", serde_json::to_string(&outcome)?);
+            ));
+            print_line(&serde_json::to_string(&outcome)?);
             Ok(())
         }
         Command::Compare(args) => {

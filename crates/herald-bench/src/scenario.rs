@@ -319,3 +319,10 @@ pub async fn run(
         Protocol::Nats => crate::raw_nats::run(url, scenario, params).await,
     }
 }
+
+/// Prints a line on stdout; a closed pipe (`| head`) is not an error worth a panic.
+pub fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}

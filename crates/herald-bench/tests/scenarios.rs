@@ -1,0 +1,77 @@
+//! The benchmark's scenarios against a real herald: every scenario counts
+//! what it should and loses nothing (correctness only; speed is not asserted).
+
+use herald_bench::scenario::{NatsClient, Params, Protocol, Scenario, run};
+use herald_server::{Ready, RunningServer};
+
+fn small(client: NatsClient) -> Params {
+    Params {
+        count: 2_000,
+        requests: 200,
+        fanout: 3,
+        fanin: 3,
+        queue: 2,
+        progress: false,
+        client,
+        ..Params::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_delivers_everything() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = RunningServer::start(Ready::ephemeral(data.path().to_path_buf()))
+        .await
+        .expect("herald starts");
+    let nats = format!("nats://{}", server.nats_addr().expect("nats"));
+    let redis = format!("redis://{}", server.redis_addr().expect("redis"));
+    for client in [NatsClient::Raw, NatsClient::AsyncNats] {
+        for scenario in Scenario::ALL {
+            let params = small(client);
+            let outcome = run(&nats, Protocol::Nats, scenario, &params)
+                .await
+                .expect("scenario runs");
+            let per_message = match scenario {
+                Scenario::Pub => 0,
+                Scenario::Fanout => 3,
+                _ => 1,
+            };
+            // Publishers share the count evenly (3 fan-in publishers send 666 each).
+            let published = match scenario {
+                Scenario::ReqRep => 200,
+                Scenario::Fanin => 2_000 / 3 * 3,
+                _ => 2_000,
+            };
+            assert_eq!(outcome.published, published, "{scenario:?} {client:?}");
+            assert_eq!(
+                outcome.expected,
+                published * per_message,
+                "{scenario:?} {client:?}"
+            );
+            assert_eq!(
+                outcome.received, outcome.expected,
+                "{scenario:?} {client:?}"
+            );
+            assert_eq!(outcome.lost, 0);
+            if scenario == Scenario::ReqRep {
+                assert!(outcome.latency_us.is_some());
+            }
+        }
+    }
+    for scenario in [
+        Scenario::Pub,
+        Scenario::PubSub,
+        Scenario::Fanout,
+        Scenario::Fanin,
+    ] {
+        let outcome = run(&redis, Protocol::Redis, scenario, &small(NatsClient::Raw))
+            .await
+            .expect("scenario runs");
+        assert_eq!(outcome.lost, 0, "{scenario:?} over Redis");
+        assert_eq!(
+            outcome.received, outcome.expected,
+            "{scenario:?} over Redis"
+        );
+    }
+    server.shutdown().await;
+}
