@@ -8,7 +8,7 @@ use async_nats::{Client, Event};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::scenario::{Latency, Outcome, Params, Protocol, Scenario, Tally, latest};
+use crate::scenario::{Latency, Outcome, Params, Protocol, Published, Scenario, Tally, finish};
 
 const SUBJECT: &str = "bench.subject";
 
@@ -135,28 +135,15 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
         sync(&pub_clients[0]).await?;
         end = Instant::now();
     }
-    let per_message = if queue { 1 } else { subscribers as u64 };
-    let expected = published * per_message;
-    tally
-        .wait(expected, &scenario.label(params), params.progress)
-        .await;
-    let mut instants = Vec::new();
-    for receiver in receivers {
-        instants.push(receiver.await.unwrap_or(None));
-    }
-    if let Some(last) = latest(instants) {
-        end = end.max(last);
-    }
-    Ok(Outcome::new(
+    let run = Published {
         scenario,
-        Protocol::Nats,
-        params.size,
-        published,
-        expected,
-        tally.received(),
-        tally.disconnects(),
-        end - start,
-    ))
+        protocol: Protocol::Nats,
+        count: published,
+        per_message: if queue { 1 } else { subscribers as u64 },
+        start,
+        end,
+    };
+    Ok(finish(&tally, receivers, run, params).await)
 }
 
 async fn request_reply(url: &str, params: &Params) -> anyhow::Result<Outcome> {

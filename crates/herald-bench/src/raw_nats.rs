@@ -16,7 +16,7 @@ use herald_protocol::nats::{ServerOp, encode_pub, parse_server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, latest};
+use crate::scenario::{Outcome, Params, Protocol, Published, Scenario, Tally, finish};
 
 const SUBJECT: &[u8] = b"bench.subject";
 const CONNECT: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"name\":\"herald-bench\"}\r\n";
@@ -170,27 +170,14 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
         .await?
         .into_iter()
         .sum();
-    let mut end = Instant::now();
-    let per_message = if queue { 1 } else { subscribers as u64 };
-    let expected = published * per_message;
-    tally
-        .wait(expected, &scenario.label(params), params.progress)
-        .await;
-    let mut instants = Vec::new();
-    for receiver in receivers {
-        instants.push(receiver.await.unwrap_or(None));
-    }
-    if let Some(last) = latest(instants) {
-        end = end.max(last);
-    }
-    Ok(Outcome::new(
+    let end = Instant::now();
+    let run = Published {
         scenario,
-        Protocol::Nats,
-        params.size,
-        published,
-        expected,
-        tally.received(),
-        tally.disconnects(),
-        end - start,
-    ))
+        protocol: Protocol::Nats,
+        count: published,
+        per_message: if queue { 1 } else { subscribers as u64 },
+        start,
+        end,
+    };
+    Ok(finish(&tally, receivers, run, params).await)
 }

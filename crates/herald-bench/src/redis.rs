@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, latest};
+use crate::scenario::{Outcome, Params, Protocol, Published, Scenario, Tally, finish};
 
 const CHANNEL: &str = "bench.subject";
 
@@ -100,26 +100,14 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
         .await?
         .into_iter()
         .sum();
-    let mut end = Instant::now();
-    let expected = published * subscribers as u64;
-    tally
-        .wait(expected, &scenario.label(params), params.progress)
-        .await;
-    let mut instants = Vec::new();
-    for receiver in receivers {
-        instants.push(receiver.await.unwrap_or(None));
-    }
-    if let Some(last) = latest(instants) {
-        end = end.max(last);
-    }
-    Ok(Outcome::new(
+    let end = Instant::now();
+    let run = Published {
         scenario,
-        Protocol::Redis,
-        params.size,
-        published,
-        expected,
-        tally.received(),
-        tally.disconnects(),
-        end - start,
-    ))
+        protocol: Protocol::Redis,
+        count: published,
+        per_message: subscribers as u64,
+        start,
+        end,
+    };
+    Ok(finish(&tally, receivers, run, params).await)
 }

@@ -293,9 +293,47 @@ impl Tally {
     }
 }
 
-/// The last instant any receiver saw a message: what the rate is measured to.
-pub(crate) fn latest(instants: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
-    instants.into_iter().flatten().max()
+/// What a throughput run has when publishing is done.
+pub(crate) struct Published {
+    pub(crate) scenario: Scenario,
+    pub(crate) protocol: Protocol,
+    /// Messages published.
+    pub(crate) count: u64,
+    /// Deliveries each message should make.
+    pub(crate) per_message: u64,
+    /// When publishing started and when the server had taken it all in.
+    pub(crate) start: Instant,
+    pub(crate) end: Instant,
+}
+
+/// Waits for the receivers, then measures from the first publish to the
+/// last delivery: the end of every throughput run, whatever the client.
+pub(crate) async fn finish(
+    tally: &Tally,
+    receivers: Vec<tokio::task::JoinHandle<Option<Instant>>>,
+    run: Published,
+    params: &Params,
+) -> Outcome {
+    let expected = run.count * run.per_message;
+    tally
+        .wait(expected, &run.scenario.label(params), params.progress)
+        .await;
+    let mut end = run.end;
+    for receiver in receivers {
+        if let Ok(Some(last)) = receiver.await {
+            end = end.max(last);
+        }
+    }
+    Outcome::new(
+        run.scenario,
+        run.protocol,
+        params.size,
+        run.count,
+        expected,
+        tally.received(),
+        tally.disconnects(),
+        end - run.start,
+    )
 }
 
 /// Runs `scenario` against the server at `url` over `protocol`, with the
