@@ -15,8 +15,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_core::{CloseReason, Outbox};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::server::Shared;
@@ -72,5 +76,44 @@ pub(crate) async fn accept_loop<F, Fut>(
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
+    }
+}
+
+/// A connection's I/O as every listener sets it up: the read half for the
+/// protocol's reader, the outbox and its writer task, and a token that stops
+/// the reader when the writer fails or the server shuts down.
+pub(crate) struct ConnectionIo {
+    /// The socket's read half.
+    pub(crate) reader: OwnedReadHalf,
+    /// Output to the client.
+    pub(crate) outbox: Arc<Outbox>,
+    /// Cancelled when the writer stops or the server shuts down.
+    pub(crate) token: CancellationToken,
+    /// The local address the client reached.
+    pub(crate) local: Option<SocketAddr>,
+    writer: JoinHandle<writer::WriterEnd>,
+}
+
+impl ConnectionIo {
+    /// Splits `stream` and starts the writer for `outbox`.
+    pub(crate) fn start(shared: &Shared, stream: TcpStream, outbox: Outbox) -> Self {
+        let local = stream.local_addr().ok();
+        let (reader, socket) = stream.into_split();
+        let outbox = Arc::new(outbox);
+        let token = shared.shutdown.child_token();
+        let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
+        Self {
+            reader,
+            outbox,
+            token,
+            local,
+            writer,
+        }
+    }
+
+    /// Lets the writer flush what is queued, then closes the connection.
+    pub(crate) async fn finish(self) {
+        self.outbox.close(CloseReason::Finished);
+        let _ = self.writer.await;
     }
 }

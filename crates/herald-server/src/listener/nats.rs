@@ -13,8 +13,8 @@ use std::time::Instant;
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
-    CloseReason, ConnId, Delivery, DeliveryCtx, Headers, Message, Outbox, Pattern, Publisher,
-    QueueName, Sink, Subject, SubscribeSpec, Subscriber,
+    ConnId, Delivery, DeliveryCtx, Headers, Message, Outbox, Pattern, Publisher, QueueName, Sink,
+    Subject, SubscribeSpec, Subscriber,
 };
 use herald_protocol::limits::Limits as CodecLimits;
 use herald_protocol::nats::{self as codec, ClientOp, ConnectOptions, ProtocolError, ServerInfo};
@@ -24,7 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use crate::listener::spawn_writer;
+use crate::listener::ConnectionIo;
 use crate::server::{ServerStats, Shared};
 
 /// The version herald reports in INFO. Clients gate features on it
@@ -103,29 +103,21 @@ pub(crate) async fn serve(
     let span = debug_span!("nats", conn = id.0, %peer, name = tracing::field::Empty);
     async move {
         let _count = shared.stats.open(|s: &ServerStats| &s.nats_connections);
-        let local = stream.local_addr().ok();
-        let (mut reader, writer) = stream.into_split();
-        let outbox = Arc::new(Outbox::new(
-            shared.limits.max_pending,
-            shared.limits.slow_consumer,
-        ));
-        let conn_token = shared.shutdown.child_token();
-        let writer_task = spawn_writer(&shared, writer, outbox.clone(), conn_token.clone());
-        let info = server_info(&shared, id, peer, local);
-        outbox.push_control(|b| codec::encode_info(b, &info));
+        let outbox = Outbox::new(shared.limits.max_pending, shared.limits.slow_consumer);
+        let mut io = ConnectionIo::start(&shared, stream, outbox);
+        let info = server_info(&shared, id, peer, io.local);
+        io.outbox.push_control(|b| codec::encode_info(b, &info));
         if permit.is_none() {
             warn!("connection refused: maximum connections reached");
-            send_err(&outbox, "maximum connections exceeded");
-            outbox.close(CloseReason::Finished);
-            let _ = writer_task.await;
+            send_err(&io.outbox, "maximum connections exceeded");
+            io.finish().await;
             return;
         }
         debug!("connected");
-        let mut conn = Connection::new(shared.clone(), id, outbox.clone());
-        conn.run(&mut reader, &conn_token).await;
+        let mut conn = Connection::new(shared.clone(), id, io.outbox.clone());
+        conn.run(&mut io.reader, &io.token).await;
         conn.unsubscribe_all();
-        outbox.close(CloseReason::Finished);
-        let _ = writer_task.await;
+        io.finish().await;
         debug!("disconnected");
         drop(permit);
     }

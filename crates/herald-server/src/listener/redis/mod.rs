@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
-    CloseReason, ConnId, Delivery, DeliveryCtx, Interest, Message, Outbox, Publisher, Sink,
-    SlowConsumerPolicy, SoftLimit, Subscriber,
+    ConnId, Delivery, DeliveryCtx, Interest, Message, Outbox, Publisher, Sink, SlowConsumerPolicy,
+    SoftLimit, Subscriber,
 };
 use herald_protocol::resp::{self, Proto, RequestParser, RespLimits};
 use tokio::io::AsyncReadExt;
@@ -28,7 +28,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use crate::listener::spawn_writer;
+use crate::listener::ConnectionIo;
 use crate::server::{ServerStats, Shared};
 
 /// How long a publisher waits at most for one congested subscriber.
@@ -81,32 +81,25 @@ pub(crate) async fn serve(
     let span = debug_span!("redis", conn = id.0, %peer);
     async move {
         let _count = shared.stats.open(|s: &ServerStats| &s.redis_connections);
-        let local = stream.local_addr().ok();
-        let (mut reader, writer) = stream.into_split();
         let config = &shared.redis;
-        let outbox = Arc::new(
-            Outbox::new(config.output_buffer_hard, SlowConsumerPolicy::Close).with_soft_limit(
-                SoftLimit {
-                    bytes: config.output_buffer_soft,
-                    window: config.output_buffer_soft_window,
-                },
-            ),
-        );
-        let token = shared.shutdown.child_token();
-        let writer_task = spawn_writer(&shared, writer, outbox.clone(), token.clone());
+        let outbox = Outbox::new(config.output_buffer_hard, SlowConsumerPolicy::Close)
+            .with_soft_limit(SoftLimit {
+                bytes: config.output_buffer_soft,
+                window: config.output_buffer_soft_window,
+            });
+        let mut io = ConnectionIo::start(&shared, stream, outbox);
         if permit.is_none() {
             warn!("connection refused: maximum connections reached");
-            outbox.push_control(|b| resp::error(b, b"ERR max number of clients reached"));
-            outbox.close(CloseReason::Finished);
-            let _ = writer_task.await;
+            io.outbox
+                .push_control(|b| resp::error(b, b"ERR max number of clients reached"));
+            io.finish().await;
             return;
         }
         debug!("connected");
-        let mut conn = Connection::new(shared.clone(), id, outbox.clone(), peer, local);
-        conn.run(&mut reader, &token).await;
+        let mut conn = Connection::new(shared.clone(), id, io.outbox.clone(), peer, io.local);
+        conn.run(&mut io.reader, &io.token).await;
         conn.unsubscribe_all();
-        outbox.close(CloseReason::Finished);
-        let _ = writer_task.await;
+        io.finish().await;
         debug!("disconnected");
         drop(permit);
     }
