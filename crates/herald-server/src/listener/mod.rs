@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::server::Shared;
 
-pub(crate) use writer::spawn_writer;
+use writer::spawn_writer;
 
 /// Binds `addr` and logs the bound address in a line containing `listening`,
 /// so tests and scripts can find an ephemeral port.
