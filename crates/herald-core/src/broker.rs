@@ -182,6 +182,7 @@ impl Broker {
             cache: AHashMap::new(),
             ctx: DeliveryCtx::new(),
             counts: PublishCounts::default(),
+            last: None,
         }
     }
 
@@ -597,6 +598,8 @@ pub struct Publisher {
     /// Counters of the current batch, added to the broker's at its end, so
     /// publishers on different threads do not fight over shared counters.
     counts: PublishCounts,
+    /// The last subject looked up (an owned copy), its generation and route.
+    last: Option<(Subject, u64, Route)>,
 }
 
 /// Lookups a [`Publisher`] remembers before it starts over.
@@ -606,8 +609,17 @@ impl Publisher {
     /// Publishes `msg`; returns how many subscribers took it.
     pub fn publish(&mut self, msg: &Message) -> usize {
         let generation = self.broker.inner.index.generation();
-        let receivers = match self.cache.get(&msg.subject) {
-            Some((cached, route)) if *cached == generation => {
+        // Publishers mostly repeat their last subject: compare before hashing.
+        if let Some((subject, cached, route)) = &self.last {
+            if *cached == generation && subject.as_bytes() == msg.subject.as_bytes() {
+                let receivers = self.broker.route(self.origin, msg, route, &mut self.ctx);
+                self.counts.add(msg.payload.len(), receivers);
+                return receivers;
+            }
+        }
+        let receivers = match self.cache.get_key_value(&msg.subject) {
+            Some((subject, (cached, route))) if *cached == generation => {
+                self.last = Some((subject.clone(), generation, route.clone()));
                 self.broker.route(self.origin, msg, route, &mut self.ctx)
             }
             _ => {
@@ -619,7 +631,8 @@ impl Publisher {
                 // read buffer, which the cache must not keep alive.
                 let key =
                     Subject::from_wire_unchecked(Bytes::copy_from_slice(msg.subject.as_bytes()));
-                self.cache.insert(key, (generation, route.clone()));
+                self.cache.insert(key.clone(), (generation, route.clone()));
+                self.last = Some((key, generation, route.clone()));
                 self.broker.route(self.origin, msg, &route, &mut self.ctx)
             }
         };
