@@ -3,7 +3,7 @@
 //! One task reads and parses (every whole frame in the buffer per read) and
 //! turns frames into broker calls; a second task writes the connection's
 //! [`Outbox`]. Deliveries are encoded straight into the outbox by
-//! [`NatsSink`], on whichever thread published them.
+//! `NatsSink`, on whichever thread published them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
