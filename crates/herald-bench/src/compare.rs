@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -114,23 +114,13 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Whether the herald binary has a Redis listener yet.
-fn herald_speaks_redis(herald: &Path) -> bool {
-    std::process::Command::new(herald)
-        .arg("--help")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--redis"))
-        .unwrap_or(false)
-}
-
 /// Runs the comparison and writes its outputs.
 ///
 /// # Errors
 /// A server cannot start, or an output cannot be written.
 pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
-    let herald_redis = herald_speaks_redis(&options.herald);
     let servers = vec![
-        Server::herald(&options.herald, herald_redis)?,
+        Server::herald(&options.herald)?,
         Server::nats_server()?,
         Server::redis_server()?,
     ];

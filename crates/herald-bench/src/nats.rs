@@ -73,24 +73,16 @@ async fn publish(
 /// # Errors
 /// Connection or protocol failures (not message loss: that is reported).
 pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<Outcome> {
-    if scenario == Scenario::ReqRep {
-        return request_reply(url, params).await;
-    }
     let tally = Tally::new();
     let payload = Bytes::from(vec![b'x'; params.size]);
-    let (subscribers, publishers, queue) = match scenario {
-        Scenario::Pub => (0, 1, false),
-        Scenario::PubSub => (1, 1, false),
-        Scenario::Fanout => (params.fanout, 1, false),
-        Scenario::Fanin => (1, params.fanin, false),
-        Scenario::Queue => (params.queue, 1, true),
-        Scenario::ReqRep => unreachable!("handled above"),
+    let Some(shape) = scenario.shape(params) else {
+        return request_reply(url, params).await;
     };
     let mut receivers = Vec::new();
     let mut sub_clients = Vec::new();
-    for _ in 0..subscribers {
+    for _ in 0..shape.subscribers {
         let client = connect(url, &tally).await?;
-        let mut sub = if queue {
+        let mut sub = if shape.queue {
             client.queue_subscribe(SUBJECT, "bench".into()).await?
         } else {
             client.subscribe(SUBJECT).await?
@@ -117,10 +109,10 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
         sub_clients.push(client);
     }
     let mut pub_clients = Vec::new();
-    for _ in 0..publishers {
+    for _ in 0..shape.publishers {
         pub_clients.push(connect(url, &tally).await?);
     }
-    let per_publisher = params.count / publishers as u64;
+    let per_publisher = shape.per_publisher(params.count);
     let start = Instant::now();
     let sends = pub_clients
         .iter()
@@ -139,7 +131,7 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
         scenario,
         protocol: Protocol::Nats,
         count: published,
-        per_message: if queue { 1 } else { subscribers as u64 },
+        per_message: shape.per_message(),
         start,
         end,
     };

@@ -106,18 +106,13 @@ async fn publish(
 /// # Errors
 /// Connection failures; lost messages are reported, not errors.
 pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<Outcome> {
-    let (subscribers, publishers, queue) = match scenario {
-        Scenario::Pub => (0, 1, false),
-        Scenario::PubSub => (1, 1, false),
-        Scenario::Fanout => (params.fanout, 1, false),
-        Scenario::Fanin => (1, params.fanin, false),
-        Scenario::Queue => (params.queue, 1, true),
-        Scenario::ReqRep => bail!("request/reply runs on async-nats"),
+    let Some(shape) = scenario.shape(params) else {
+        bail!("request/reply runs on async-nats");
     };
     let tally = Tally::new();
     let mut receivers = Vec::new();
-    for _ in 0..subscribers {
-        let sub: &[u8] = if queue {
+    for _ in 0..shape.subscribers {
+        let sub: &[u8] = if shape.queue {
             b"SUB bench.subject bench 1\r\n"
         } else {
             b"SUB bench.subject 1\r\n"
@@ -163,9 +158,10 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
             }
         }));
     }
-    let per_publisher = params.count / publishers as u64;
+    let per_publisher = shape.per_publisher(params.count);
     let start = Instant::now();
-    let sends = (0..publishers).map(|_| publish(url, params.size, per_publisher, params.duration));
+    let sends =
+        (0..shape.publishers).map(|_| publish(url, params.size, per_publisher, params.duration));
     let published: u64 = futures::future::try_join_all(sends)
         .await?
         .into_iter()
@@ -175,7 +171,7 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
         scenario,
         protocol: Protocol::Nats,
         count: published,
-        per_message: if queue { 1 } else { subscribers as u64 },
+        per_message: shape.per_message(),
         start,
         end,
     };

@@ -55,15 +55,11 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
     let client = redis::Client::open(url).with_context(|| format!("bad Redis URL {url}"))?;
     let tally = Tally::new();
     let payload = vec![b'x'; params.size];
-    let (subscribers, publishers) = match scenario {
-        Scenario::Pub => (0, 1),
-        Scenario::PubSub => (1, 1),
-        Scenario::Fanout => (params.fanout, 1),
-        Scenario::Fanin => (1, params.fanin),
-        Scenario::Queue | Scenario::ReqRep => unreachable!("checked above"),
-    };
+    let shape = scenario
+        .shape(params)
+        .context("Redis has no request/reply")?;
     let mut receivers = Vec::new();
-    for _ in 0..subscribers {
+    for _ in 0..shape.subscribers {
         let mut pubsub = client
             .get_async_pubsub()
             .await
@@ -93,9 +89,10 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
             last
         }));
     }
-    let per_publisher = params.count / publishers as u64;
+    let per_publisher = shape.per_publisher(params.count);
     let start = Instant::now();
-    let sends = (0..publishers).map(|_| publish(&client, &payload, per_publisher, params.duration));
+    let sends =
+        (0..shape.publishers).map(|_| publish(&client, &payload, per_publisher, params.duration));
     let published: u64 = futures::future::try_join_all(sends)
         .await?
         .into_iter()
@@ -105,7 +102,7 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
         scenario,
         protocol: Protocol::Redis,
         count: published,
-        per_message: subscribers as u64,
+        per_message: shape.per_message(),
         start,
         end,
     };

@@ -48,6 +48,23 @@ impl Scenario {
         }
     }
 
+    /// The connections a throughput scenario uses; `None` for request/reply.
+    pub(crate) fn shape(self, params: &Params) -> Option<Shape> {
+        let (subscribers, publishers, queue) = match self {
+            Scenario::Pub => (0, 1, false),
+            Scenario::PubSub => (1, 1, false),
+            Scenario::Fanout => (params.fanout, 1, false),
+            Scenario::Fanin => (1, params.fanin, false),
+            Scenario::Queue => (params.queue, 1, true),
+            Scenario::ReqRep => return None,
+        };
+        Some(Shape {
+            subscribers,
+            publishers,
+            queue,
+        })
+    }
+
     /// Whether `protocol` has this traffic shape (Redis has no queue groups
     /// and no request/reply).
     pub fn supports(self, protocol: Protocol) -> bool {
@@ -55,6 +72,33 @@ impl Scenario {
             Protocol::Nats => true,
             Protocol::Redis => !matches!(self, Scenario::Queue | Scenario::ReqRep),
         }
+    }
+}
+
+/// Subscribers and publishers of a throughput scenario.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// Subscriber connections.
+    pub(crate) subscribers: usize,
+    /// Publisher connections.
+    pub(crate) publishers: usize,
+    /// The subscribers form one queue group.
+    pub(crate) queue: bool,
+}
+
+impl Shape {
+    /// Deliveries each published message should make.
+    pub(crate) fn per_message(self) -> u64 {
+        if self.queue {
+            1
+        } else {
+            self.subscribers as u64
+        }
+    }
+
+    /// Messages each publisher sends so that they share `count` evenly.
+    pub(crate) fn per_publisher(self, count: u64) -> u64 {
+        count / self.publishers as u64
     }
 }
 

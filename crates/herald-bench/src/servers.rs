@@ -70,12 +70,12 @@ fn wait_listening(name: &str, addr: SocketAddr, child: &mut Child) -> anyhow::Re
 }
 
 impl Server {
-    /// Starts herald (the binary at `path`) with its NATS listener, and its
-    /// Redis listener when `redis` is true.
+    /// Starts herald (the binary at `path`) with its NATS and Redis
+    /// listeners on free ports (never the default ones).
     ///
     /// # Errors
     /// The process cannot start or does not listen.
-    pub fn herald(path: &Path, redis: bool) -> anyhow::Result<Self> {
+    pub fn herald(path: &Path) -> anyhow::Result<Self> {
         let nats = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let data = std::env::temp_dir().join(format!("herald-bench-{}", nats.port()));
         let mut cmd = Command::new(path);
@@ -84,12 +84,9 @@ impl Server {
             .arg("--data-dir")
             .arg(&data)
             .env("RUST_LOG", "warn");
-        let mut endpoints = vec![(Protocol::Nats, nats)];
-        if redis {
-            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-            cmd.arg("--redis").arg(addr.to_string());
-            endpoints.push((Protocol::Redis, addr));
-        }
+        let redis = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        cmd.arg("--redis").arg(redis.to_string());
+        let endpoints = vec![(Protocol::Nats, nats), (Protocol::Redis, redis)];
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())

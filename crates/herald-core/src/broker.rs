@@ -22,7 +22,7 @@ use crate::channels::{ExactTable, GlobTable};
 use crate::error::Error;
 use crate::glob::glob_match;
 use crate::index::{MatchResult, SubjectIndex};
-use crate::message::{Headers, Message};
+use crate::message::Message;
 use crate::sink::{
     ConnId, Delivery, DeliveryCtx, Interest, PendingLimits, Sink, SlowConsumerPolicy, SubId,
     SubscribeSpec, Subscriber,
@@ -193,12 +193,7 @@ impl Broker {
         route: &MatchResult<Arc<Subscriber>>,
         ctx: &mut DeliveryCtx,
     ) -> usize {
-        let mut receivers = 0;
-        for sub in &route.plain {
-            if self.offer(origin, sub, msg, ctx) {
-                receivers += 1;
-            }
-        }
+        let mut receivers = self.offer_all(origin, &route.plain, msg, ctx);
         for group in &route.groups {
             // Try members in turn until one takes it: a full or closing
             // member must not make the group lose the message.
@@ -212,11 +207,7 @@ impl Broker {
         }
         // Redis subscribers: exact channels first, then globs, as Redis orders them.
         if let Some(subs) = self.inner.channels.get(msg.subject.as_bytes()) {
-            for sub in subs.iter() {
-                if self.offer(origin, sub, msg, ctx) {
-                    receivers += 1;
-                }
-            }
+            receivers += self.offer_all(origin, &subs, msg, ctx);
         }
         if let Some(globs) = self.inner.globs.snapshot() {
             for sub in globs.iter() {
@@ -228,6 +219,19 @@ impl Broker {
             }
         }
         receivers
+    }
+
+    /// Offers `msg` to each of `subs`; returns how many took it.
+    fn offer_all(
+        &self,
+        origin: ConnId,
+        subs: &[Arc<Subscriber>],
+        msg: &Message,
+        ctx: &mut DeliveryCtx,
+    ) -> usize {
+        subs.iter()
+            .filter(|sub| self.offer(origin, sub, msg, ctx))
+            .count()
     }
 
     fn offer(
@@ -266,15 +270,12 @@ impl Broker {
     /// Publishes in the shard namespace (Redis `SPUBLISH`): only shard
     /// subscribers of exactly `msg.subject` receive it.
     pub fn publish_shard(&self, origin: ConnId, msg: &Message) -> usize {
-        let mut receivers = 0;
         let mut ctx = DeliveryCtx::new();
-        if let Some(subs) = self.inner.shards.get(msg.subject.as_bytes()) {
-            for sub in subs.iter() {
-                if self.offer(origin, sub, msg, &mut ctx) {
-                    receivers += 1;
-                }
-            }
-        }
+        let receivers = self
+            .inner
+            .shards
+            .get(msg.subject.as_bytes())
+            .map_or(0, |subs| self.offer_all(origin, &subs, msg, &mut ctx));
         ctx.wake_all();
         self.inner
             .stats
@@ -652,22 +653,6 @@ impl Publisher {
             .stats
             .add(std::mem::take(&mut self.counts));
         self.ctx.take_congested()
-    }
-
-    /// Publishes with headers and reply subject given separately.
-    pub fn publish_parts(
-        &mut self,
-        subject: Subject,
-        reply: Option<Subject>,
-        headers: Option<Headers>,
-        payload: Bytes,
-    ) -> usize {
-        self.publish(&Message {
-            subject,
-            reply,
-            headers,
-            payload,
-        })
     }
 
     /// The broker this publisher belongs to.
