@@ -203,7 +203,6 @@ async fn request_reply_round_trip() {
 async fn no_responders_fails_fast() {
     let server = TestServer::start().await;
     let client = server.client().await;
-    let started = std::time::Instant::now();
     let err = client
         .request("nobody.home", "?".into())
         .await
@@ -211,10 +210,8 @@ async fn no_responders_fails_fast() {
     assert_eq!(
         err.kind(),
         async_nats::client::RequestErrorKind::NoResponders,
-        "{err}"
+        "{err}: the server's 503 status, not the client's timeout"
     );
-    // Not a timeout: the client's request timeout is 10 s by default.
-    assert!(started.elapsed() < Duration::from_secs(9));
     server.stop().await;
 }
 
