@@ -59,6 +59,8 @@ struct Inner {
     next_conn: AtomicU64,
     /// In-process queues, so `flush` can wait for them to drain.
     queues: Mutex<AHashMap<SubId, Weak<MessageQueue>>>,
+    /// Internal subscriptions per pattern, hidden from counts and listings.
+    internal: Mutex<AHashMap<Pattern, usize>>,
 }
 
 /// The broker. Clone it freely: every clone is the same broker.
@@ -100,6 +102,7 @@ impl Broker {
                 next_sub: AtomicU64::new(1),
                 next_conn: AtomicU64::new(1),
                 queues: Mutex::new(AHashMap::new()),
+                internal: Mutex::new(AHashMap::new()),
             }),
         }
     }
@@ -164,9 +167,17 @@ impl Broker {
     /// subscriptions will not see it). Listeners that publish a lot should use
     /// a [`Publisher`] instead, which caches lookups per connection.
     pub fn publish_from(&self, origin: ConnId, msg: &Message) -> usize {
-        let route = self.inner.index.matches(&msg.subject);
+        self.deliver_on(origin, &msg.subject, msg)
+    }
+
+    /// Delivers `msg` to the subscribers of `subject`, which may differ from
+    /// the message's own subject: a stream consumer's delivery goes to the
+    /// consumer's inbox but shows the subject the message was stored under,
+    /// as NATS clients expect. Returns how many subscribers took it.
+    pub fn deliver_on(&self, origin: ConnId, subject: &Subject, msg: &Message) -> usize {
+        let route = self.inner.index.matches(subject);
         let mut ctx = DeliveryCtx::new();
-        let receivers = self.route(origin, msg, &route, &mut ctx);
+        let receivers = self.route(origin, subject, msg, &route, &mut ctx);
         ctx.wake_all();
         self.inner
             .stats
@@ -189,6 +200,7 @@ impl Broker {
     fn route(
         &self,
         origin: ConnId,
+        subject: &Subject,
         msg: &Message,
         route: &MatchResult<Arc<Subscriber>>,
         ctx: &mut DeliveryCtx,
@@ -206,12 +218,12 @@ impl Broker {
             }
         }
         // Redis subscribers: exact channels first, then globs, as Redis orders them.
-        if let Some(subs) = self.inner.channels.get(msg.subject.as_bytes()) {
+        if let Some(subs) = self.inner.channels.get(subject.as_bytes()) {
             receivers += self.offer_all(origin, &subs, msg, ctx);
         }
         if let Some(globs) = self.inner.globs.snapshot() {
             for sub in globs.iter() {
-                if glob_match(sub.interest().as_bytes(), msg.subject.as_bytes())
+                if glob_match(sub.interest().as_bytes(), subject.as_bytes())
                     && self.offer(origin, sub, msg, ctx)
                 {
                     receivers += 1;
@@ -283,6 +295,19 @@ impl Broker {
         receivers
     }
 
+    /// Whether a publish on `subject` would reach any token-pattern
+    /// subscriber (plain or queue group) or Redis channel subscriber.
+    pub fn has_subscribers(&self, subject: &Subject) -> bool {
+        let route = self.inner.index.matches(subject);
+        route.plain.iter().any(|s| s.is_active())
+            || route.groups.iter().any(|g| !g.members().is_empty())
+            || self
+                .inner
+                .channels
+                .get(subject.as_bytes())
+                .is_some_and(|s| !s.is_empty())
+    }
+
     /// Subscribes to `pattern`.
     ///
     /// # Errors
@@ -344,6 +369,9 @@ impl Broker {
     pub fn subscribe_sink(&self, spec: SubscribeSpec, sink: Arc<dyn Sink>) -> Arc<Subscriber> {
         let id = SubId(self.inner.next_sub.fetch_add(1, Ordering::Relaxed));
         let sub = Arc::new(Subscriber::new(id, spec, sink));
+        if let (true, Interest::Pattern(p)) = (sub.spec.internal, &sub.spec.interest) {
+            *self.inner.internal.lock().entry(p.clone()).or_default() += 1;
+        }
         match &sub.spec.interest {
             Interest::Pattern(pattern) => {
                 self.inner
@@ -361,6 +389,15 @@ impl Broker {
     pub fn remove_subscriber(&self, sub: &Subscriber) -> bool {
         if !sub.active.swap(false, Ordering::AcqRel) {
             return false;
+        }
+        if let (true, Interest::Pattern(p)) = (sub.spec.internal, &sub.spec.interest) {
+            let mut internal = self.inner.internal.lock();
+            if let Some(n) = internal.get_mut(p) {
+                *n -= 1;
+                if *n == 0 {
+                    internal.remove(p);
+                }
+            }
         }
         match &sub.spec.interest {
             Interest::Pattern(pattern) => {
@@ -492,7 +529,7 @@ impl Broker {
                 .index
                 .patterns()
                 .into_iter()
-                .filter(|(p, n)| *n > 0 && p.is_literal())
+                .filter(|(p, n)| *n > self.internal_count(p) && p.is_literal())
                 .map(|(p, _)| p.to_bytes()),
         );
         names.sort_unstable();
@@ -506,8 +543,22 @@ impl Broker {
         let literal = Pattern::from_bytes(Bytes::copy_from_slice(channel))
             .ok()
             .filter(Pattern::is_literal)
-            .map_or(0, |p| self.inner.index.count_for(&p));
+            .map_or(0, |p| {
+                self.inner
+                    .index
+                    .count_for(&p)
+                    .saturating_sub(self.internal_count(&p))
+            });
         self.inner.channels.count(channel) + literal
+    }
+
+    fn internal_count(&self, pattern: &Pattern) -> usize {
+        self.inner
+            .internal
+            .lock()
+            .get(pattern)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Distinct Redis glob patterns with a subscriber (`PUBSUB NUMPAT`).
@@ -530,7 +581,8 @@ impl Broker {
 
     /// Subscriptions of every kind.
     pub fn subscription_count(&self) -> usize {
-        self.inner.index.len()
+        let internal: usize = self.inner.internal.lock().values().sum();
+        self.inner.index.len().saturating_sub(internal)
             + self.inner.channels.len()
             + self.inner.shards.len()
             + self.inner.globs.snapshot().map_or(0, |g| g.len())
@@ -613,7 +665,9 @@ impl Publisher {
         // Publishers mostly repeat their last subject: compare before hashing.
         if let Some((subject, cached, route)) = &self.last {
             if *cached == generation && subject.as_bytes() == msg.subject.as_bytes() {
-                let receivers = self.broker.route(self.origin, msg, route, &mut self.ctx);
+                let receivers =
+                    self.broker
+                        .route(self.origin, &msg.subject, msg, route, &mut self.ctx);
                 self.counts.add(msg.payload.len(), receivers);
                 return receivers;
             }
@@ -621,7 +675,8 @@ impl Publisher {
         let receivers = match self.cache.get_key_value(&msg.subject) {
             Some((subject, (cached, route))) if *cached == generation => {
                 self.last = Some((subject.clone(), generation, route.clone()));
-                self.broker.route(self.origin, msg, route, &mut self.ctx)
+                self.broker
+                    .route(self.origin, &msg.subject, msg, route, &mut self.ctx)
             }
             _ => {
                 let route = self.broker.inner.index.matches(&msg.subject);
@@ -634,7 +689,8 @@ impl Publisher {
                     Subject::from_wire_unchecked(Bytes::copy_from_slice(msg.subject.as_bytes()));
                 self.cache.insert(key.clone(), (generation, route.clone()));
                 self.last = Some((key, generation, route.clone()));
-                self.broker.route(self.origin, msg, &route, &mut self.ctx)
+                self.broker
+                    .route(self.origin, &msg.subject, msg, &route, &mut self.ctx)
             }
         };
         self.counts.add(msg.payload.len(), receivers);

@@ -238,12 +238,23 @@ pub struct SubscribeSpec {
     pub tag: Bytes,
     /// Remove the subscription after this many messages (0 = never).
     pub max_messages: u64,
+    /// The broker's own plumbing (stream capture, the JetStream API):
+    /// routed like any other, but left out of subscription counts and
+    /// channel listings, which describe clients.
+    pub internal: bool,
 }
 
 impl SubscribeSpec {
     /// A plain subscription to `pattern` for `conn`, echo on, no limit.
     pub fn new(pattern: Pattern, conn: ConnId) -> Self {
         Self::with_interest(Interest::Pattern(pattern), conn)
+    }
+
+    /// An internal subscription (see [`SubscribeSpec::internal`]) to `pattern`.
+    pub fn internal(pattern: Pattern, conn: ConnId) -> Self {
+        let mut spec = Self::new(pattern, conn);
+        spec.internal = true;
+        spec
     }
 
     /// A subscription with any kind of interest for `conn`, echo on, no limit.
@@ -255,6 +266,7 @@ impl SubscribeSpec {
             echo: true,
             tag: Bytes::new(),
             max_messages: 0,
+            internal: false,
         }
     }
 }

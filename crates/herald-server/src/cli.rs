@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Directory for durable state [default: ./herald-data].
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// When stream writes are forced to disk: `always` or an interval such as `1s` [default: always].
+    #[arg(long, env = "HERALD_SYNC", value_name = "always|DURATION")]
+    pub sync: Option<String>,
     /// Log filter, e.g. `info` or `herald=debug` [default: info; RUST_LOG also works].
     #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -114,6 +117,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.log {
             config.log.clone_from(v);
+        }
+        if let Some(v) = &self.sync {
+            config.streams.sync.clone_from(v);
         }
         let limits = &mut config.limits;
         if let Some(v) = self.max_payload {

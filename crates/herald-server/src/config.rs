@@ -24,8 +24,43 @@ pub struct Config {
     pub nats: NatsConfig,
     /// The Redis listener.
     pub redis: RedisConfig,
+    /// Durable streams.
+    pub streams: StreamsConfig,
     /// Limits that apply to every connection.
     pub limits: Limits,
+}
+
+/// Durable streams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// When stored messages are forced to disk: `always` (before each
+    /// publish ack; publishes stored together share one fsync; survives
+    /// power loss) or an interval such as `1s` (survives a process crash,
+    /// power loss may take the last interval).
+    pub sync: String,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            sync: "always".to_owned(),
+        }
+    }
+}
+
+/// Parses a sync policy: `always` or a duration.
+///
+/// # Errors
+/// Neither `always` nor a duration.
+pub fn parse_sync(value: &str) -> anyhow::Result<herald_store::SyncPolicy> {
+    if value.eq_ignore_ascii_case("always") {
+        return Ok(herald_store::SyncPolicy::Always);
+    }
+    match humantime::parse_duration(value) {
+        Ok(d) if !d.is_zero() => Ok(herald_store::SyncPolicy::Interval(d)),
+        _ => bail!("streams.sync: {value:?} is neither `always` nor a duration such as `1s`"),
+    }
 }
 
 /// The NATS listener.
@@ -93,6 +128,7 @@ impl Default for Config {
             log: "info".to_owned(),
             nats: NatsConfig::default(),
             redis: RedisConfig::default(),
+            streams: StreamsConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -162,6 +198,7 @@ impl Config {
             nats: parse_listen("nats.listen", &self.nats.listen)?,
             redis: parse_listen("redis.listen", &self.redis.listen)?,
             redis_config: self.redis.clone(),
+            sync: parse_sync(&self.streams.sync)?,
             limits: self.limits.clone(),
         })
     }
@@ -195,6 +232,8 @@ pub struct Ready {
     pub redis: Option<SocketAddr>,
     /// Redis listener settings.
     pub redis_config: RedisConfig,
+    /// Stream fsync policy.
+    pub sync: herald_store::SyncPolicy,
     /// Connection limits.
     pub limits: Limits,
 }
@@ -209,6 +248,7 @@ impl Ready {
             nats: any,
             redis: any,
             redis_config: RedisConfig::default(),
+            sync: herald_store::SyncPolicy::Always,
             limits: Limits::default(),
         }
     }

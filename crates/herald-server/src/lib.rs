@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod jetstream;
 pub mod listener;
 pub mod server;
 

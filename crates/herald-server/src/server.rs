@@ -35,6 +35,8 @@ pub struct Shared {
     pub redis: crate::config::RedisConfig,
     /// When the server started.
     pub started: std::time::Instant,
+    /// Durable streams.
+    pub store: herald_store::Store,
     connections: Arc<Semaphore>,
 }
 
@@ -116,6 +118,18 @@ impl RunningServer {
             },
             slow_consumer: limits.slow_consumer,
         });
+        let data_dir = config.data_dir.clone();
+        let store_broker = broker.clone();
+        let sync = config.sync;
+        // Recovery reads the logs: keep it off the async workers.
+        let store = tokio::task::spawn_blocking(move || {
+            herald_store::Store::open(&data_dir, store_broker, sync)
+        })
+        .await?
+        .map_err(|e| {
+            anyhow::anyhow!("cannot open streams in {}: {e}", config.data_dir.display())
+        })?;
+        crate::jetstream::start(store.clone());
         let shared = Arc::new(Shared {
             broker,
             connections: Arc::new(Semaphore::new(match limits.max_connections {
@@ -129,6 +143,7 @@ impl RunningServer {
             stats: ServerStats::default(),
             redis: config.redis_config.clone(),
             started: std::time::Instant::now(),
+            store,
         });
         let mut nats_addr = None;
         if let Some(addr) = config.nats {
@@ -191,6 +206,9 @@ impl RunningServer {
         {
             warn!("some connections did not close within the grace period");
         }
+        let store = self.shared.store.clone();
+        // Stores what is queued, syncs, and saves consumer progress.
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
         info!("stopped");
     }
 }

@@ -143,6 +143,7 @@ fn server_info(
         max_payload: shared.limits.max_payload,
         client_id: id.0,
         client_ip: peer.ip().to_string(),
+        jetstream: true,
         ..ServerInfo::default()
     }
 }

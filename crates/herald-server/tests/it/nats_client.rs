@@ -341,7 +341,7 @@ async fn thousand_concurrent_connections() {
         assert!(raw.line().await.starts_with("INFO "));
         assert_eq!(raw.line().await, "PONG");
     }
-    assert_eq!(server.server().broker().index().len(), CONNS);
+    assert_eq!(server.server().broker().subscription_count(), CONNS);
     let publisher = server.client().await;
     publisher
         .publish("fanout", "all".into())

@@ -64,6 +64,21 @@ impl TestServer {
             .expect("async-nats connects")
     }
 
+    /// Shuts the server down gracefully and starts a new one on the same
+    /// data directory (new ports).
+    pub async fn restart(mut self) -> Self {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        let mut ready = Ready::ephemeral(self._data.path().to_path_buf());
+        ready.sync = herald_store::SyncPolicy::Always;
+        let server = RunningServer::start(ready).await.expect("server restarts");
+        self.nats = server.nats_addr().expect("nats listener on");
+        self.redis = server.redis_addr().expect("redis listener on");
+        self.server = Some(server);
+        self
+    }
+
     /// Shuts the server down gracefully.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {

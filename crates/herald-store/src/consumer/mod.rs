@@ -1,0 +1,570 @@
+//! Consumers: a cursor over a stream with acknowledgement, driven by one
+//! task each.
+//!
+//! Clients talk to a consumer through subjects: pull requests on
+//! `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` (a broker subscription of
+//! the consumer's own, so a request to a consumer that does not exist gets
+//! the 503 no-responders status), acks on the reply subject of each
+//! delivery, flow-control replies on `$JS.FC.…`. Sinks only queue these
+//! events; the driver task applies them, runs [`state::ConsumerState::pump`]
+//! and publishes what it returns, so no broker call ever happens inside
+//! another's delivery.
+
+pub(crate) mod ack;
+pub(crate) mod pull;
+pub(crate) mod state;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use herald_core::{
+    DeliveryCtx, Headers, Message, Pattern, Sink, Subject, SubscribeSpec, Subscriber,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::consumer_config::ConsumerConfig;
+use crate::info::ConsumerInfo;
+use crate::record::StoredMessage;
+use crate::state_file;
+use crate::stream::Stream;
+use crate::time::{now_nanos, rfc3339};
+use crate::{StoreError, config::Retention};
+use ack::AckKind;
+use pull::PullRequest;
+use state::{ConsumerState, Effect, SavedState};
+
+/// Called with (stream, consumer) when an inactive consumer removes itself.
+pub(crate) type OnGone = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// How often a durable consumer's progress is written when it changed.
+const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A handle to one consumer; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    pub(crate) inner: Arc<ConsumerInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ConsumerInner {
+    pub(crate) stream: Stream,
+    pub(crate) name: String,
+    created: i64,
+    /// Where its state is saved (durable consumers of file streams).
+    dir: Option<PathBuf>,
+    pub(crate) state: Mutex<ConsumerState>,
+    events: Mutex<Vec<Event>>,
+    wake: Notify,
+    deleted: AtomicBool,
+    subs: Mutex<Vec<Arc<Subscriber>>>,
+    /// Other consumers of the stream, for interest retention.
+    pub(crate) peers: Mutex<Vec<Weak<ConsumerInner>>>,
+}
+
+/// What sinks hand to the driver.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Ack {
+        seq: u64,
+        kind: AckKind,
+        /// Reply subject of the ack message: double ack, or `+NXT` target.
+        reply: Option<Subject>,
+    },
+    Pull {
+        reply: Subject,
+        body: bytes::Bytes,
+    },
+    FlowControl(String),
+}
+
+/// What a consumer persists besides its progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ConsumerMeta {
+    pub(crate) config: ConsumerConfig,
+    pub(crate) created: i64,
+}
+
+impl Consumer {
+    /// Creates a consumer (config already normalised) and starts its driver.
+    pub(crate) fn start(
+        stream: Stream,
+        name: String,
+        config: ConsumerConfig,
+        created: i64,
+        saved: Option<SavedState>,
+        on_gone: OnGone,
+    ) -> Result<Consumer, StoreError> {
+        let now = Instant::now();
+        let persist = config.is_durable() && !config.mem_storage && stream.is_file();
+        let dir = persist.then(|| stream.dir().join("consumers").join(&name));
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
+            let meta = ConsumerMeta {
+                config: config.clone(),
+                created,
+            };
+            state_file::write_json(&dir.join("consumer.json"), &meta)?;
+        }
+        let mut state = {
+            let data = stream.inner.state.lock();
+            ConsumerState::new(config.clone(), &data, now)
+        };
+        if let Some(saved) = saved {
+            state.restore(saved, now);
+        }
+        let inner = Arc::new(ConsumerInner {
+            stream: stream.clone(),
+            name: name.clone(),
+            created,
+            dir,
+            state: Mutex::new(state),
+            events: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            deleted: AtomicBool::new(false),
+            subs: Mutex::new(Vec::new()),
+            peers: Mutex::new(Vec::new()),
+        });
+        let filters = config.filters();
+        stream.set_interest(&name, Some(filters));
+        let next = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", stream.name(), name);
+        if let Ok(pattern) = Pattern::new(&next) {
+            let spec = SubscribeSpec::internal(pattern, stream.inner.broker.new_conn_id());
+            let sink = Arc::new(NextSink {
+                consumer: Arc::downgrade(&inner),
+            });
+            inner
+                .subs
+                .lock()
+                .push(stream.inner.broker.subscribe_sink(spec, sink));
+        }
+        tokio::spawn(drive(inner.clone(), on_gone));
+        Ok(Consumer { inner })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> ConsumerConfig {
+        self.inner.state.lock().config.clone()
+    }
+
+    /// Its progress, as JetStream reports it.
+    pub fn info(&self) -> ConsumerInfo {
+        let state = self.inner.state.lock();
+        let data = self.inner.stream.inner.state.lock();
+        let push_bound = state
+            .config
+            .deliver_subject
+            .as_deref()
+            .and_then(|s| Subject::new(s).ok())
+            .is_some_and(|s| self.inner.stream.inner.broker.has_subscribers(&s));
+        ConsumerInfo {
+            stream_name: self.inner.stream.name().to_owned(),
+            name: self.inner.name.clone(),
+            created: rfc3339(self.inner.created),
+            config: state.config.clone(),
+            delivered: state.delivered,
+            ack_floor: state.ack_floor,
+            num_ack_pending: state.pending.len() as u64,
+            num_redelivered: state.num_redelivered(),
+            num_waiting: state.waiting.len() as u64,
+            num_pending: state.num_pending(&data),
+            push_bound,
+            ts: rfc3339(now_nanos()),
+        }
+    }
+
+    /// Applies an updated (normalised, checked) configuration.
+    pub(crate) fn update(&self, config: ConsumerConfig) -> Result<(), StoreError> {
+        if let Some(dir) = &self.inner.dir {
+            let meta = ConsumerMeta {
+                config: config.clone(),
+                created: self.inner.created,
+            };
+            state_file::write_json(&dir.join("consumer.json"), &meta)?;
+        }
+        let mut state = self.inner.state.lock();
+        state.filters = config.filters();
+        self.inner
+            .stream
+            .set_interest(&self.inner.name, Some(state.filters.clone()));
+        state.config = config;
+        drop(state);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues an event from a sink or the API and wakes the driver.
+    pub(crate) fn push_event(&self, event: Event) {
+        self.inner.push_event(event);
+    }
+
+    /// Stops the driver; `remove_files` also deletes its saved state.
+    /// Waiting pull requests are told with `409 Consumer Deleted`.
+    pub(crate) fn stop(&self, remove_files: bool) {
+        if self.inner.deleted.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for sub in self.inner.subs.lock().drain(..) {
+            self.inner.stream.inner.broker.remove_subscriber(&sub);
+        }
+        let waiting: Vec<Subject> = {
+            let mut state = self.inner.state.lock();
+            state.waiting.drain(..).map(|w| w.reply).collect()
+        };
+        if remove_files {
+            self.inner.stream.set_interest(&self.inner.name, None);
+            for reply in waiting {
+                let msg = pull::status(&reply, 409, "Consumer Deleted", &[]);
+                self.inner.stream.inner.broker.publish_message(&msg);
+            }
+            if let Some(dir) = &self.inner.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        } else {
+            self.inner.save();
+        }
+        self.inner.wake.notify_one();
+    }
+}
+
+impl ConsumerInner {
+    fn push_event(&self, event: Event) {
+        let first = {
+            let mut events = self.events.lock();
+            events.push(event);
+            events.len() == 1
+        };
+        if first {
+            self.wake.notify_one();
+        }
+    }
+
+    fn save(&self) {
+        let Some(dir) = &self.dir else { return };
+        let saved = {
+            let mut state = self.state.lock();
+            if !state.dirty {
+                return;
+            }
+            state.dirty = false;
+            state.saved()
+        };
+        if let Err(e) = state_file::write_json(&dir.join("state.json"), &saved) {
+            tracing::error!(consumer = %self.name, "saving consumer state: {e}");
+        }
+    }
+
+    /// Applies queued events and pumps; returns the effects to carry out.
+    fn step(&self, now: Instant) -> (Vec<Effect>, Vec<Subject>) {
+        let events = std::mem::take(&mut *self.events.lock());
+        let broker = &self.stream.inner.broker;
+        let mut effects = Vec::new();
+        let mut confirm = Vec::new();
+        let mut state = self.state.lock();
+        for event in events {
+            match event {
+                Event::Ack { seq, kind, reply } => {
+                    effects.extend(state.ack(seq, &kind, now));
+                    match (kind, reply) {
+                        (AckKind::Next(request), Some(reply)) => {
+                            if let Some(refusal) = state.add_request(reply, request, now) {
+                                effects.push(Effect::Publish(refusal));
+                            }
+                        }
+                        (AckKind::Next(_), None) => {}
+                        (_, Some(reply)) => confirm.push(reply),
+                        (_, None) => {}
+                    }
+                }
+                Event::Pull { reply, body } => match PullRequest::parse(&body) {
+                    Ok(request) => {
+                        if let Some(refusal) = state.add_request(reply, request, now) {
+                            effects.push(Effect::Publish(refusal));
+                        }
+                    }
+                    Err(reason) => {
+                        let text = format!("Bad Request - {reason}");
+                        effects.push(Effect::Publish(pull::status(&reply, 400, &text, &[])));
+                    }
+                },
+                Event::FlowControl(subject) => state.flow_control_answered(&subject),
+            }
+        }
+        let push_bound = state
+            .config
+            .deliver_subject
+            .as_deref()
+            .and_then(|s| Subject::new(s).ok())
+            .is_some_and(|s| broker.has_subscribers(&s));
+        let data = self.stream.inner.state.lock();
+        let has_interest = |s: &Subject| broker.has_subscribers(s);
+        effects.extend(state.pump(
+            self.stream.name(),
+            &self.name,
+            &data,
+            now,
+            push_bound,
+            &has_interest,
+        ));
+        (effects, confirm)
+    }
+
+    /// Carries out effects: deliveries, statuses, retention, dead letters.
+    fn apply(&self, effects: Vec<Effect>, confirm: Vec<Subject>) {
+        let broker = &self.stream.inner.broker;
+        let conn = herald_core::LOCAL_CONN;
+        for effect in effects {
+            match effect {
+                Effect::Deliver { to, msg } => {
+                    broker.deliver_on(conn, &to, &msg);
+                }
+                Effect::Publish(msg) => {
+                    broker.publish_message(&msg);
+                }
+                Effect::Done(seq) => self.retire(seq),
+                Effect::DeadLetter {
+                    seq,
+                    deliveries,
+                    reason,
+                } => self.dead_letter(seq, deliveries, reason),
+            }
+        }
+        for reply in confirm {
+            broker.publish_message(&Message::new(reply, bytes::Bytes::new()));
+        }
+    }
+
+    /// A message is done for this consumer: work queues drop it; interest
+    /// streams drop it once every interested consumer is done with it.
+    fn retire(&self, seq: u64) {
+        let retention = self.stream.inner.state.lock().config.retention;
+        match retention {
+            Retention::Limits => {}
+            Retention::WorkQueue => self.stream.remove_acked(seq),
+            Retention::Interest => {
+                let subject = match self.stream.inner.state.lock().index.get(seq) {
+                    Some(slot) => slot.subject.clone(),
+                    None => return,
+                };
+                let peers: Vec<Arc<ConsumerInner>> =
+                    self.peers.lock().iter().filter_map(Weak::upgrade).collect();
+                let all_done = peers.iter().all(|peer| {
+                    if std::ptr::eq(Arc::as_ptr(peer), self) {
+                        return true;
+                    }
+                    let state = peer.state.lock();
+                    let interested = state.filters.is_empty()
+                        || state.filters.iter().any(|f| f.matches(&subject));
+                    !interested || state.has_acked(seq)
+                });
+                if all_done {
+                    self.stream.remove_acked(seq);
+                }
+            }
+        }
+    }
+
+    fn dead_letter(&self, seq: u64, deliveries: u64, reason: &'static str) {
+        let broker = &self.stream.inner.broker;
+        let stream = self.stream.name();
+        let (kind, subject) = if reason == "terminated" {
+            ("io.nats.jetstream.advisory.v1.terminated", "MSG_TERMINATED")
+        } else {
+            (
+                "io.nats.jetstream.advisory.v1.max_deliver",
+                "MAX_DELIVERIES",
+            )
+        };
+        let advisory = serde_json::json!({
+            "type": kind,
+            "id": format!("{stream}-{}-{seq}", self.name),
+            "timestamp": rfc3339(now_nanos()),
+            "stream": stream,
+            "consumer": self.name,
+            "stream_seq": seq,
+            "deliveries": deliveries,
+        });
+        let advisory_subject = format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.{subject}.{stream}.{}",
+            self.name
+        );
+        if let (Ok(s), Ok(body)) = (
+            Subject::new(&advisory_subject),
+            serde_json::to_vec(&advisory),
+        ) {
+            broker.publish_message(&Message::new(s, body));
+        }
+        let target = self.state.lock().config.dead_letter_subject.clone();
+        let Some(target) = target.and_then(|t| Subject::new(&t).ok()) else {
+            return;
+        };
+        let Ok(msg) = self.stream.get(seq) else {
+            return;
+        };
+        match dead_letter_message(&target, stream, &self.name, &msg, deliveries, reason) {
+            Some(letter) => {
+                broker.publish_message(&letter);
+            }
+            None => tracing::warn!(stream, seq, "dead letter headers could not be built"),
+        }
+    }
+}
+
+/// Header names of a dead letter.
+pub mod dead_letter_headers {
+    /// The stream the message came from.
+    pub const STREAM: &str = "Herald-Dead-Letter-Stream";
+    /// The consumer that gave up on it.
+    pub const CONSUMER: &str = "Herald-Dead-Letter-Consumer";
+    /// Its stream sequence.
+    pub const SEQUENCE: &str = "Herald-Dead-Letter-Sequence";
+    /// How many times it was delivered.
+    pub const DELIVERIES: &str = "Herald-Dead-Letter-Deliveries";
+    /// The subject it was published on (where a redrive puts it back).
+    pub const SUBJECT: &str = "Herald-Dead-Letter-Subject";
+    /// `max_deliveries` or `terminated`.
+    pub const REASON: &str = "Herald-Dead-Letter-Reason";
+}
+
+fn dead_letter_message(
+    target: &Subject,
+    stream: &str,
+    consumer: &str,
+    msg: &StoredMessage,
+    deliveries: u64,
+    reason: &str,
+) -> Option<Message> {
+    use dead_letter_headers as h;
+    let base = msg
+        .headers
+        .clone()
+        .unwrap_or_else(|| Headers::builder().build());
+    let headers = base
+        .appended(h::STREAM, stream)
+        .ok()?
+        .appended(h::CONSUMER, consumer)
+        .ok()?
+        .appended(h::SEQUENCE, &msg.seq.to_string())
+        .ok()?
+        .appended(h::DELIVERIES, &deliveries.to_string())
+        .ok()?
+        .appended(h::SUBJECT, &msg.subject.to_string())
+        .ok()?
+        .appended(h::REASON, reason)
+        .ok()?;
+    Some(Message::new(target.clone(), msg.payload.clone()).with_headers(headers))
+}
+
+/// The driver: waits for events, new messages or the next deadline, steps.
+async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
+    let mut stored = inner.stream.watch();
+    let mut last_save = Instant::now();
+    loop {
+        if inner.deleted.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        let (effects, confirm) = inner.step(now);
+        inner.apply(effects, confirm);
+        if inner.dir.is_some() && last_save.elapsed() >= SAVE_INTERVAL {
+            inner.save();
+            last_save = Instant::now();
+        }
+        let (wake_at, idle_for, threshold) = {
+            let state = inner.state.lock();
+            let threshold = state.config.inactive_threshold;
+            let idle = state.waiting.is_empty() && !push_bound(&inner, &state.config);
+            (
+                state.next_wake(),
+                idle.then(|| state.last_active.elapsed()),
+                threshold,
+            )
+        };
+        if !threshold.is_zero() {
+            match idle_for {
+                Some(idle) if idle >= threshold => {
+                    tracing::debug!(consumer = %inner.name, "removing inactive consumer");
+                    on_gone(inner.stream.name(), &inner.name);
+                    return;
+                }
+                Some(_) => {}
+                None => inner.state.lock().last_active = Instant::now(),
+            }
+        }
+        let mut wake_at = wake_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        if inner.dir.is_some() {
+            wake_at = wake_at.min(Instant::now() + SAVE_INTERVAL);
+        }
+        if !threshold.is_zero() {
+            wake_at = wake_at.min(Instant::now() + threshold.min(Duration::from_secs(1)));
+        }
+        tokio::select! {
+            () = inner.wake.notified() => {}
+            changed = stored.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep_until(wake_at) => {}
+        }
+    }
+}
+
+fn push_bound(inner: &ConsumerInner, config: &ConsumerConfig) -> bool {
+    config
+        .deliver_subject
+        .as_deref()
+        .and_then(|s| Subject::new(s).ok())
+        .is_some_and(|s| inner.stream.inner.broker.has_subscribers(&s))
+}
+
+/// The consumer's own `MSG.NEXT` subscription.
+struct NextSink {
+    consumer: Weak<ConsumerInner>,
+}
+
+impl Sink for NextSink {
+    fn deliver(
+        &self,
+        _sub: &Subscriber,
+        msg: &Message,
+        _ctx: &mut DeliveryCtx,
+    ) -> herald_core::Delivery {
+        let Some(consumer) = self.consumer.upgrade() else {
+            return herald_core::Delivery::Closed;
+        };
+        // A pull request without a reply subject has nowhere to go.
+        let Some(reply) = msg.reply.clone() else {
+            return herald_core::Delivery::Delivered;
+        };
+        let reply = Subject::from_wire_unchecked(bytes::Bytes::copy_from_slice(reply.as_bytes()));
+        consumer.push_event(Event::Pull {
+            reply,
+            body: bytes::Bytes::copy_from_slice(&msg.payload),
+        });
+        herald_core::Delivery::Delivered
+    }
+}
+
+/// Reads a durable consumer's saved config and progress from its directory.
+pub(crate) fn load(
+    dir: &std::path::Path,
+) -> Result<(ConsumerMeta, Option<SavedState>), StoreError> {
+    let meta: ConsumerMeta = state_file::read_json(&dir.join("consumer.json"))?;
+    let state_path = dir.join("state.json");
+    let saved = if state_path.exists() {
+        Some(state_file::read_json(&state_path)?)
+    } else {
+        None
+    };
+    Ok((meta, saved))
+}

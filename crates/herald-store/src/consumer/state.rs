@@ -1,0 +1,767 @@
+//! A consumer's delivery state machine: where it is in the stream, what is
+//! delivered and not yet acknowledged, what is due for redelivery, the pull
+//! requests waiting, and push flow control. No I/O and no clock of its own:
+//! the driver passes `now` and publishes what [`ConsumerState::pump`] returns.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_core::{Headers, Message, Pattern, Subject};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::ack::{AckKind, ack_subject};
+use super::pull::{PullRequest, pending_headers, status};
+use crate::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
+use crate::info::SequencePair;
+use crate::record::StoredMessage;
+use crate::stream::StreamData;
+
+/// One delivered, unacknowledged message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingMsg {
+    pub(crate) consumer_seq: u64,
+    pub(crate) deliveries: u64,
+    /// When to redeliver; `None` while queued for redelivery.
+    #[serde(skip)]
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// A waiting pull request.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    pub(crate) reply: Subject,
+    pub(crate) request: PullRequest,
+    pub(crate) left: u64,
+    pub(crate) bytes_left: u64,
+    pub(crate) expires: Option<Instant>,
+    pub(crate) last_sent: Instant,
+    pub(crate) delivered_any: bool,
+}
+
+/// What the consumer persists (durable consumers of file streams).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct SavedState {
+    pub(crate) next_seq: u64,
+    pub(crate) delivered: SequencePair,
+    pub(crate) ack_floor: SequencePair,
+    pub(crate) pending: Vec<(u64, PendingMsg)>,
+}
+
+/// Something for the driver to do after a pump.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Publish `msg` to the subscribers of `to` (it keeps its own subject).
+    Deliver { to: Subject, msg: Message },
+    /// Publish a message as is.
+    Publish(Message),
+    /// The message was acknowledged for good (or terminated): retention may remove it.
+    Done(u64),
+    /// Dead-letter `seq` (max deliveries reached or terminated).
+    DeadLetter {
+        seq: u64,
+        deliveries: u64,
+        reason: &'static str,
+    },
+}
+
+/// The state machine.
+#[derive(Debug)]
+pub(crate) struct ConsumerState {
+    pub(crate) config: ConsumerConfig,
+    pub(crate) filters: Vec<Pattern>,
+    pub(crate) next_seq: u64,
+    pub(crate) delivered: SequencePair,
+    pub(crate) ack_floor: SequencePair,
+    pub(crate) pending: BTreeMap<u64, PendingMsg>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    redeliver: BTreeSet<u64>,
+    pub(crate) waiting: VecDeque<Waiting>,
+    /// Push: when something was last sent (for idle heartbeats).
+    push_last_sent: Instant,
+    /// Push flow control: bytes sent since the last answered request, and
+    /// the reply subject of the outstanding request.
+    fc_bytes: u64,
+    fc_outstanding: Option<String>,
+    pub(crate) last_active: Instant,
+    pub(crate) dirty: bool,
+    /// Filtered consumers: matching messages after `next_seq`, counted at
+    /// the first delivery of a pump.
+    pending_cache: Option<u64>,
+}
+
+/// Bytes a push consumer with flow control sends before it asks the client.
+const FLOW_CONTROL_WINDOW: u64 = 2 * 1024 * 1024;
+
+impl ConsumerState {
+    /// A new consumer on a stream whose index is `data`.
+    pub(crate) fn new(config: ConsumerConfig, data: &StreamData, now: Instant) -> Self {
+        let filters = config.filters();
+        let index = &data.index;
+        let matches = |s: &Subject| filters.is_empty() || filters.iter().any(|f| f.matches(s));
+        let next_seq = match config.deliver_policy {
+            DeliverPolicy::All | DeliverPolicy::LastPerSubject => index.first_seq(),
+            DeliverPolicy::New => index.last_seq() + 1,
+            DeliverPolicy::Last => {
+                let last = (index.first_seq()..=index.last_seq())
+                    .rev()
+                    .find(|&s| index.get(s).is_some_and(|slot| matches(&slot.subject)));
+                last.unwrap_or(index.last_seq() + 1)
+            }
+            DeliverPolicy::ByStartSequence => config.opt_start_seq,
+            DeliverPolicy::ByStartTime => {
+                let time = config
+                    .opt_start_time
+                    .as_deref()
+                    .and_then(crate::time::parse_rfc3339)
+                    .unwrap_or(0);
+                index
+                    .first_at_or_after(time)
+                    .unwrap_or(index.last_seq() + 1)
+            }
+        };
+        let mut redeliver = BTreeSet::new();
+        if config.deliver_policy == DeliverPolicy::LastPerSubject {
+            // The last message of every subject first, then everything new.
+            for info in index.subjects() {
+                if matches(&info.subject) {
+                    redeliver.insert(info.last);
+                }
+            }
+        }
+        let next_seq = if config.deliver_policy == DeliverPolicy::LastPerSubject {
+            index.last_seq() + 1
+        } else {
+            next_seq
+        };
+        let mut state = Self {
+            config,
+            filters,
+            next_seq,
+            delivered: SequencePair::default(),
+            ack_floor: SequencePair::default(),
+            pending: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            redeliver: BTreeSet::new(),
+            waiting: VecDeque::new(),
+            push_last_sent: now,
+            fc_bytes: 0,
+            fc_outstanding: None,
+            last_active: now,
+            dirty: true,
+            pending_cache: None,
+        };
+        state.delivered.stream_seq = next_seq.saturating_sub(1);
+        state.ack_floor.stream_seq = next_seq.saturating_sub(1);
+        // Last-per-subject starts from these "initial" messages.
+        state.redeliver = redeliver;
+        state
+    }
+
+    /// Restores saved progress; pending messages are redelivered after a full ack wait.
+    pub(crate) fn restore(&mut self, saved: SavedState, now: Instant) {
+        self.next_seq = saved.next_seq;
+        self.delivered = saved.delivered;
+        self.ack_floor = saved.ack_floor;
+        self.redeliver.clear();
+        for (seq, mut p) in saved.pending {
+            let deadline = now + self.ack_wait(p.deliveries);
+            p.deadline = Some(deadline);
+            self.deadlines.insert((deadline, seq));
+            self.pending.insert(seq, p);
+        }
+        self.dirty = false;
+    }
+
+    /// What to persist.
+    pub(crate) fn saved(&self) -> SavedState {
+        SavedState {
+            next_seq: self.next_seq,
+            delivered: self.delivered,
+            ack_floor: self.ack_floor,
+            pending: self.pending.iter().map(|(s, p)| (*s, *p)).collect(),
+        }
+    }
+
+    fn matches(&self, subject: &Subject) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| f.matches(subject))
+    }
+
+    fn ack_wait(&self, deliveries: u64) -> Duration {
+        let i = usize::try_from(deliveries.saturating_sub(1)).unwrap_or(usize::MAX);
+        match self.config.backoff.get(i).or(self.config.backoff.last()) {
+            Some(d) => *d,
+            None => self.config.ack_wait,
+        }
+    }
+
+    /// Matching messages not yet delivered.
+    pub(crate) fn num_pending(&self, data: &StreamData) -> u64 {
+        data.index.count_from(self.next_seq, |s| self.matches(s))
+            + self
+                .redeliver
+                .iter()
+                .filter(|s| !self.pending.contains_key(s))
+                .count() as u64
+    }
+
+    /// Redelivered messages still pending.
+    pub(crate) fn num_redelivered(&self) -> u64 {
+        self.pending.values().filter(|p| p.deliveries > 1).count() as u64
+    }
+
+    /// Whether `seq` is acknowledged as far as this consumer is concerned
+    /// (interest retention).
+    pub(crate) fn has_acked(&self, seq: u64) -> bool {
+        seq < self.next_seq && !self.pending.contains_key(&seq) && !self.redeliver.contains(&seq)
+    }
+
+    /// The earliest time the driver must wake at.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let mut at = self.deadlines.first().map(|(t, _)| *t);
+        let mut earliest = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        for w in &self.waiting {
+            if let Some(e) = w.expires {
+                earliest(e);
+            }
+            if !w.request.idle_heartbeat.is_zero() {
+                earliest(w.last_sent + w.request.idle_heartbeat);
+            }
+        }
+        if self.config.is_push() && !self.config.idle_heartbeat.is_zero() {
+            earliest(self.push_last_sent + self.config.idle_heartbeat);
+        }
+        at
+    }
+
+    /// Applies an ack. Returns effects (retention, dead letters).
+    pub(crate) fn ack(&mut self, seq: u64, kind: &AckKind, now: Instant) -> Vec<Effect> {
+        self.last_active = now;
+        let mut effects = Vec::new();
+        match kind {
+            AckKind::Ack | AckKind::Next(_) => {
+                if self.config.ack_policy == AckPolicy::All {
+                    let upto: Vec<u64> = self.pending.range(..=seq).map(|(s, _)| *s).collect();
+                    for s in upto {
+                        self.forget(s);
+                        effects.push(Effect::Done(s));
+                    }
+                } else if self.forget(seq).is_some() {
+                    effects.push(Effect::Done(seq));
+                }
+            }
+            AckKind::Nak(delay) => {
+                if let Some(p) = self.pending.get(&seq).copied() {
+                    self.unschedule(seq);
+                    match delay {
+                        Some(d) if !d.is_zero() => self.schedule(seq, now + *d),
+                        _ => self.queue_redelivery(seq, p.deliveries, &mut effects),
+                    }
+                }
+            }
+            AckKind::Progress => {
+                if let Some(p) = self.pending.get(&seq).copied() {
+                    if p.deadline.is_some() {
+                        self.unschedule(seq);
+                        self.schedule(seq, now + self.ack_wait(p.deliveries));
+                    }
+                }
+            }
+            AckKind::Term(_) => {
+                if let Some(p) = self.forget(seq) {
+                    effects.push(Effect::DeadLetter {
+                        seq,
+                        deliveries: p.deliveries,
+                        reason: "terminated",
+                    });
+                    effects.push(Effect::Done(seq));
+                }
+            }
+        }
+        self.update_ack_floor();
+        self.dirty = true;
+        effects
+    }
+
+    fn forget(&mut self, seq: u64) -> Option<PendingMsg> {
+        let p = self.pending.remove(&seq)?;
+        if let Some(d) = p.deadline {
+            self.deadlines.remove(&(d, seq));
+        }
+        self.redeliver.remove(&seq);
+        Some(p)
+    }
+
+    fn unschedule(&mut self, seq: u64) {
+        if let Some(p) = self.pending.get_mut(&seq) {
+            if let Some(d) = p.deadline.take() {
+                self.deadlines.remove(&(d, seq));
+            }
+        }
+    }
+
+    fn schedule(&mut self, seq: u64, at: Instant) {
+        if let Some(p) = self.pending.get_mut(&seq) {
+            p.deadline = Some(at);
+            self.deadlines.insert((at, seq));
+        }
+    }
+
+    /// Queues `seq` for redelivery, or dead-letters it if it has had its deliveries.
+    fn queue_redelivery(&mut self, seq: u64, deliveries: u64, effects: &mut Vec<Effect>) {
+        let max = self.config.max_deliver;
+        if max > 0 && deliveries >= max as u64 {
+            self.forget(seq);
+            effects.push(Effect::DeadLetter {
+                seq,
+                deliveries,
+                reason: "max_deliveries",
+            });
+            effects.push(Effect::Done(seq));
+            self.update_ack_floor();
+        } else {
+            self.redeliver.insert(seq);
+        }
+    }
+
+    fn update_ack_floor(&mut self) {
+        match self.pending.iter().next() {
+            Some((seq, p)) => {
+                if seq.saturating_sub(1) > self.ack_floor.stream_seq {
+                    self.ack_floor = SequencePair {
+                        consumer_seq: p.consumer_seq.saturating_sub(1),
+                        stream_seq: seq - 1,
+                    };
+                }
+            }
+            None => self.ack_floor = self.delivered,
+        }
+    }
+
+    /// Adds a pull request (or refuses it with a status).
+    pub(crate) fn add_request(
+        &mut self,
+        reply: Subject,
+        request: PullRequest,
+        now: Instant,
+    ) -> Option<Message> {
+        self.last_active = now;
+        let config = &self.config;
+        if config.is_push() {
+            return Some(status(&reply, 409, "Consumer is push based", &[]));
+        }
+        if config.max_batch > 0 && request.batch > config.max_batch as u64 {
+            return Some(status(
+                &reply,
+                409,
+                &format!("Exceeded MaxRequestBatch of {}", config.max_batch),
+                &[],
+            ));
+        }
+        if !config.max_expires.is_zero() && request.expires > config.max_expires {
+            return Some(status(
+                &reply,
+                409,
+                &format!("Exceeded MaxRequestExpires of {:?}", config.max_expires),
+                &[],
+            ));
+        }
+        if config.max_bytes > 0 && request.max_bytes > config.max_bytes as u64 {
+            return Some(status(
+                &reply,
+                409,
+                &format!("Exceeded MaxRequestMaxBytes of {}", config.max_bytes),
+                &[],
+            ));
+        }
+        if self.waiting.len() as i64 >= config.max_waiting.max(1) {
+            return Some(status(&reply, 409, "Exceeded MaxWaiting", &[]));
+        }
+        let expires = (!request.expires.is_zero()).then(|| now + request.expires);
+        self.waiting.push_back(Waiting {
+            reply,
+            left: request.batch,
+            bytes_left: request.max_bytes,
+            expires,
+            last_sent: now,
+            delivered_any: false,
+            request,
+        });
+        None
+    }
+
+    /// A flow-control reply arrived.
+    pub(crate) fn flow_control_answered(&mut self, subject: &str) {
+        if self.fc_outstanding.as_deref() == Some(subject) {
+            self.fc_outstanding = None;
+            self.fc_bytes = 0;
+        }
+    }
+
+    /// Does all that is due: redeliveries whose ack wait ran out, expired
+    /// requests, heartbeats, and deliveries to whoever is waiting.
+    /// `push_bound` says whether a push consumer's deliver subject has interest.
+    pub(crate) fn pump(
+        &mut self,
+        stream: &str,
+        consumer: &str,
+        data: &StreamData,
+        now: Instant,
+        push_bound: bool,
+        has_interest: &dyn Fn(&Subject) -> bool,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        self.pending_cache = None;
+        // Ack waits that ran out.
+        while let Some(&(at, seq)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let deliveries = match self.pending.get_mut(&seq) {
+                Some(p) => {
+                    p.deadline = None;
+                    p.deliveries
+                }
+                None => continue,
+            };
+            self.queue_redelivery(seq, deliveries, &mut effects);
+        }
+        if self.config.is_push() {
+            self.pump_push(stream, consumer, data, now, push_bound, &mut effects);
+        } else {
+            self.pump_pull(stream, consumer, data, now, has_interest, &mut effects);
+        }
+        effects
+    }
+
+    fn pump_push(
+        &mut self,
+        stream: &str,
+        consumer: &str,
+        data: &StreamData,
+        now: Instant,
+        bound: bool,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(deliver) = self
+            .config
+            .deliver_subject
+            .as_deref()
+            .and_then(|s| Subject::new(s).ok())
+        else {
+            return;
+        };
+        if bound {
+            self.last_active = now;
+            loop {
+                if self.config.flow_control
+                    && self.fc_outstanding.is_some()
+                    && self.fc_bytes >= FLOW_CONTROL_WINDOW
+                {
+                    break;
+                }
+                let Some((seq, msg)) = self.next_message(data) else {
+                    break;
+                };
+                let size = msg.payload.len() as u64;
+                let out = self.deliver(stream, consumer, seq, msg, data, now);
+                effects.push(Effect::Deliver {
+                    to: deliver.clone(),
+                    msg: out,
+                });
+                self.push_last_sent = now;
+                if self.config.flow_control {
+                    self.fc_bytes += size;
+                    if self.fc_outstanding.is_none() && self.fc_bytes >= FLOW_CONTROL_WINDOW / 2 {
+                        let reply = format!("$JS.FC.{stream}.{consumer}.{}", random_token());
+                        if let Ok(reply_subject) = Subject::new(&reply) {
+                            let msg = status(&deliver, 100, "FlowControl Request", &[])
+                                .with_reply(reply_subject);
+                            effects.push(Effect::Publish(msg));
+                            self.fc_outstanding = Some(reply);
+                        }
+                    }
+                }
+            }
+        }
+        if !self.config.idle_heartbeat.is_zero()
+            && now >= self.push_last_sent + self.config.idle_heartbeat
+        {
+            let mut extra = vec![
+                (
+                    "Nats-Last-Consumer",
+                    self.delivered.consumer_seq.to_string(),
+                ),
+                ("Nats-Last-Stream", self.delivered.stream_seq.to_string()),
+            ];
+            if let Some(fc) = &self.fc_outstanding {
+                extra.push(("Nats-Consumer-Stalled", fc.clone()));
+            }
+            effects.push(Effect::Publish(status(
+                &deliver,
+                100,
+                "Idle Heartbeat",
+                &extra,
+            )));
+            self.push_last_sent = now;
+        }
+    }
+
+    fn pump_pull(
+        &mut self,
+        stream: &str,
+        consumer: &str,
+        data: &StreamData,
+        now: Instant,
+        has_interest: &dyn Fn(&Subject) -> bool,
+        effects: &mut Vec<Effect>,
+    ) {
+        // Expired requests end with 408 and what they did not get.
+        let mut i = 0;
+        while i < self.waiting.len() {
+            let w = &self.waiting[i];
+            if w.expires.is_some_and(|e| e <= now) {
+                if let Some(w) = self.waiting.remove(i) {
+                    let extra = pending_headers(w.left, w.bytes_left);
+                    effects.push(Effect::Publish(status(
+                        &w.reply,
+                        408,
+                        "Request Timeout",
+                        &extra,
+                    )));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        // Serve requests in order.
+        while let Some(w) = self.waiting.front() {
+            if !has_interest(&w.reply) {
+                self.waiting.pop_front();
+                continue;
+            }
+            let Some((seq, msg)) = self.peek_message(data) else {
+                break;
+            };
+            let size = (msg.subject.as_bytes().len()
+                + msg.headers.as_ref().map_or(0, |h| h.raw().len())
+                + msg.payload.len()
+                + 64) as u64;
+            let w = &mut self.waiting[0];
+            if w.request.max_bytes > 0 && size > w.bytes_left {
+                let reply = w.reply.clone();
+                let extra = pending_headers(w.left, w.bytes_left);
+                self.waiting.pop_front();
+                effects.push(Effect::Publish(status(
+                    &reply,
+                    409,
+                    "Message Size Exceeds MaxBytes",
+                    &extra,
+                )));
+                continue;
+            }
+            let reply = w.reply.clone();
+            w.left -= 1;
+            w.bytes_left = w.bytes_left.saturating_sub(size);
+            w.delivered_any = true;
+            w.last_sent = now;
+            let finished = w.left == 0;
+            let budget_left = w.request.max_bytes > 0 && w.bytes_left > 0;
+            let remaining = (w.left, w.bytes_left);
+            self.take_message(seq);
+            let out = self.deliver(stream, consumer, seq, msg, data, now);
+            effects.push(Effect::Deliver {
+                to: reply.clone(),
+                msg: out,
+            });
+            if finished {
+                self.waiting.pop_front();
+                if budget_left {
+                    let extra = pending_headers(remaining.0, remaining.1);
+                    effects.push(Effect::Publish(status(
+                        &reply,
+                        409,
+                        "Batch Completed",
+                        &extra,
+                    )));
+                }
+            }
+        }
+        // No-wait requests end now when nothing more is deliverable.
+        let nothing_left = self.peek_message(data).is_none() || self.at_ack_limit();
+        if nothing_left {
+            let mut i = 0;
+            while i < self.waiting.len() {
+                let w = &self.waiting[i];
+                let ends = w.request.no_wait && (w.expires.is_none() || w.delivered_any);
+                if ends {
+                    if let Some(w) = self.waiting.remove(i) {
+                        effects.push(Effect::Publish(status(&w.reply, 404, "No Messages", &[])));
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        // Heartbeats for idle requests.
+        for w in &mut self.waiting {
+            let hb = w.request.idle_heartbeat;
+            if !hb.is_zero() && now >= w.last_sent + hb {
+                let extra = [
+                    (
+                        "Nats-Last-Consumer",
+                        self.delivered.consumer_seq.to_string(),
+                    ),
+                    ("Nats-Last-Stream", self.delivered.stream_seq.to_string()),
+                ];
+                effects.push(Effect::Publish(status(
+                    &w.reply,
+                    100,
+                    "Idle Heartbeat",
+                    &extra,
+                )));
+                w.last_sent = now;
+            }
+        }
+    }
+
+    /// Matching messages after `next_seq`, for the ack subject. Exact and
+    /// cheap without filters; with filters counted once per pump and then
+    /// kept up to date, so a long backlog is not rescanned per delivery.
+    fn pending_estimate(&mut self, data: &StreamData) -> u64 {
+        if self.filters.is_empty() {
+            let live_after = data
+                .index
+                .last_seq()
+                .saturating_add(1)
+                .saturating_sub(self.next_seq.max(data.index.first_seq()));
+            return live_after.min(data.index.messages());
+        }
+        let count = match self.pending_cache {
+            Some(n) => n.saturating_sub(1),
+            None => data.index.count_from(self.next_seq, |s| self.matches(s)),
+        };
+        self.pending_cache = Some(count);
+        count
+    }
+
+    fn at_ack_limit(&self) -> bool {
+        self.config.ack_policy != AckPolicy::None
+            && self.config.max_ack_pending > 0
+            && self.pending.len() as u64 >= self.config.max_ack_pending as u64
+    }
+
+    /// The next message to deliver without taking it: a redelivery first,
+    /// else the next new matching message unless at the ack-pending limit.
+    fn peek_message(&self, data: &StreamData) -> Option<(u64, StoredMessage)> {
+        for &seq in &self.redeliver {
+            if let Ok(Some(msg)) = data.read(seq) {
+                return Some((seq, msg));
+            }
+        }
+        if self.at_ack_limit() {
+            return None;
+        }
+        let seq = data
+            .index
+            .next_matching(self.next_seq, |s| self.matches(s))?;
+        data.read(seq).ok().flatten().map(|m| (seq, m))
+    }
+
+    /// Takes what [`peek_message`](Self::peek_message) returned.
+    fn take_message(&mut self, seq: u64) {
+        if !self.redeliver.remove(&seq) {
+            self.next_seq = seq + 1;
+        }
+    }
+
+    fn next_message(&mut self, data: &StreamData) -> Option<(u64, StoredMessage)> {
+        // Redeliveries of messages that are gone are dropped on the way.
+        let gone: Vec<u64> = self
+            .redeliver
+            .iter()
+            .copied()
+            .filter(|&s| data.index.get(s).is_none())
+            .collect();
+        for seq in gone {
+            self.forget(seq);
+        }
+        let (seq, msg) = self.peek_message(data)?;
+        self.take_message(seq);
+        Some((seq, msg))
+    }
+
+    /// Records one delivery and builds the message for the client.
+    fn deliver(
+        &mut self,
+        stream: &str,
+        consumer: &str,
+        seq: u64,
+        msg: StoredMessage,
+        data: &StreamData,
+        now: Instant,
+    ) -> Message {
+        self.delivered.consumer_seq += 1;
+        let consumer_seq = self.delivered.consumer_seq;
+        let deliveries = self.pending.get(&seq).map_or(1, |p| p.deliveries + 1);
+        if seq > self.delivered.stream_seq {
+            self.delivered.stream_seq = seq;
+        }
+        if self.config.ack_policy == AckPolicy::None {
+            self.forget(seq);
+            self.update_ack_floor();
+        } else {
+            self.unschedule(seq);
+            let at = now + self.ack_wait(deliveries);
+            self.pending.insert(
+                seq,
+                PendingMsg {
+                    consumer_seq,
+                    deliveries,
+                    deadline: Some(at),
+                },
+            );
+            self.deadlines.insert((at, seq));
+        }
+        self.dirty = true;
+        let pending = self.pending_estimate(data);
+        let reply = ack_subject(
+            stream,
+            consumer,
+            deliveries,
+            seq,
+            consumer_seq,
+            msg.time,
+            pending,
+        );
+        let mut out = Message {
+            subject: msg.subject,
+            reply: Subject::new(&reply).ok(),
+            headers: msg.headers,
+            payload: msg.payload,
+        };
+        if self.config.headers_only {
+            let size = out.payload.len().to_string();
+            let headers = match &out.headers {
+                Some(h) => h.appended("Nats-Msg-Size", &size).ok(),
+                None => Headers::builder()
+                    .insert("Nats-Msg-Size", &size)
+                    .ok()
+                    .map(|b| b.build()),
+            };
+            out.headers = headers;
+            out.payload = Bytes::new();
+        }
+        out
+    }
+}
+
+/// Four random characters for flow-control reply subjects.
+fn random_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0x9e37_79b9);
+    let n = NEXT.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    format!("{:04x}", (n >> 16) & 0xffff)
+}

@@ -1,0 +1,620 @@
+//! One stream: its configuration, its log, the index of its live messages,
+//! the capture of its subjects, and every operation on its messages.
+//!
+//! Publishes reach a stream through a broker subscription on its subjects
+//! (so every protocol's publish is captured alike) and queue up for the
+//! stream's writer thread ([`writer`]), which stores them in order, in
+//! batches that share one write and one fsync, and then sends the publish
+//! acks. Everything else (reads, deletes, purges, info) takes the state lock
+//! directly.
+
+mod index;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use herald_core::{Broker, Message, Pattern, SubscribeSpec, Subscriber};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::api_error::ApiError;
+use crate::config::{Discard, StorageType, StreamConfig};
+use crate::info::{PurgeRequest, StreamState};
+use crate::log::{FileLog, LogOptions};
+use crate::record::{Record, RecoveredRecord, StoredMessage};
+use crate::state_file;
+use crate::time::now_nanos;
+use crate::{StoreError, SyncPolicy};
+
+pub(crate) use index::{Body, MessageIndex, Slot};
+use writer::{Pending, WriterQueue};
+
+/// A stream's persisted identity: its config and when it was created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StreamMeta {
+    pub(crate) config: StreamConfig,
+    pub(crate) created: i64,
+}
+
+/// Bytes of recently stored message bodies a file stream keeps in memory,
+/// so consumers reading fresh messages do not go to disk.
+const BODY_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// A handle to one stream; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    pub(crate) inner: Arc<StreamInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct StreamInner {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) created: i64,
+    pub(crate) state: Mutex<StreamData>,
+    pub(crate) broker: Broker,
+    queue: WriterQueue,
+    /// Last stored sequence, for consumers to wait on.
+    pub(crate) stored: watch::Sender<u64>,
+    capture: Mutex<Vec<Arc<Subscriber>>>,
+    sync: SyncPolicy,
+    closed: AtomicBool,
+}
+
+/// What the state lock guards.
+#[derive(Debug)]
+pub(crate) struct StreamData {
+    pub(crate) config: StreamConfig,
+    pub(crate) index: MessageIndex,
+    pub(crate) log: Option<FileLog>,
+    pub(crate) dedup: writer::Dedup,
+    /// Bytes of message bodies cached in memory (file streams).
+    cached_bytes: usize,
+    /// Oldest sequence that may still have a cached body.
+    cache_front: u64,
+    /// Set after a write failed: the stream refuses writes until restart.
+    pub(crate) failed: Option<String>,
+    /// Consumers' filters, for interest retention: (consumer name, filters).
+    pub(crate) interest: Vec<(String, Vec<Pattern>)>,
+}
+
+impl Stream {
+    /// Creates a new stream in `dir` (which must not exist yet for file streams).
+    pub(crate) fn create(
+        dir: PathBuf,
+        config: StreamConfig,
+        broker: Broker,
+        sync: SyncPolicy,
+    ) -> Result<Stream, StoreError> {
+        let meta = StreamMeta {
+            config,
+            created: now_nanos(),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        state_file::write_json(&dir.join("stream.json"), &meta)?;
+        Self::open_with(dir, meta, broker, sync)
+    }
+
+    /// Opens the stream in `dir`, recovering its log.
+    pub(crate) fn open(
+        dir: PathBuf,
+        broker: Broker,
+        sync: SyncPolicy,
+    ) -> Result<Stream, StoreError> {
+        let meta: StreamMeta = state_file::read_json(&dir.join("stream.json"))?;
+        Self::open_with(dir, meta, broker, sync)
+    }
+
+    fn open_with(
+        dir: PathBuf,
+        meta: StreamMeta,
+        broker: Broker,
+        sync: SyncPolicy,
+    ) -> Result<Stream, StoreError> {
+        let config = meta.config;
+        let first_seq = config.first_seq.max(1);
+        let (log, index) = match config.storage {
+            StorageType::Memory => (None, MessageIndex::new(first_seq)),
+            StorageType::File => {
+                let (log, state) =
+                    FileLog::open(&dir.join("log"), first_seq, LogOptions::default())?;
+                for problem in &state.report.problems {
+                    tracing::warn!(stream = %config.name, "recovery: {problem}");
+                }
+                let index = replay(state.records, state.active_base);
+                tracing::info!(
+                    stream = %config.name,
+                    messages = index.messages(),
+                    last_seq = index.last_seq(),
+                    "stream recovered"
+                );
+                (Some(log), index)
+            }
+        };
+        let last = index.last_seq();
+        let mut data = StreamData {
+            config,
+            cache_front: index.first_seq(),
+            index,
+            log,
+            dedup: writer::Dedup::default(),
+            cached_bytes: 0,
+            failed: None,
+            interest: Vec::new(),
+        };
+        data.rebuild_dedup();
+        let (stored, _) = watch::channel(last);
+        let inner = Arc::new(StreamInner {
+            name: data.config.name.clone(),
+            dir,
+            created: meta.created,
+            state: Mutex::new(data),
+            broker,
+            queue: WriterQueue::default(),
+            stored,
+            capture: Mutex::new(Vec::new()),
+            sync,
+            closed: AtomicBool::new(false),
+        });
+        writer::spawn(inner.clone())?;
+        let stream = Stream { inner };
+        stream.capture();
+        Ok(stream)
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its current configuration.
+    pub fn config(&self) -> StreamConfig {
+        self.inner.state.lock().config.clone()
+    }
+
+    /// When it was created (ns since the epoch).
+    pub fn created(&self) -> i64 {
+        self.inner.created
+    }
+
+    /// Subscribes the stream to its subjects in the broker.
+    fn capture(&self) {
+        let patterns = self.inner.state.lock().config.patterns();
+        let mut capture = self.inner.capture.lock();
+        for sub in capture.drain(..) {
+            self.inner.broker.remove_subscriber(&sub);
+        }
+        let conn = self.inner.broker.new_conn_id();
+        for pattern in patterns {
+            let spec = SubscribeSpec::internal(pattern, conn);
+            let sink = Arc::new(writer::CaptureSink {
+                stream: Arc::downgrade(&self.inner),
+            });
+            capture.push(self.inner.broker.subscribe_sink(spec, sink));
+        }
+    }
+
+    /// Applies a new (normalised, checked) configuration.
+    pub(crate) fn update(&self, config: StreamConfig) -> Result<(), StoreError> {
+        let meta = StreamMeta {
+            config: config.clone(),
+            created: self.inner.created,
+        };
+        if self.is_file() {
+            state_file::write_json(&self.inner.dir.join("stream.json"), &meta)?;
+        }
+        {
+            let mut data = self.inner.state.lock();
+            let subjects_changed = data.config.subjects != config.subjects;
+            data.config = config;
+            let removed = data.enforce_limits(now_nanos());
+            data.write_removals(removed)?;
+            drop(data);
+            if subjects_changed {
+                self.capture();
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_file(&self) -> bool {
+        self.inner.state.lock().config.storage == StorageType::File
+    }
+
+    /// Stores `msg` as if it had been published on its subject, and waits
+    /// for the outcome (the in-process publish-with-ack).
+    pub async fn publish(&self, msg: Message) -> Result<crate::PubAck, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .queue
+            .push(&self.inner, Pending::with_callback(msg, tx));
+        rx.await
+            .unwrap_or_else(|_| Err(ApiError::new(503, 10077, "stream is closing")))
+    }
+
+    /// The message at `seq`.
+    pub fn get(&self, seq: u64) -> Result<StoredMessage, ApiError> {
+        let data = self.inner.state.lock();
+        data.read(seq)?.ok_or_else(ApiError::no_message_found)
+    }
+
+    /// The last message on `subject` (a pattern: the last of any matching subject).
+    pub fn last_by_subject(&self, subject: &Pattern) -> Result<StoredMessage, ApiError> {
+        let data = self.inner.state.lock();
+        let seq = if subject.is_literal() {
+            data.index.subject(subject.as_bytes()).map(|i| i.last)
+        } else {
+            data.index
+                .subjects()
+                .filter(|i| subject.matches(&i.subject))
+                .map(|i| i.last)
+                .max()
+        };
+        let seq = seq.ok_or_else(ApiError::no_message_found)?;
+        data.read(seq)?.ok_or_else(ApiError::no_message_found)
+    }
+
+    /// The first message at or after `seq` whose subject matches `filter`
+    /// (every subject when `None`).
+    pub fn next_message(
+        &self,
+        seq: u64,
+        filter: Option<&Pattern>,
+    ) -> Result<StoredMessage, ApiError> {
+        let data = self.inner.state.lock();
+        let found = data
+            .index
+            .next_matching(seq, |s| filter.is_none_or(|f| f.matches(s)))
+            .ok_or_else(ApiError::no_message_found)?;
+        data.read(found)?.ok_or_else(ApiError::no_message_found)
+    }
+
+    /// The first message stored at or after `time` (ns since the epoch).
+    pub fn message_at_time(&self, time: i64) -> Result<StoredMessage, ApiError> {
+        let data = self.inner.state.lock();
+        let seq = data
+            .index
+            .first_at_or_after(time)
+            .ok_or_else(ApiError::no_message_found)?;
+        data.read(seq)?.ok_or_else(ApiError::no_message_found)
+    }
+
+    /// Deletes one message.
+    pub fn delete_message(&self, seq: u64) -> Result<(), ApiError> {
+        let mut data = self.inner.state.lock();
+        if data.config.deny_delete {
+            return Err(ApiError::new(400, 10057, "message delete not permitted"));
+        }
+        if data.config.sealed {
+            return Err(ApiError::new(400, 10057, "stream is sealed"));
+        }
+        if data.index.get(seq).is_none() {
+            return Err(ApiError::new(400, 10057, "no message found"));
+        }
+        data.remove_messages(vec![seq])?;
+        Ok(())
+    }
+
+    /// Removes `seq` if present (acks on work queues and interest streams).
+    pub(crate) fn remove_acked(&self, seq: u64) {
+        let mut data = self.inner.state.lock();
+        if data.index.get(seq).is_some() {
+            if let Err(e) = data.remove_messages(vec![seq]) {
+                tracing::error!(stream = %self.inner.name, "removing acked message: {e}");
+            }
+        }
+    }
+
+    /// Purges messages; returns how many went.
+    pub fn purge(&self, request: &PurgeRequest) -> Result<u64, ApiError> {
+        let mut data = self.inner.state.lock();
+        if data.config.deny_purge {
+            return Err(ApiError::new(400, 10110, "stream purge not permitted"));
+        }
+        if data.config.sealed {
+            return Err(ApiError::new(400, 10110, "stream is sealed"));
+        }
+        let filter = match request.filter.as_deref().filter(|f| !f.is_empty()) {
+            Some(f) => Some(Pattern::new(f).map_err(|e| ApiError::bad_request(e.to_string()))?),
+            None => None,
+        };
+        if request.seq > 0 && request.keep > 0 {
+            return Err(ApiError::bad_request(
+                "sequence and keep can not both be provided",
+            ));
+        }
+        let below = if request.seq > 0 {
+            request.seq
+        } else if request.keep > 0 {
+            let seqs = data.index.seqs_below(u64::MAX, filter.as_ref());
+            let keep = usize::try_from(request.keep).unwrap_or(usize::MAX);
+            if seqs.len() <= keep {
+                return Ok(0);
+            }
+            seqs[seqs.len() - keep]
+        } else {
+            u64::MAX
+        };
+        if filter.is_none() && below == u64::MAX {
+            let purged = data.index.messages();
+            let next = data.index.last_seq() + 1;
+            data.index.clear(next);
+            data.cached_bytes = 0;
+            data.cache_front = next;
+            if let Some(log) = &mut data.log {
+                log.reset(next)?;
+            }
+            return Ok(purged);
+        }
+        let seqs = data.index.seqs_below(below, filter.as_ref());
+        let purged = seqs.len() as u64;
+        for &seq in &seqs {
+            let freed = data.index.forget_body(seq);
+            data.cached_bytes -= freed;
+            data.index.remove(seq);
+        }
+        if let Some(log) = &mut data.log {
+            log.append(&[Record::Purge { below, filter }])?;
+        }
+        data.drop_old_segments()?;
+        Ok(purged)
+    }
+
+    /// The stream's state numbers.
+    pub fn state(&self) -> StreamState {
+        let data = self.inner.state.lock();
+        data.stream_state()
+    }
+
+    /// Messages per subject, for subjects matching `filter`.
+    pub fn subject_counts(&self, filter: &Pattern) -> Vec<(String, u64)> {
+        let data = self.inner.state.lock();
+        let mut out: Vec<(String, u64)> = data
+            .index
+            .subjects()
+            .filter(|i| filter.matches(&i.subject))
+            .map(|i| (i.subject.to_string(), i.count))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Last stored sequence, to wait on for new messages.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.inner.stored.subscribe()
+    }
+
+    /// Stops capturing and writing; pending publishes are stored first.
+    pub(crate) fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for sub in self.inner.capture.lock().drain(..) {
+            self.inner.broker.remove_subscriber(&sub);
+        }
+        self.inner.queue.close_and_wait();
+    }
+
+    /// Closes the stream and removes its files.
+    pub(crate) fn destroy(self) -> Result<(), StoreError> {
+        self.close();
+        let log = self.inner.state.lock().log.take();
+        if let Some(log) = log {
+            log.destroy()?;
+        }
+        match std::fs::remove_dir_all(&self.inner.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", &self.inner.dir, e)),
+        }
+    }
+
+    /// Its directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Registers (or replaces) a consumer's filters for interest retention.
+    pub(crate) fn set_interest(&self, consumer: &str, filters: Option<Vec<Pattern>>) {
+        let mut data = self.inner.state.lock();
+        data.interest.retain(|(name, _)| name != consumer);
+        if let Some(filters) = filters {
+            data.interest.push((consumer.to_owned(), filters));
+        }
+    }
+}
+
+/// Rebuilds the index by replaying recovered records in log order.
+fn replay(records: Vec<RecoveredRecord>, active_base: u64) -> MessageIndex {
+    let mut index = MessageIndex::new(active_base);
+    let mut first = true;
+    for record in records {
+        match record {
+            RecoveredRecord::Message {
+                seq,
+                time,
+                subject,
+                stored_size,
+                location,
+            } => {
+                if first || seq > index.last_seq() {
+                    if first && index.messages() == 0 {
+                        index = MessageIndex::new(seq);
+                    }
+                    first = false;
+                    let subject = index.intern(&subject);
+                    index.push(
+                        seq,
+                        Slot {
+                            time,
+                            subject,
+                            size: stored_size,
+                            location: Some(location),
+                            body: None,
+                        },
+                    );
+                }
+            }
+            RecoveredRecord::Delete { seq } => {
+                index.remove(seq);
+            }
+            RecoveredRecord::Purge { below, filter } => {
+                if filter.is_none() && below > index.last_seq() {
+                    index.clear(below);
+                } else {
+                    for seq in index.seqs_below(below, filter.as_ref()) {
+                        index.remove(seq);
+                    }
+                }
+            }
+        }
+    }
+    if index.messages() == 0 && index.last_seq() + 1 < active_base {
+        index.clear(active_base);
+    }
+    index
+}
+
+impl StreamData {
+    /// Reads the message at `seq` from memory or disk; `None` if not live.
+    pub(crate) fn read(&self, seq: u64) -> Result<Option<StoredMessage>, ApiError> {
+        let Some(slot) = self.index.get(seq) else {
+            return Ok(None);
+        };
+        if let Some(msg) = self.index.message_in_memory(seq) {
+            return Ok(Some(msg));
+        }
+        match (&self.log, slot.location) {
+            (Some(log), Some(location)) => match log.read(&location) {
+                Ok(msg) => Ok(Some(msg)),
+                Err(StoreError::Gone) => Ok(None),
+                Err(e) => {
+                    tracing::error!(stream = %self.config.name, seq, "reading message: {e}");
+                    Err(ApiError::storage(&e))
+                }
+            },
+            _ => Ok(None),
+        }
+    }
+
+    pub(crate) fn stream_state(&self) -> StreamState {
+        let ix = &self.index;
+        StreamState {
+            messages: ix.messages(),
+            bytes: ix.bytes(),
+            first_seq: ix.first_seq(),
+            first_ts: crate::time::rfc3339(ix.first_time()),
+            last_seq: ix.last_seq(),
+            last_ts: crate::time::rfc3339(ix.last_time()),
+            num_subjects: ix.num_subjects() as u64,
+            consumer_count: 0,
+        }
+    }
+
+    /// Removes messages and records the removal in the log.
+    pub(crate) fn remove_messages(&mut self, seqs: Vec<u64>) -> Result<(), StoreError> {
+        for &seq in &seqs {
+            let freed = self.index.forget_body(seq);
+            self.cached_bytes -= freed;
+            self.index.remove(seq);
+        }
+        self.write_removals(seqs)
+    }
+
+    /// Writes tombstones for messages already removed from the index.
+    pub(crate) fn write_removals(&mut self, seqs: Vec<u64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let first = self.index.first_seq();
+        if let Some(log) = &mut self.log {
+            // Removals from the front are one purge record; others one delete each.
+            let mut records: Vec<Record> = seqs
+                .iter()
+                .filter(|&&s| s >= first)
+                .map(|&seq| Record::Delete { seq })
+                .collect();
+            if seqs.iter().any(|&s| s < first) {
+                records.push(Record::Purge {
+                    below: first,
+                    filter: None,
+                });
+            }
+            log.append(&records)?;
+        }
+        self.drop_old_segments()
+    }
+
+    fn drop_old_segments(&mut self) -> Result<(), StoreError> {
+        let first = self.index.first_seq();
+        if let Some(log) = &mut self.log {
+            log.remove_segments_before(first)?;
+        }
+        Ok(())
+    }
+
+    /// Removes what the limits no longer allow (discard old, age); returns
+    /// the removed sequences (already gone from the index).
+    pub(crate) fn enforce_limits(&mut self, now: i64) -> Vec<u64> {
+        let mut removed = Vec::new();
+        let config = &self.config;
+        let max_msgs = config.max_msgs;
+        let max_bytes = config.max_bytes;
+        let max_age = config.max_age;
+        let discard_old = config.discard == Discard::Old;
+        loop {
+            let over_msgs = max_msgs > 0 && self.index.messages() > max_msgs as u64;
+            let over_bytes = max_bytes > 0 && self.index.bytes() > max_bytes as u64;
+            let too_old = !max_age.is_zero()
+                && self.index.front().is_some_and(|(_, s)| {
+                    now.saturating_sub(s.time)
+                        > i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX)
+                });
+            if !(too_old || (discard_old && (over_msgs || over_bytes))) {
+                break;
+            }
+            let Some((seq, _)) = self.index.front() else {
+                break;
+            };
+            let freed = self.index.forget_body(seq);
+            self.cached_bytes -= freed;
+            self.index.remove(seq);
+            removed.push(seq);
+        }
+        removed
+    }
+
+    /// Caches a stored message's body, evicting the oldest cached bodies
+    /// past the budget (file streams), or keeps it for good (memory streams).
+    pub(crate) fn cache_body(&mut self, seq: u64, size: usize) {
+        if self.log.is_none() {
+            return;
+        }
+        self.cached_bytes += size;
+        while self.cached_bytes > BODY_CACHE_BYTES && self.cache_front < seq {
+            let front = self.cache_front.max(self.index.first_seq());
+            let freed = self.index.forget_body(front);
+            self.cached_bytes -= freed;
+            self.cache_front = front + 1;
+        }
+    }
+
+    /// Rebuilds the duplicate table from messages inside the window.
+    fn rebuild_dedup(&mut self) {
+        let window = i64::try_from(self.config.duplicate_window.as_nanos()).unwrap_or(i64::MAX);
+        let since = now_nanos().saturating_sub(window);
+        let Some(from) = self.index.first_at_or_after(since) else {
+            return;
+        };
+        for seq in from..=self.index.last_seq() {
+            if let Ok(Some(msg)) = self.read(seq) {
+                if let Some(id) = msg.headers.as_ref().and_then(|h| h.get(writer::MSG_ID)) {
+                    self.dedup.insert(id.to_owned(), seq, msg.time);
+                }
+            }
+        }
+    }
+}

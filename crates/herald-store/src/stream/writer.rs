@@ -1,0 +1,526 @@
+//! The stream writer: publishes queue up here and one thread per stream
+//! stores them in order.
+//!
+//! Each round takes everything queued, checks every publish against the
+//! stream (expected stream and sequences, duplicates, size, limits), writes
+//! all accepted records with one call, fsyncs once when the policy is
+//! `always` (group commit: every publish of the round shares that fsync),
+//! and only then sends the acks. A process crash after the write loses
+//! nothing acked: the data is in the kernel. Power loss is covered by
+//! `always`; with an interval, by whatever the last fsync covered.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+use bytes::Bytes;
+use herald_core::{DeliveryCtx, Headers, Message, Sink, Subscriber};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use super::{Body, Slot, StreamData, StreamInner};
+use crate::api_error::ApiError;
+use crate::config::{Discard, Retention};
+use crate::record::{Record, StoredMessage, stored_size};
+use crate::time::now_nanos;
+use crate::{PubAck, StoreError, SyncPolicy};
+
+/// Header carrying a publish's de-duplication id.
+pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
+const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
+const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
+const EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+const EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+
+/// Bytes of publishes that may wait for the writer; past this, publishes
+/// are refused at once instead of growing memory without bound.
+const MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
+
+/// One publish waiting to be stored.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    msg: Message,
+    reply: Reply,
+    /// Refused before queueing (queue full).
+    refused: bool,
+}
+
+#[derive(Debug)]
+enum Reply {
+    /// Publish ack to the message's reply subject, if it has one.
+    Subject,
+    /// In-process caller waiting.
+    Callback(oneshot::Sender<Result<PubAck, ApiError>>),
+}
+
+impl Pending {
+    pub(crate) fn with_callback(
+        msg: Message,
+        tx: oneshot::Sender<Result<PubAck, ApiError>>,
+    ) -> Self {
+        Self {
+            msg,
+            reply: Reply::Callback(tx),
+            refused: false,
+        }
+    }
+}
+
+/// Publishes waiting for the writer thread.
+#[derive(Debug, Default)]
+pub(crate) struct WriterQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    items: VecDeque<Pending>,
+    bytes: usize,
+    closing: bool,
+    stopped: bool,
+}
+
+impl WriterQueue {
+    pub(crate) fn push(&self, _inner: &StreamInner, mut pending: Pending) {
+        let mut q = self.state.lock();
+        let size = pending.msg.size();
+        if q.bytes + size > MAX_QUEUED_BYTES || q.closing {
+            pending.refused = true;
+            pending.msg.payload = Bytes::new();
+        } else {
+            q.bytes += size;
+        }
+        q.items.push_back(pending);
+        if q.items.len() == 1 {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Marks the queue closing and waits until the writer has stored what
+    /// was queued and stopped.
+    pub(crate) fn close_and_wait(&self) {
+        let mut q = self.state.lock();
+        q.closing = true;
+        self.ready.notify_one();
+        while !q.stopped {
+            self.done.wait(&mut q);
+        }
+    }
+}
+
+/// The broker subscription through which a stream captures its subjects.
+pub(crate) struct CaptureSink {
+    pub(crate) stream: Weak<StreamInner>,
+}
+
+impl Sink for CaptureSink {
+    fn deliver(
+        &self,
+        _sub: &Subscriber,
+        msg: &Message,
+        _ctx: &mut DeliveryCtx,
+    ) -> herald_core::Delivery {
+        let Some(inner) = self.stream.upgrade() else {
+            return herald_core::Delivery::Closed;
+        };
+        inner.queue.push(
+            &inner,
+            Pending {
+                msg: msg.clone(),
+                reply: Reply::Subject,
+                refused: false,
+            },
+        );
+        herald_core::Delivery::Delivered
+    }
+}
+
+/// Recent message ids, for de-duplication inside the window.
+#[derive(Debug, Default)]
+pub(crate) struct Dedup {
+    ids: AHashMap<String, u64>,
+    order: VecDeque<(i64, String)>,
+    /// The id of the last stored message that had one.
+    last_id: Option<String>,
+}
+
+impl Dedup {
+    pub(crate) fn insert(&mut self, id: String, seq: u64, time: i64) {
+        self.last_id = Some(id.clone());
+        self.ids.insert(id.clone(), seq);
+        self.order.push_back((time, id));
+    }
+
+    fn expire(&mut self, now: i64, window: Duration) {
+        let window = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+        while let Some((time, _)) = self.order.front() {
+            if now.saturating_sub(*time) <= window {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_front() {
+                self.ids.remove(&id);
+            }
+        }
+    }
+}
+
+/// Starts the writer thread of a stream.
+pub(crate) fn spawn(inner: Arc<StreamInner>) -> Result<(), StoreError> {
+    let dir = inner.dir.clone();
+    std::thread::Builder::new()
+        .name(format!("stream-{}", inner.name))
+        .spawn(move || run(&inner))
+        .map(|_| ())
+        .map_err(|e| StoreError::io("spawn writer thread for", dir, e))
+}
+
+fn run(inner: &StreamInner) {
+    let mut last_sync = Instant::now();
+    let mut unsynced = false;
+    loop {
+        let (batch, closing) = {
+            let mut q = inner.queue.state.lock();
+            if q.items.is_empty() && !q.closing {
+                let wait = match inner.sync {
+                    SyncPolicy::Interval(d) if unsynced => d.saturating_sub(last_sync.elapsed()),
+                    _ => Duration::from_secs(1),
+                };
+                inner.queue.ready.wait_for(&mut q, wait);
+            }
+            q.bytes = 0;
+            (std::mem::take(&mut q.items), q.closing)
+        };
+        let acks = store_batch(inner, batch);
+        if acks.wrote {
+            unsynced = true;
+        }
+        let due = match inner.sync {
+            SyncPolicy::Always => unsynced,
+            SyncPolicy::Interval(d) => unsynced && (last_sync.elapsed() >= d || closing),
+        };
+        if due {
+            sync(inner);
+            unsynced = false;
+            last_sync = Instant::now();
+        }
+        acks.send(inner);
+        if closing {
+            let mut q = inner.queue.state.lock();
+            if q.items.is_empty() {
+                q.stopped = true;
+                inner.queue.done.notify_all();
+                return;
+            }
+        }
+    }
+}
+
+fn sync(inner: &StreamInner) {
+    let file = inner.state.lock().log.as_ref().map(|log| log.active_file());
+    if let Some(file) = file {
+        if let Err(e) = file.sync_data() {
+            tracing::error!(stream = %inner.name, "fsync failed: {e}");
+            inner.state.lock().failed = Some(format!("fsync failed: {e}"));
+        }
+    }
+}
+
+/// Outcomes of one round, sent after the data is durable.
+struct Acks {
+    outcomes: Vec<(
+        Reply,
+        Option<herald_core::Subject>,
+        Result<PubAck, ApiError>,
+    )>,
+    wrote: bool,
+    last_seq: u64,
+}
+
+impl Acks {
+    fn send(self, inner: &StreamInner) {
+        inner.stored.send_if_modified(|last| {
+            let changed = *last != self.last_seq;
+            *last = self.last_seq;
+            changed
+        });
+        for (reply, subject, outcome) in self.outcomes {
+            match reply {
+                Reply::Callback(tx) => {
+                    let _ = tx.send(outcome);
+                }
+                Reply::Subject => {
+                    if let Some(subject) = subject {
+                        let body = match &outcome {
+                            Ok(ack) => serde_json::to_vec(ack),
+                            Err(error) => serde_json::to_vec(&serde_json::json!({
+                                "error": error, "stream": inner.name, "seq": 0
+                            })),
+                        };
+                        if let Ok(body) = body {
+                            inner.broker.publish_message(&Message::new(subject, body));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn store_batch(inner: &StreamInner, batch: VecDeque<Pending>) -> Acks {
+    let mut data = inner.state.lock();
+    let now = now_nanos();
+    let window = data.config.duplicate_window;
+    data.dedup.expire(now, window);
+    let mut records = Vec::with_capacity(batch.len());
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut removed = Vec::new();
+    let no_ack = data.config.no_ack;
+    for pending in batch {
+        let reply_subject = if no_ack {
+            None
+        } else {
+            pending.msg.reply.clone()
+        };
+        let outcome = if pending.refused {
+            Err(ApiError::new(
+                503,
+                10077,
+                "stream is busy: too many publishes waiting",
+            ))
+        } else {
+            store_one(
+                &mut data,
+                &inner.name,
+                &pending.msg,
+                now,
+                &mut records,
+                &mut removed,
+            )
+        };
+        outcomes.push((pending.reply, reply_subject, outcome));
+    }
+    removed.extend(data.enforce_limits(now));
+    let mut wrote = false;
+    if !records.is_empty() {
+        wrote = true;
+        if let Some(log) = &mut data.log {
+            match log.append(&records) {
+                Ok(locations) => {
+                    for (record, location) in records.iter().zip(locations) {
+                        if let Record::Message(m) = record {
+                            if let Some(slot) = data.index.get_mut(m.seq) {
+                                slot.location = Some(location);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(stream = %inner.name, "write failed: {e}");
+                    data.failed = Some(e.to_string());
+                    let err = ApiError::storage(&e);
+                    for (_, _, outcome) in &mut outcomes {
+                        if outcome.as_ref().is_ok_and(|a| !a.duplicate) {
+                            *outcome = Err(err.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = data.write_removals(removed) {
+        tracing::error!(stream = %inner.name, "writing removals failed: {e}");
+    }
+    // Interest streams keep nothing nobody is interested in.
+    if data.config.retention == Retention::Interest {
+        let unwanted: Vec<u64> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Message(m)
+                    if !data.interest.iter().any(|(_, filters)| {
+                        filters.is_empty() || filters.iter().any(|f| f.matches(&m.subject))
+                    }) =>
+                {
+                    Some(m.seq)
+                }
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = data.remove_messages(unwanted) {
+            tracing::error!(stream = %inner.name, "removing unwanted messages failed: {e}");
+        }
+    }
+    Acks {
+        outcomes,
+        wrote,
+        last_seq: data.index.last_seq(),
+    }
+}
+
+/// Checks one publish and, if it is accepted, adds it to the index and its
+/// record to `records`.
+fn store_one(
+    data: &mut StreamData,
+    stream: &str,
+    msg: &Message,
+    now: i64,
+    records: &mut Vec<Record>,
+    removed: &mut Vec<u64>,
+) -> Result<PubAck, ApiError> {
+    if let Some(reason) = &data.failed {
+        return Err(ApiError::new(
+            503,
+            10077,
+            format!("stream storage failed: {reason}"),
+        ));
+    }
+    if data.config.sealed {
+        return Err(ApiError::new(
+            400,
+            10109,
+            "invalid operation on sealed stream",
+        ));
+    }
+    let headers = msg.headers.as_ref();
+    let header = |name: &str| headers.and_then(|h| h.get(name));
+    if let Some(expected) = header(EXPECTED_STREAM) {
+        if expected != stream {
+            return Err(ApiError::new(400, 10060, "expected stream does not match"));
+        }
+    }
+    if let Some(expected) = header(EXPECTED_LAST_SUBJECT_SEQ) {
+        let expected: u64 = expected
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid expected last subject sequence"))?;
+        let subject = header(EXPECTED_LAST_SUBJECT_SEQ_SUBJECT)
+            .map(str::as_bytes)
+            .unwrap_or(msg.subject.as_bytes());
+        let last = data.index.subject(subject).map_or(0, |i| i.last);
+        if last != expected {
+            return Err(ApiError::new(
+                400,
+                10071,
+                format!("wrong last sequence: {last}"),
+            ));
+        }
+    }
+    if let Some(expected) = header(EXPECTED_LAST_SEQ) {
+        let expected: u64 = expected
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid expected last sequence"))?;
+        let last = data.index.last_seq();
+        if last != expected {
+            return Err(ApiError::new(
+                400,
+                10071,
+                format!("wrong last sequence: {last}"),
+            ));
+        }
+    }
+    let msg_id = header(MSG_ID).filter(|id| !id.is_empty());
+    if let Some(id) = msg_id {
+        if let Some(&seq) = data.dedup.ids.get(id) {
+            return Ok(PubAck {
+                stream: stream.to_owned(),
+                seq,
+                duplicate: true,
+            });
+        }
+    }
+    if let Some(expected) = header(EXPECTED_LAST_MSG_ID) {
+        let last = data.dedup.last_id.as_deref().unwrap_or("");
+        if last != expected {
+            return Err(ApiError::new(
+                400,
+                10070,
+                format!("wrong last msg ID: {last}"),
+            ));
+        }
+    }
+    let headers_len = headers.map_or(0, |h| h.raw().len());
+    let size = stored_size(msg.subject.as_bytes().len(), headers_len, msg.payload.len());
+    let config = &data.config;
+    if config.max_msg_size > 0
+        && (headers_len + msg.payload.len()) as u64 > config.max_msg_size as u64
+    {
+        return Err(ApiError::new(
+            400,
+            10054,
+            "message size exceeds maximum allowed",
+        ));
+    }
+    if config.discard == Discard::New {
+        if config.max_msgs > 0 && data.index.messages() >= config.max_msgs as u64 {
+            return Err(ApiError::new(503, 10077, "maximum messages exceeded"));
+        }
+        if config.max_bytes > 0 && data.index.bytes() + size > config.max_bytes as u64 {
+            return Err(ApiError::new(503, 10077, "maximum bytes exceeded"));
+        }
+        if config.discard_new_per_subject
+            && config.max_msgs_per_subject > 0
+            && data
+                .index
+                .subject(msg.subject.as_bytes())
+                .is_some_and(|i| i.count >= config.max_msgs_per_subject as u64)
+        {
+            return Err(ApiError::new(
+                503,
+                10077,
+                "maximum messages per subject exceeded",
+            ));
+        }
+    }
+    let seq = data.index.last_seq() + 1;
+    let subject = data.index.intern(&msg.subject);
+    // Copies, so the stream never pins the connection's read buffer.
+    let headers = headers.map(|h| Headers::from_raw_unchecked(Bytes::copy_from_slice(h.raw())));
+    let payload = Bytes::copy_from_slice(&msg.payload);
+    data.index.push(
+        seq,
+        Slot {
+            time: now,
+            subject: subject.clone(),
+            size,
+            location: None,
+            body: Some(Body {
+                headers: headers.clone(),
+                payload: payload.clone(),
+            }),
+        },
+    );
+    data.cache_body(seq, headers_len + payload.len());
+    if let Some(id) = msg_id {
+        data.dedup.insert(id.to_owned(), seq, now);
+    }
+    let per_subject = data.config.max_msgs_per_subject;
+    if per_subject > 0 {
+        while data
+            .index
+            .subject(subject.as_bytes())
+            .is_some_and(|i| i.count > per_subject as u64)
+        {
+            let Some(first) = data.index.subject_first(subject.as_bytes()) else {
+                break;
+            };
+            let freed = data.index.forget_body(first);
+            data.cached_bytes -= freed;
+            data.index.remove(first);
+            removed.push(first);
+        }
+    }
+    records.push(Record::Message(StoredMessage {
+        seq,
+        time: now,
+        subject,
+        headers,
+        payload,
+    }));
+    Ok(PubAck {
+        stream: stream.to_owned(),
+        seq,
+        duplicate: false,
+    })
+}
