@@ -38,6 +38,8 @@ pub enum Command {
     Request(crate::client::RequestArgs),
     /// Answer requests on a subject.
     Reply(crate::client::ReplyArgs),
+    /// Manage streams and read their messages.
+    Stream(crate::stream_cmd::StreamArgs),
 }
 
 /// Flags of `herald serve`.

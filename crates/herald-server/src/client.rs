@@ -17,6 +17,7 @@ pub struct ServerArg {
     #[arg(
         long,
         short = 's',
+        global = true,
         env = "HERALD_SERVER",
         default_value = "nats://127.0.0.1:4222"
     )]
@@ -97,7 +98,7 @@ pub struct ReplyArgs {
     count: Option<u64>,
 }
 
-async fn connect(server: &ServerArg) -> anyhow::Result<async_nats::Client> {
+pub(crate) async fn connect(server: &ServerArg) -> anyhow::Result<async_nats::Client> {
     async_nats::ConnectOptions::new()
         .name("herald-cli")
         .connect(server.server.as_str())

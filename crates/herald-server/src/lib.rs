@@ -16,6 +16,7 @@ pub mod config;
 pub mod jetstream;
 pub mod listener;
 pub mod server;
+pub mod stream_cmd;
 
 pub use config::{Config, Ready};
 pub use server::RunningServer;

@@ -40,6 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Sub(args)) => client::subscribe(args).await,
         Some(Command::Request(args)) => client::request(args).await,
         Some(Command::Reply(args)) => client::reply(args).await,
+        Some(Command::Stream(args)) => herald_server::stream_cmd::run(args).await,
     }
 }
 

@@ -29,7 +29,7 @@ impl Drop for Served {
 fn serve() -> Served {
     let data = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(HERALD)
-        .args(["--nats", "127.0.0.1:0", "--data-dir"])
+        .args(["--nats", "127.0.0.1:0", "--redis", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -238,4 +238,47 @@ fn help_and_default_config() {
         .expect("runs");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nats.listen"));
+}
+
+/// Runs a client subcommand to completion and returns its standard output.
+fn run_client(addr: SocketAddr, args: &[&str]) -> String {
+    let output = client(addr, args).output().expect("client runs");
+    assert!(
+        output.status.success(),
+        "herald {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn stream_subcommands_manage_streams_and_redrive_dead_letters() {
+    let served = serve();
+    let addr = served.nats;
+    let added = run_client(addr, &["stream", "add", "ORDERS", "-S", "orders.>"]);
+    assert!(added.contains("ORDERS captures orders.>"), "{added}");
+    run_client(addr, &["stream", "add", "DLQ", "-S", "dlq.>"]);
+    run_client(addr, &["pub", "orders.new", "order {{n}}", "--count", "3"]);
+    let listed = run_client(addr, &["stream", "ls"]);
+    let orders = listed.lines().find(|l| l.starts_with("ORDERS")).expect("ORDERS listed");
+    assert_eq!(orders.split_whitespace().nth(1), Some("3"), "{listed}");
+    let got = run_client(addr, &["stream", "get", "ORDERS", "2"]);
+    assert!(got.contains("[#2]") && got.contains("orders.new") && got.contains("order 2"), "{got}");
+    let viewed = run_client(addr, &["stream", "view", "ORDERS", "--from-seq", "2", "--raw"]);
+    assert_eq!(viewed, "order 2\norder 3\n");
+    // A dead letter that names where it came from goes back there.
+    run_client(
+        addr,
+        &["pub", "dlq.orders", "order 4", "-H", "Herald-Dead-Letter-Subject:orders.retry", "-H", "Trace:x"],
+    );
+    let redriven = run_client(addr, &["stream", "redrive", "DLQ"]);
+    assert!(redriven.contains("redrove 1"), "{redriven}");
+    let back = run_client(addr, &["stream", "get", "ORDERS", "--last-for", "orders.retry"]);
+    assert!(back.contains("order 4") && back.contains("Trace: x"), "{back}");
+    assert!(!back.contains("Herald-Dead-Letter"), "{back}");
+    let info = run_client(addr, &["stream", "info", "DLQ"]);
+    assert!(info.contains("messages   0"), "{info}");
+    run_client(addr, &["stream", "rm", "DLQ"]);
+    let listed = run_client(addr, &["stream", "ls"]);
+    assert!(!listed.contains("DLQ"), "{listed}");
 }
