@@ -6,6 +6,7 @@
 //! | [`scenario`] | scenarios, parameters, outcomes |
 //! | [`nats`] | scenarios over NATS (async-nats) |
 //! | [`raw_nats`] | NATS throughput scenarios with a lean client of our own |
+//! | [`jetstream`] | stream scenarios: persisted publish with acks, pull consume with acks |
 //! | [`redis`] | scenarios over Redis pub/sub (redis crate) |
 //! | [`servers`] | server processes, memory, idle connections |
 //! | [`compare`] | the interleaved comparison and its summary |
@@ -13,6 +14,7 @@
 
 pub mod chart;
 pub mod compare;
+pub mod jetstream;
 pub mod nats;
 pub mod raw_nats;
 pub mod redis;

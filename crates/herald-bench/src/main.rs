@@ -55,6 +55,12 @@ struct Knobs {
     /// Client for NATS throughput scenarios (request/reply always uses async-nats).
     #[arg(long, value_enum, default_value = "raw")]
     client: NatsClient,
+    /// Messages per stream scenario (persisted publish, pull consume).
+    #[arg(long, default_value_t = 200_000)]
+    js_count: u64,
+    /// Stream publishes in flight at once.
+    #[arg(long, default_value_t = 256)]
+    js_window: u64,
 }
 
 impl Knobs {
@@ -69,6 +75,8 @@ impl Knobs {
             requests: self.requests,
             progress: !self.quiet,
             client: self.client,
+            js_count: self.js_count,
+            js_window: self.js_window,
         }
     }
 }

@@ -23,17 +23,24 @@ pub enum Scenario {
     Queue,
     /// Request/reply round trips, one at a time, with latency percentiles.
     ReqRep,
+    /// Publishes into a file-backed stream, each acknowledged once stored,
+    /// with a window of publishes in flight.
+    JsPub,
+    /// Consumes a file-backed stream through a pull consumer, acking each message.
+    JsConsume,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Pub,
         Scenario::PubSub,
         Scenario::Fanout,
         Scenario::Fanin,
         Scenario::Queue,
         Scenario::ReqRep,
+        Scenario::JsPub,
+        Scenario::JsConsume,
     ];
 
     /// A short label for tables and charts.
@@ -45,6 +52,8 @@ impl Scenario {
             Scenario::Fanin => format!("{}→1", params.fanin),
             Scenario::Queue => format!("queue of {}", params.queue),
             Scenario::ReqRep => "req/rep".to_owned(),
+            Scenario::JsPub => format!("stream pub ({} in flight)", params.js_window),
+            Scenario::JsConsume => "stream pull+ack".to_owned(),
         }
     }
 
@@ -56,7 +65,7 @@ impl Scenario {
             Scenario::Fanout => (params.fanout, 1, false),
             Scenario::Fanin => (1, params.fanin, false),
             Scenario::Queue => (params.queue, 1, true),
-            Scenario::ReqRep => return None,
+            Scenario::ReqRep | Scenario::JsPub | Scenario::JsConsume => return None,
         };
         Some(Shape {
             subscribers,
@@ -70,7 +79,10 @@ impl Scenario {
     pub fn supports(self, protocol: Protocol) -> bool {
         match protocol {
             Protocol::Nats => true,
-            Protocol::Redis => !matches!(self, Scenario::Queue | Scenario::ReqRep),
+            Protocol::Redis => !matches!(
+                self,
+                Scenario::Queue | Scenario::ReqRep | Scenario::JsPub | Scenario::JsConsume
+            ),
         }
     }
 }
@@ -146,6 +158,10 @@ pub struct Params {
     pub progress: bool,
     /// The NATS client for throughput scenarios (request/reply always uses async-nats).
     pub client: NatsClient,
+    /// Messages in each stream scenario.
+    pub js_count: u64,
+    /// Stream publishes in flight (unacknowledged) at once.
+    pub js_window: u64,
 }
 
 impl Default for Params {
@@ -160,6 +176,8 @@ impl Default for Params {
             requests: 20_000,
             progress: true,
             client: NatsClient::Raw,
+            js_count: 200_000,
+            js_window: 256,
         }
     }
 }
@@ -393,6 +411,9 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     match protocol {
         Protocol::Redis => crate::redis::run(url, scenario, params).await,
+        Protocol::Nats if matches!(scenario, Scenario::JsPub | Scenario::JsConsume) => {
+            crate::jetstream::run(url, scenario, params).await
+        }
         Protocol::Nats
             if scenario == Scenario::ReqRep || params.client == NatsClient::AsyncNats =>
         {

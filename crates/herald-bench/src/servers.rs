@@ -110,8 +110,18 @@ impl Server {
     pub fn nats_server() -> anyhow::Result<Self> {
         let program = find_program("nats-server").context("nats-server is not installed")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        // JetStream on, with its file store in a directory of its own.
+        let data = std::env::temp_dir().join(format!("herald-bench-nats-{}", addr.port()));
         let mut child = Command::new(program)
-            .args(["-a", "127.0.0.1", "-p", &addr.port().to_string()])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &addr.port().to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&data)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -121,7 +131,7 @@ impl Server {
             name: "nats-server".into(),
             child,
             endpoints: vec![(Protocol::Nats, addr)],
-            _data: None,
+            _data: Some(tempfile_dir::Dir(data)),
         })
     }
 

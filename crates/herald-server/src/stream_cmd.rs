@@ -175,12 +175,24 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match args.command {
         StreamCommand::Add(add) => {
-            let info = js.get_or_create_stream(add.config()).await.context("creating the stream")?;
-            writeln!(out, "stream {} captures {}", info.cached_info().config.name, info.cached_info().config.subjects.join(", "))?;
+            let info = js
+                .get_or_create_stream(add.config())
+                .await
+                .context("creating the stream")?;
+            writeln!(
+                out,
+                "stream {} captures {}",
+                info.cached_info().config.name,
+                info.cached_info().config.subjects.join(", ")
+            )?;
         }
         StreamCommand::Ls => {
             let mut streams = js.streams();
-            writeln!(out, "{:<24} {:>12} {:>14} {:>12}  SUBJECTS", "NAME", "MESSAGES", "BYTES", "LAST SEQ")?;
+            writeln!(
+                out,
+                "{:<24} {:>12} {:>14} {:>12}  SUBJECTS",
+                "NAME", "MESSAGES", "BYTES", "LAST SEQ"
+            )?;
             while let Some(info) = streams.next().await {
                 let info = info.context("listing streams")?;
                 let s = &info.state;
@@ -196,7 +208,10 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
             }
         }
         StreamCommand::Info { name, json } => {
-            let mut stream = js.get_stream(&name).await.with_context(|| format!("stream {name}"))?;
+            let mut stream = js
+                .get_stream(&name)
+                .await
+                .with_context(|| format!("stream {name}"))?;
             let info = stream.info().await?.clone();
             if json {
                 let reply = client
@@ -210,18 +225,35 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                 let s = &info.state;
                 writeln!(out, "stream {}", c.name)?;
                 writeln!(out, "  subjects   {}", c.subjects.join(", "))?;
-                writeln!(out, "  storage    {:?}, retention {:?}, discard {:?}", c.storage, c.retention, c.discard)?;
-                writeln!(out, "  limits     max_msgs {} max_bytes {} max_age {:?} per_subject {}", c.max_messages, c.max_bytes, c.max_age, c.max_messages_per_subject)?;
-                writeln!(out, "  messages   {} ({} bytes), sequences {}..={}", s.messages, s.bytes, s.first_sequence, s.last_sequence)?;
+                writeln!(
+                    out,
+                    "  storage    {:?}, retention {:?}, discard {:?}",
+                    c.storage, c.retention, c.discard
+                )?;
+                writeln!(
+                    out,
+                    "  limits     max_msgs {} max_bytes {} max_age {:?} per_subject {}",
+                    c.max_messages, c.max_bytes, c.max_age, c.max_messages_per_subject
+                )?;
+                writeln!(
+                    out,
+                    "  messages   {} ({} bytes), sequences {}..={}",
+                    s.messages, s.bytes, s.first_sequence, s.last_sequence
+                )?;
                 writeln!(out, "  consumers  {}", s.consumer_count)?;
             }
         }
         StreamCommand::Rm { name } => {
-            js.delete_stream(&name).await.with_context(|| format!("deleting stream {name}"))?;
+            js.delete_stream(&name)
+                .await
+                .with_context(|| format!("deleting stream {name}"))?;
             writeln!(out, "deleted stream {name}")?;
         }
         StreamCommand::Purge { name, subject } => {
-            let stream = js.get_stream(&name).await.with_context(|| format!("stream {name}"))?;
+            let stream = js
+                .get_stream(&name)
+                .await
+                .with_context(|| format!("stream {name}"))?;
             let purged = match subject {
                 Some(s) => stream.purge().filter(s).await,
                 None => stream.purge().await,
@@ -229,18 +261,37 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
             .context("purging")?;
             writeln!(out, "purged {} messages", purged.purged)?;
         }
-        StreamCommand::Get { name, seq, last_for } => {
-            let stream = js.get_stream(&name).await.with_context(|| format!("stream {name}"))?;
+        StreamCommand::Get {
+            name,
+            seq,
+            last_for,
+        } => {
+            let stream = js
+                .get_stream(&name)
+                .await
+                .with_context(|| format!("stream {name}"))?;
             let msg = match (seq, last_for) {
                 (_, Some(subject)) => stream.get_last_raw_message_by_subject(&subject).await,
                 (Some(seq), None) => stream.get_raw_message(seq).await,
                 (None, None) => bail!("give a sequence or --last-for SUBJECT"),
             }
             .context("getting the message")?;
-            print_message(&mut out, msg.sequence, &msg.subject, msg.time, &msg.headers, &msg.payload, false)?;
+            print_message(
+                &mut out,
+                msg.sequence,
+                &msg.subject,
+                msg.time,
+                &msg.headers,
+                &msg.payload,
+                false,
+            )?;
         }
         StreamCommand::View(view) => view_messages(&js, &view, &mut out).await?,
-        StreamCommand::Redrive { name, subject, keep } => {
+        StreamCommand::Redrive {
+            name,
+            subject,
+            keep,
+        } => {
             let n = redrive(&js, &name, subject.as_deref(), keep).await?;
             writeln!(out, "redrove {n} dead letters from {name}")?;
         }
@@ -306,8 +357,9 @@ fn parse_since(text: &str) -> anyhow::Result<OffsetDateTime> {
     if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(t);
     }
-    let age = humantime::parse_duration(text)
-        .with_context(|| format!("--since {text:?} is neither an RFC 3339 time nor an age like 10m"))?;
+    let age = humantime::parse_duration(text).with_context(|| {
+        format!("--since {text:?} is neither an RFC 3339 time nor an age like 10m")
+    })?;
     Ok(OffsetDateTime::now_utc() - age)
 }
 
@@ -315,11 +367,22 @@ fn parse_since(text: &str) -> anyhow::Result<OffsetDateTime> {
 /// seen everything (only when the server does not say how many are left).
 const VIEW_IDLE: Duration = Duration::from_secs(2);
 
-async fn view_messages(js: &jetstream::Context, view: &ViewArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let stream = js.get_stream(&view.name).await.with_context(|| format!("stream {}", view.name))?;
+async fn view_messages(
+    js: &jetstream::Context,
+    view: &ViewArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let stream = js
+        .get_stream(&view.name)
+        .await
+        .with_context(|| format!("stream {}", view.name))?;
     let deliver_policy = match (&view.from_seq, &view.since) {
-        (Some(seq), _) => consumer::DeliverPolicy::ByStartSequence { start_sequence: *seq },
-        (None, Some(since)) => consumer::DeliverPolicy::ByStartTime { start_time: parse_since(since)? },
+        (Some(seq), _) => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: *seq,
+        },
+        (None, Some(since)) => consumer::DeliverPolicy::ByStartTime {
+            start_time: parse_since(since)?,
+        },
         (None, None) => consumer::DeliverPolicy::All,
     };
     let reader = stream
@@ -337,9 +400,19 @@ async fn view_messages(js: &jetstream::Context, view: &ViewArgs, out: &mut impl 
             Ok(Some(next)) => next.context("reading")?,
             Ok(None) | Err(_) => break,
         };
-        let info = next.info().map_err(|e| anyhow::anyhow!("bad delivery: {e}"))?;
+        let info = next
+            .info()
+            .map_err(|e| anyhow::anyhow!("bad delivery: {e}"))?;
         let headers = next.headers.clone().unwrap_or_default();
-        print_message(out, info.stream_sequence, next.subject.as_str(), info.published, &headers, &next.payload, view.raw)?;
+        print_message(
+            out,
+            info.stream_sequence,
+            next.subject.as_str(),
+            info.published,
+            &headers,
+            &next.payload,
+            view.raw,
+        )?;
         seen += 1;
         if info.pending == 0 {
             break;
@@ -351,12 +424,22 @@ async fn view_messages(js: &jetstream::Context, view: &ViewArgs, out: &mut impl 
 /// Header naming the subject a dead letter was first published on.
 const DEAD_LETTER_SUBJECT: &str = "Herald-Dead-Letter-Subject";
 
-async fn redrive(js: &jetstream::Context, name: &str, only: Option<&str>, keep: bool) -> anyhow::Result<u64> {
-    let mut stream = js.get_stream(name).await.with_context(|| format!("stream {name}"))?;
+async fn redrive(
+    js: &jetstream::Context,
+    name: &str,
+    only: Option<&str>,
+    keep: bool,
+) -> anyhow::Result<u64> {
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .with_context(|| format!("stream {name}"))?;
     let state = stream.info().await?.state.clone();
     let mut redriven = 0;
     for seq in state.first_sequence..=state.last_sequence {
-        let Ok(msg) = stream.get_raw_message(seq).await else { continue };
+        let Ok(msg) = stream.get_raw_message(seq).await else {
+            continue;
+        };
         let Some(original) = msg.headers.get(DEAD_LETTER_SUBJECT).map(|v| v.to_string()) else {
             continue;
         };
@@ -381,7 +464,10 @@ async fn redrive(js: &jetstream::Context, name: &str, only: Option<&str>, keep: 
             .await
             .with_context(|| format!("republishing #{seq} to {original}"))?;
         if !keep {
-            stream.delete_message(seq).await.with_context(|| format!("deleting dead letter #{seq}"))?;
+            stream
+                .delete_message(seq)
+                .await
+                .with_context(|| format!("deleting dead letter #{seq}"))?;
         }
         redriven += 1;
     }

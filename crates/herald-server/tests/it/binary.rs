@@ -29,7 +29,13 @@ impl Drop for Served {
 fn serve() -> Served {
     let data = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(HERALD)
-        .args(["--nats", "127.0.0.1:0", "--redis", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--nats",
+            "127.0.0.1:0",
+            "--redis",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data.path())
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -260,21 +266,44 @@ fn stream_subcommands_manage_streams_and_redrive_dead_letters() {
     run_client(addr, &["stream", "add", "DLQ", "-S", "dlq.>"]);
     run_client(addr, &["pub", "orders.new", "order {{n}}", "--count", "3"]);
     let listed = run_client(addr, &["stream", "ls"]);
-    let orders = listed.lines().find(|l| l.starts_with("ORDERS")).expect("ORDERS listed");
+    let orders = listed
+        .lines()
+        .find(|l| l.starts_with("ORDERS"))
+        .expect("ORDERS listed");
     assert_eq!(orders.split_whitespace().nth(1), Some("3"), "{listed}");
     let got = run_client(addr, &["stream", "get", "ORDERS", "2"]);
-    assert!(got.contains("[#2]") && got.contains("orders.new") && got.contains("order 2"), "{got}");
-    let viewed = run_client(addr, &["stream", "view", "ORDERS", "--from-seq", "2", "--raw"]);
+    assert!(
+        got.contains("[#2]") && got.contains("orders.new") && got.contains("order 2"),
+        "{got}"
+    );
+    let viewed = run_client(
+        addr,
+        &["stream", "view", "ORDERS", "--from-seq", "2", "--raw"],
+    );
     assert_eq!(viewed, "order 2\norder 3\n");
     // A dead letter that names where it came from goes back there.
     run_client(
         addr,
-        &["pub", "dlq.orders", "order 4", "-H", "Herald-Dead-Letter-Subject:orders.retry", "-H", "Trace:x"],
+        &[
+            "pub",
+            "dlq.orders",
+            "order 4",
+            "-H",
+            "Herald-Dead-Letter-Subject:orders.retry",
+            "-H",
+            "Trace:x",
+        ],
     );
     let redriven = run_client(addr, &["stream", "redrive", "DLQ"]);
     assert!(redriven.contains("redrove 1"), "{redriven}");
-    let back = run_client(addr, &["stream", "get", "ORDERS", "--last-for", "orders.retry"]);
-    assert!(back.contains("order 4") && back.contains("Trace: x"), "{back}");
+    let back = run_client(
+        addr,
+        &["stream", "get", "ORDERS", "--last-for", "orders.retry"],
+    );
+    assert!(
+        back.contains("order 4") && back.contains("Trace: x"),
+        "{back}"
+    );
     assert!(!back.contains("Herald-Dead-Letter"), "{back}");
     let info = run_client(addr, &["stream", "info", "DLQ"]);
     assert!(info.contains("messages   0"), "{info}");

@@ -1,0 +1,251 @@
+//! Stream scenarios: persisted publish with acks (a window of publishes in
+//! flight, each acknowledged once stored) and pull consume with an ack per
+//! message. Setup (stream, consumer) goes through async-nats; the measured
+//! traffic through the same lean client as the other throughput scenarios,
+//! so the servers' costs show, not the client's.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::{BufMut, BytesMut};
+use herald_protocol::Limits;
+use herald_protocol::nats::{ServerOp, encode_pub, parse_server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::scenario::{Outcome, Params, Protocol, Scenario};
+
+const STREAM: &str = "HERALD_BENCH";
+const SUBJECT: &[u8] = b"bench.stream";
+const ACK_INBOX: &[u8] = b"_INBOX.herald_bench_acks";
+const PULL_INBOX: &[u8] = b"_INBOX.herald_bench_pull";
+const CONSUMER: &str = "bench";
+/// Pull batch; two requests are kept outstanding.
+const PULL_BATCH: u64 = 512;
+
+fn limits() -> Limits {
+    Limits {
+        max_control_line: 64 * 1024,
+        max_payload: 64 * 1024 * 1024,
+    }
+}
+
+async fn connect(url: &str, extra: &[u8]) -> anyhow::Result<(TcpStream, BytesMut)> {
+    let addr = url.strip_prefix("nats://").unwrap_or(url);
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    stream.set_nodelay(true)?;
+    let mut hello = BytesMut::new();
+    hello.put_slice(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"name\":\"herald-bench\"}\r\n");
+    hello.put_slice(extra);
+    hello.put_slice(b"PING\r\n");
+    stream.write_all(&hello).await?;
+    let mut buf = BytesMut::with_capacity(256 * 1024);
+    loop {
+        while let Some(op) = parse_server(&mut buf, &limits())? {
+            match op {
+                ServerOp::Pong => return Ok((stream, buf)),
+                ServerOp::Err(text) => bail!("server error: {}", String::from_utf8_lossy(&text)),
+                _ => {}
+            }
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            bail!("server closed the connection during the handshake");
+        }
+    }
+}
+
+/// A fresh file-backed stream on the bench subject.
+async fn fresh_stream(url: &str) -> anyhow::Result<jetstream::stream::Stream> {
+    let client = async_nats::connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let js = jetstream::new(client);
+    let _ = js.delete_stream(STREAM).await;
+    js.create_stream(stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec![String::from_utf8_lossy(SUBJECT).into_owned()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .context("creating the bench stream")
+}
+
+/// Publishes `count` messages with acks, at most `window` unacknowledged.
+/// Returns (acked, refused, elapsed).
+async fn publish_with_acks(
+    url: &str,
+    size: usize,
+    count: u64,
+    window: u64,
+    progress: bool,
+) -> anyhow::Result<(u64, u64, Duration)> {
+    let sub = format!("SUB {} 1\r\n", String::from_utf8_lossy(ACK_INBOX));
+    let (mut conn, mut buf) = connect(url, sub.as_bytes()).await?;
+    let payload = vec![b'x'; size];
+    let mut out = BytesMut::with_capacity(256 * 1024);
+    let (mut sent, mut acked, mut refused) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    while acked + refused < count {
+        while sent < count && sent - acked - refused < window {
+            encode_pub(&mut out, SUBJECT, Some(ACK_INBOX), &payload);
+            sent += 1;
+        }
+        if !out.is_empty() {
+            conn.write_all(&out).await?;
+            out.clear();
+        }
+        if conn.read_buf(&mut buf).await? == 0 {
+            bail!("server closed the publisher after {acked} acks");
+        }
+        while let Some(op) = parse_server(&mut buf, &limits())? {
+            match op {
+                ServerOp::Msg { payload, .. } => {
+                    if payload.windows(7).any(|w| w == b"\"error\"") {
+                        refused += 1;
+                    } else {
+                        acked += 1;
+                    }
+                }
+                ServerOp::Ping => conn.write_all(b"PONG\r\n").await?,
+                ServerOp::Err(text) => bail!("server error: {}", String::from_utf8_lossy(&text)),
+                _ => {}
+            }
+        }
+        if progress && acked % 16_384 < window {
+            eprint!("\r  stream publish: {acked}/{count} acked   ");
+        }
+    }
+    if progress {
+        eprint!("\r{:70}\r", "");
+    }
+    Ok((acked, refused, start.elapsed()))
+}
+
+/// Persisted publish with acks, `params.js_window` in flight.
+async fn run_publish(url: &str, params: &Params) -> anyhow::Result<Outcome> {
+    fresh_stream(url).await?;
+    let count = params.js_count;
+    let (acked, refused, elapsed) =
+        publish_with_acks(url, params.size, count, params.js_window, params.progress).await?;
+    Ok(Outcome::new(
+        Scenario::JsPub,
+        Protocol::Nats,
+        params.size,
+        count,
+        count,
+        acked,
+        refused,
+        elapsed,
+    ))
+}
+
+/// Fills the stream, then consumes it all through a pull consumer, acking each.
+async fn run_consume(url: &str, params: &Params) -> anyhow::Result<Outcome> {
+    let stream = fresh_stream(url).await?;
+    let count = params.js_count;
+    publish_with_acks(url, params.size, count, params.js_window, false).await?;
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(CONSUMER.to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            max_ack_pending: 20_000,
+            ..Default::default()
+        })
+        .await
+        .context("creating the bench consumer")?;
+    let sub = format!("SUB {} 1\r\n", String::from_utf8_lossy(PULL_INBOX));
+    let (mut conn, mut buf) = connect(url, sub.as_bytes()).await?;
+    let next = format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{CONSUMER}");
+    let request = format!("{{\"batch\":{PULL_BATCH},\"expires\":5000000000}}");
+    let mut out = BytesMut::with_capacity(256 * 1024);
+    let mut requested = 0u64;
+    let mut received = 0u64;
+    let start = Instant::now();
+    let mut quiet = Instant::now();
+    while received < count {
+        // Keep two batches asked for.
+        while requested < count && requested < received + 2 * PULL_BATCH {
+            encode_pub(
+                &mut out,
+                next.as_bytes(),
+                Some(PULL_INBOX),
+                request.as_bytes(),
+            );
+            requested += PULL_BATCH;
+        }
+        if !out.is_empty() {
+            conn.write_all(&out).await?;
+            out.clear();
+        }
+        let read = tokio::time::timeout(Duration::from_secs(3), conn.read_buf(&mut buf)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => bail!("server closed the consumer after {received}"),
+            Ok(Ok(_)) => {}
+            Err(_) => break,
+        }
+        while let Some(op) = parse_server(&mut buf, &limits())? {
+            match op {
+                ServerOp::Msg {
+                    reply: Some(ack),
+                    payload,
+                    headers,
+                    ..
+                } => {
+                    let status =
+                        headers.is_some() && payload.is_empty() && !ack.starts_with(b"$JS.ACK.");
+                    if !status {
+                        encode_pub(&mut out, &ack, None, b"");
+                        received += 1;
+                        quiet = Instant::now();
+                    }
+                }
+                ServerOp::Msg { reply: None, .. } => {
+                    // A status (408 timeout, 409): ask again.
+                    requested = received;
+                }
+                ServerOp::Ping => out.put_slice(b"PONG\r\n"),
+                ServerOp::Err(text) => bail!("server error: {}", String::from_utf8_lossy(&text)),
+                _ => {}
+            }
+        }
+        if params.progress && received % 16_384 < PULL_BATCH {
+            eprint!("\r  stream consume: {received}/{count}   ");
+        }
+        if quiet.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    if !out.is_empty() {
+        conn.write_all(&out).await?;
+    }
+    let elapsed = start.elapsed();
+    if params.progress {
+        eprint!("\r{:70}\r", "");
+    }
+    Ok(Outcome::new(
+        Scenario::JsConsume,
+        Protocol::Nats,
+        params.size,
+        count,
+        count,
+        received,
+        0,
+        elapsed,
+    ))
+}
+
+/// Runs a stream scenario.
+///
+/// # Errors
+/// Connection, setup or protocol failures.
+pub(crate) async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<Outcome> {
+    match scenario {
+        Scenario::JsPub => run_publish(url, params).await,
+        Scenario::JsConsume => run_consume(url, params).await,
+        other => bail!("{other:?} is not a stream scenario"),
+    }
+}
