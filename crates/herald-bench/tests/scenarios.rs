@@ -13,6 +13,7 @@ fn small(client: NatsClient) -> Params {
         queue: 2,
         progress: false,
         client,
+        js_count: 2_000,
         ..Params::default()
     }
 }

@@ -45,8 +45,8 @@ pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
 pub use message::{HeaderError, Headers, HeadersBuilder, Message};
 pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit};
 pub use sink::{
-    CloseReason, ConnId, Delivery, DeliveryCtx, Interest, PendingLimits, Sink, SlowConsumerPolicy,
-    SubId, SubscribeSpec, Subscriber,
+    CloseReason, ConnId, Deferred, Delivery, DeliveryCtx, Interest, PendingLimits, Sink,
+    SlowConsumerPolicy, SubId, SubscribeSpec, Subscriber,
 };
 pub use stats::StatsSnapshot;
 pub use subject::{Pattern, QueueName, Subject, SubjectError};

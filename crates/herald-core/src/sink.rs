@@ -56,10 +56,29 @@ pub enum Delivery {
 /// for them to drain before it reads more (back-pressure).
 ///
 /// [`Outbox`]: crate::Outbox
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DeliveryCtx {
     pub(crate) wake: Vec<Arc<crate::Outbox>>,
     congested: Vec<Arc<crate::Outbox>>,
+    deferred: Vec<Arc<dyn Deferred>>,
+}
+
+impl std::fmt::Debug for DeliveryCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryCtx")
+            .field("wake", &self.wake.len())
+            .field("congested", &self.congested.len())
+            .field("deferred", &self.deferred.len())
+            .finish()
+    }
+}
+
+/// Work a sink leaves for the end of the publisher's batch, done once
+/// however many messages asked for it (a stream writing everything it
+/// captured in the batch with one write, for example).
+pub trait Deferred: Send + Sync + 'static {
+    /// Does the work; called by the publisher's thread when its batch ends.
+    fn run(&self);
 }
 
 impl DeliveryCtx {
@@ -80,8 +99,20 @@ impl DeliveryCtx {
         }
     }
 
-    /// Wakes every writer recorded since the last call.
+    /// Asks for `task` to run when the batch ends (once, however often asked).
+    pub fn defer(&mut self, task: Arc<dyn Deferred>) {
+        if !self.deferred.iter().any(|t| Arc::ptr_eq(t, &task)) {
+            self.deferred.push(task);
+        }
+    }
+
+    /// Runs the deferred work, then wakes every writer recorded since the
+    /// last call (deferred work may have added output of its own elsewhere,
+    /// through contexts of its own).
     pub fn wake_all(&mut self) {
+        for task in std::mem::take(&mut self.deferred) {
+            task.run();
+        }
         for outbox in self.wake.drain(..) {
             outbox.wake();
         }

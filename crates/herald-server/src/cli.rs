@@ -57,7 +57,7 @@ pub struct ServeArgs {
     /// Directory for durable state [default: ./herald-data].
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// When stream writes are forced to disk: `always` or an interval such as `1s` [default: always].
+    /// When stream writes are forced to disk: an interval such as `1s`, or `always` (fsync before every publish ack) [default: 1s].
     #[arg(long, env = "HERALD_SYNC", value_name = "always|DURATION")]
     pub sync: Option<String>,
     /// Log filter, e.g. `info` or `herald=debug` [default: info; RUST_LOG also works].

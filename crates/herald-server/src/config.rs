@@ -34,20 +34,24 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamsConfig {
-    /// When stored messages are forced to disk: `always` (before each
-    /// publish ack; publishes stored together share one fsync; survives
-    /// power loss) or an interval such as `1s` (survives a process crash,
-    /// power loss may take the last interval).
+    /// When stored messages are forced to disk: an interval such as `1s`
+    /// (the default: a publish is acked once its data is in the kernel, so
+    /// a killed process loses nothing acked; a power loss may take the last
+    /// interval), or `always` (fsync before each publish ack, publishes
+    /// stored together sharing one fsync; survives power loss).
     pub sync: String,
 }
 
 impl Default for StreamsConfig {
     fn default() -> Self {
         Self {
-            sync: "always".to_owned(),
+            sync: "1s".to_owned(),
         }
     }
 }
+
+/// The default fsync interval of streams, as Redis's `appendfsync everysec`.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Parses a sync policy: `always` or a duration.
 ///
@@ -248,7 +252,7 @@ impl Ready {
             nats: any,
             redis: any,
             redis_config: RedisConfig::default(),
-            sync: herald_store::SyncPolicy::Always,
+            sync: herald_store::SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
             limits: Limits::default(),
         }
     }

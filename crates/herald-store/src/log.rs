@@ -94,6 +94,16 @@ pub struct FileLog {
     buf: Vec<u8>,
 }
 
+impl Drop for FileLog {
+    /// A log closed in order leaves no preallocated zeros behind; one that
+    /// crashed leaves them, and recovery reads them as the end of the data.
+    fn drop(&mut self) {
+        if let Err(e) = self.active.trim() {
+            tracing::warn!("trimming {}: {e}", self.active.path.display());
+        }
+    }
+}
+
 impl fmt::Debug for FileLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileLog")
@@ -105,6 +115,9 @@ impl fmt::Debug for FileLog {
             .finish_non_exhaustive()
     }
 }
+
+/// How far ahead of its data the active segment file is extended.
+const PREALLOCATE_BYTES: u64 = 4 << 20;
 
 /// An encoding buffer grown past this by one big batch is not kept: a
 /// stream that saw one burst should not hold its memory for good.
@@ -223,12 +236,13 @@ impl FileLog {
             return Ok(());
         }
         let active = &mut self.active;
+        active.reserve(active.len + buf.len() as u64, PREALLOCATE_BYTES)?;
         if let Err(e) = active.file.write_all_at(buf, active.len) {
             self.active_index.rollback(mark);
             // Best effort: positional writes start at `len` anyway, so the
             // next append overwrites a partial write; trimming it now only
             // spares recovery from cutting it if nothing follows.
-            let _ = active.file.set_len(active.len);
+            let _ = active.trim();
             return Err(StoreError::io("write", &active.path, e));
         }
         active.len += buf.len() as u64;
@@ -239,6 +253,7 @@ impl FileLog {
 
     /// Seals the active segment and starts segment `base`.
     fn roll(&mut self, base: u64) -> Result<(), StoreError> {
+        self.active.trim()?;
         let active = &self.active;
         active
             .file

@@ -126,6 +126,10 @@ pub(crate) struct Segment {
     pub(crate) file: Arc<File>,
     /// Bytes of the file that hold valid data; appends go here.
     pub(crate) len: u64,
+    /// The file's length: the active segment is extended ahead of its data
+    /// in steps (zeros after `len`), so that an fdatasync after an append
+    /// need not also commit a new file size to the journal.
+    pub(crate) allocated: u64,
     /// The highest message seq in it, if it holds a message.
     pub(crate) last_msg: Option<u64>,
 }
@@ -149,6 +153,7 @@ impl Segment {
             path,
             file: Arc::new(file),
             len: FILE_HEADER_LEN,
+            allocated: FILE_HEADER_LEN,
             last_msg: None,
         })
     }
@@ -171,6 +176,7 @@ impl Segment {
             path,
             file: Arc::new(file),
             len,
+            allocated: len,
             last_msg: None,
         })
     }
@@ -235,6 +241,11 @@ impl Segment {
             }
             let mut head = [0; HEAD_LEN];
             reader.read_exact(&mut head).map_err(read_err)?;
+            if head.iter().all(|&b| b == 0) && zeros_to_end(&mut reader, left - HEAD_LEN as u64)? {
+                // The preallocated tail of an active segment: the data ends here.
+                self.len = offset;
+                return Ok(None);
+            }
             let parsed = match codec::parse_head(&head) {
                 Ok(parsed) => parsed,
                 Err(reason) => return damage(reason),
@@ -265,6 +276,30 @@ impl Segment {
         Ok(None)
     }
 
+    /// Extends the file so that `needed` bytes fit, in steps of `step`.
+    pub(crate) fn reserve(&mut self, needed: u64, step: u64) -> Result<(), StoreError> {
+        if needed <= self.allocated {
+            return Ok(());
+        }
+        let target = needed.max(self.allocated + step);
+        self.file
+            .set_len(target)
+            .map_err(|e| StoreError::io("extend", &self.path, e))?;
+        self.allocated = target;
+        Ok(())
+    }
+
+    /// Gives back the preallocated zeros after the data (before sealing).
+    pub(crate) fn trim(&mut self) -> Result<(), StoreError> {
+        if self.allocated > self.len {
+            self.file
+                .set_len(self.len)
+                .map_err(|e| StoreError::io("trim", &self.path, e))?;
+            self.allocated = self.len;
+        }
+        Ok(())
+    }
+
     fn location(&self, offset: u64, len: u32) -> Location {
         Location {
             segment: self.base,
@@ -280,6 +315,7 @@ impl Segment {
             .and_then(|()| self.file.sync_all())
             .map_err(|e| StoreError::io("truncate", &self.path, e))?;
         self.len = len;
+        self.allocated = len;
         Ok(())
     }
 
@@ -325,4 +361,20 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io("remove", path, e)),
         _ => Ok(()),
     }
+}
+
+/// Whether the next `n` bytes of `reader` are all zeros.
+fn zeros_to_end(reader: &mut impl Read, mut n: u64) -> Result<bool, StoreError> {
+    let mut chunk = [0u8; 8192];
+    while n > 0 {
+        let take = n.min(chunk.len() as u64) as usize;
+        if reader.read_exact(&mut chunk[..take]).is_err() {
+            return Ok(false);
+        }
+        if chunk[..take].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        n -= take as u64;
+    }
+    Ok(true)
 }

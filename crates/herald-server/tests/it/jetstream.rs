@@ -51,7 +51,20 @@ async fn fetch(
 
 #[tokio::test]
 async fn five_hundred_acked_publishes_arrive_in_order() {
-    let server = TestServer::start().await;
+    five_hundred_in_order(TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn five_hundred_acked_publishes_arrive_in_order_with_always_sync() {
+    // The writer thread stores and fsyncs in rounds in this mode.
+    let server = TestServer::start_with(|ready| {
+        ready.sync = herald_store::SyncPolicy::Always;
+    })
+    .await;
+    five_hundred_in_order(server).await;
+}
+
+async fn five_hundred_in_order(server: TestServer) {
     let js = jetstream::new(server.client().await);
     let stream = orders(&js).await;
     let mut acks = Vec::new();

@@ -55,6 +55,8 @@ impl Recovery<'_> {
             Err(reason) => {
                 let mut index = IndexBuilder::default();
                 self.scan(&mut seg, &mut index)?;
+                // Sealed segments hold no preallocated tail.
+                seg.truncate(seg.len)?;
                 index.write(&path, seg.len)?;
                 self.report.rebuilt_indexes += 1;
                 self.problem(format!("index {}: rebuilt: {reason}", path.display()));

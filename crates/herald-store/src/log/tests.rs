@@ -570,3 +570,29 @@ proptest! {
         prop_assert_eq!(again.records, want);
     }
 }
+
+#[test]
+fn a_preallocated_tail_left_by_a_crash_is_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = FileLog::open(dir.path(), 1, LogOptions::default()).unwrap();
+    let records: Vec<_> = (1..=3).map(plain).collect();
+    let locations = log.append(&records).unwrap();
+    let path = last_segment(dir.path());
+    // No orderly close: the zeros the active segment was extended with stay.
+    std::mem::forget(log);
+    let data_end = locations[2].offset + u64::from(locations[2].len);
+    assert!(fs::metadata(&path).unwrap().len() > data_end);
+    let (mut log, state) = FileLog::open(dir.path(), 1, LogOptions::default()).unwrap();
+    assert_clean(&state.report);
+    assert_eq!(state.records, expected(&records, &locations));
+    let more = log.append(&[plain(4)]).unwrap();
+    assert_eq!(
+        more[0].offset, data_end,
+        "appends continue right after the data"
+    );
+    drop(log);
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        data_end + u64::from(more[0].len)
+    );
+}

@@ -60,7 +60,7 @@ pub(crate) struct StreamInner {
     /// Last stored sequence, for consumers to wait on.
     pub(crate) stored: watch::Sender<u64>,
     capture: Mutex<Vec<Arc<Subscriber>>>,
-    sync: SyncPolicy,
+    pub(crate) sync: SyncPolicy,
     closed: AtomicBool,
 }
 
@@ -228,9 +228,7 @@ impl Stream {
     /// for the outcome (the in-process publish-with-ack).
     pub async fn publish(&self, msg: Message) -> Result<crate::PubAck, ApiError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner
-            .queue
-            .push(&self.inner, Pending::with_callback(msg, tx));
+        self.inner.queue.push(Pending::with_callback(msg, tx), true);
         rx.await
             .unwrap_or_else(|_| Err(ApiError::new(503, 10077, "stream is closing")))
     }

@@ -82,10 +82,14 @@ struct QueueState {
     bytes: usize,
     closing: bool,
     stopped: bool,
+    /// Written since the last fsync (rounds run by publishers set it).
+    unsynced: bool,
 }
 
 impl WriterQueue {
-    pub(crate) fn push(&self, _inner: &StreamInner, mut pending: Pending) {
+    /// Queues a publish; wakes the writer thread if `wake` (with an interval
+    /// sync policy the publisher stores it itself at the end of its batch).
+    pub(crate) fn push(&self, mut pending: Pending, wake: bool) {
         let mut q = self.state.lock();
         let size = pending.msg.size();
         if q.bytes + size > MAX_QUEUED_BYTES || q.closing {
@@ -95,7 +99,7 @@ impl WriterQueue {
             q.bytes += size;
         }
         q.items.push_back(pending);
-        if q.items.len() == 1 {
+        if wake && q.items.len() == 1 {
             self.ready.notify_one();
         }
     }
@@ -122,20 +126,41 @@ impl Sink for CaptureSink {
         &self,
         _sub: &Subscriber,
         msg: &Message,
-        _ctx: &mut DeliveryCtx,
+        ctx: &mut DeliveryCtx,
     ) -> herald_core::Delivery {
         let Some(inner) = self.stream.upgrade() else {
             return herald_core::Delivery::Closed;
         };
-        inner.queue.push(
-            &inner,
-            Pending {
-                msg: msg.clone(),
-                reply: Reply::Subject,
-                refused: false,
-            },
-        );
+        let pending = Pending {
+            msg: msg.clone(),
+            reply: Reply::Subject,
+            refused: false,
+        };
+        match inner.sync {
+            // Group commit: the writer thread stores and fsyncs rounds.
+            SyncPolicy::Always => inner.queue.push(pending, true),
+            // No fsync to wait for: the publisher stores everything it
+            // captured in this batch itself, with one write, when the
+            // batch ends. No thread hand-off on the way to the ack.
+            SyncPolicy::Interval(_) => {
+                inner.queue.push(pending, false);
+                ctx.defer(Arc::new(InlineRound(inner)));
+            }
+        }
         herald_core::Delivery::Delivered
+    }
+}
+
+/// A stream's round of storing, run by a publisher when its batch ends.
+struct InlineRound(Arc<StreamInner>);
+
+impl herald_core::Deferred for InlineRound {
+    fn run(&self) {
+        let acks = store_batch(&self.0);
+        if acks.wrote {
+            self.0.queue.state.lock().unsynced = true;
+        }
+        acks.send(&self.0);
     }
 }
 
@@ -180,31 +205,33 @@ pub(crate) fn spawn(inner: Arc<StreamInner>) -> Result<(), StoreError> {
 
 fn run(inner: &StreamInner) {
     let mut last_sync = Instant::now();
-    let mut unsynced = false;
     loop {
-        let (batch, closing) = {
+        let closing = {
             let mut q = inner.queue.state.lock();
             if q.items.is_empty() && !q.closing {
                 let wait = match inner.sync {
-                    SyncPolicy::Interval(d) if unsynced => d.saturating_sub(last_sync.elapsed()),
-                    _ => Duration::from_secs(1),
+                    SyncPolicy::Interval(d) if q.unsynced => d.saturating_sub(last_sync.elapsed()),
+                    SyncPolicy::Interval(d) => d.min(Duration::from_secs(1)),
+                    SyncPolicy::Always => Duration::from_secs(1),
                 };
                 inner.queue.ready.wait_for(&mut q, wait);
             }
-            q.bytes = 0;
-            (std::mem::take(&mut q.items), q.closing)
+            q.closing
         };
-        let acks = store_batch(inner, batch);
-        if acks.wrote {
-            unsynced = true;
-        }
+        // Also picks up in-process publishes, and expires old messages.
+        let acks = store_batch(inner);
+        let unsynced = {
+            let mut q = inner.queue.state.lock();
+            q.unsynced |= acks.wrote;
+            q.unsynced
+        };
         let due = match inner.sync {
             SyncPolicy::Always => unsynced,
             SyncPolicy::Interval(d) => unsynced && (last_sync.elapsed() >= d || closing),
         };
         if due {
+            inner.queue.state.lock().unsynced = false;
             sync(inner);
-            unsynced = false;
             last_sync = Instant::now();
         }
         acks.send(inner);
@@ -270,8 +297,16 @@ impl Acks {
     }
 }
 
-fn store_batch(inner: &StreamInner, batch: VecDeque<Pending>) -> Acks {
+/// Stores everything queued. The queue is emptied under the state lock, so
+/// rounds run by different threads store publishes in the order they were
+/// queued.
+fn store_batch(inner: &StreamInner) -> Acks {
     let mut data = inner.state.lock();
+    let batch = {
+        let mut q = inner.queue.state.lock();
+        q.bytes = 0;
+        std::mem::take(&mut q.items)
+    };
     let now = now_nanos();
     let window = data.config.duplicate_window;
     data.dedup.expire(now, window);

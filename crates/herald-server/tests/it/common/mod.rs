@@ -70,8 +70,7 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
-        let mut ready = Ready::ephemeral(self._data.path().to_path_buf());
-        ready.sync = herald_store::SyncPolicy::Always;
+        let ready = Ready::ephemeral(self._data.path().to_path_buf());
         let server = RunningServer::start(ready).await.expect("server restarts");
         self.nats = server.nats_addr().expect("nats listener on");
         self.redis = server.redis_addr().expect("redis listener on");
