@@ -865,3 +865,61 @@ async fn streams_and_consumers_are_listed_updated_and_deleted() {
     let account = js.query_account().await.unwrap();
     assert_eq!((account.streams, account.consumers), (1, 1));
 }
+
+#[tokio::test]
+async fn ordered_consumers_read_memory_streams_in_order() {
+    let server = TestServer::start().await;
+    let js = jetstream::new(server.client().await);
+    let stream = js
+        .create_stream(stream::Config {
+            name: "MEM".into(),
+            subjects: vec!["mem.>".into()],
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..50 {
+        js.publish(format!("mem.{}", i % 3), format!("{i}").into()).await.unwrap().await.unwrap();
+    }
+    let ordered = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: "mem.1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = ordered.messages().await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 17 {
+        let m = tokio::time::timeout(WAIT, messages.next()).await.unwrap().unwrap().unwrap();
+        got.push(String::from_utf8_lossy(&m.payload).into_owned());
+    }
+    let want: Vec<String> = (0..50).filter(|i| i % 3 == 1).map(|i| i.to_string()).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn inactive_ephemeral_consumers_are_removed() {
+    let server = TestServer::start().await;
+    let js = jetstream::new(server.client().await);
+    let mut stream = orders(&js).await;
+    let ephemeral = stream
+        .create_consumer(consumer::pull::Config {
+            inactive_threshold: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let name = ephemeral.cached_info().name.clone();
+    assert_eq!(stream.info().await.unwrap().state.consumer_count, 1);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if stream.consumer_info(&name).await.is_err() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ephemeral consumer was not removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stream.info().await.unwrap().state.consumer_count, 0);
+}
