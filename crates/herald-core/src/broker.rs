@@ -259,6 +259,9 @@ impl Broker {
         if !sub.is_active() {
             return false;
         }
+        if sub.spec.filter.as_ref().is_some_and(|f| !f.matches(msg)) {
+            return false;
+        }
         let max = sub.max.load(Ordering::Relaxed);
         let count = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
         if max > 0 && count > max {
@@ -351,6 +354,7 @@ impl Broker {
         let mut spec = SubscribeSpec::new(options.pattern.clone(), LOCAL_CONN);
         spec.queue = options.queue;
         spec.max_messages = options.max_messages;
+        spec.filter = options.filter;
         let sub = self.subscribe_sink(spec, queue.clone());
         self.inner
             .queues
@@ -597,6 +601,7 @@ pub struct SubscribeOptions {
     max_messages: u64,
     pending: Option<PendingLimits>,
     slow_consumer: Option<SlowConsumerPolicy>,
+    filter: Option<crate::HeaderFilter>,
 }
 
 impl SubscribeOptions {
@@ -608,7 +613,15 @@ impl SubscribeOptions {
             max_messages: 0,
             pending: None,
             slow_consumer: None,
+            filter: None,
         }
+    }
+
+    /// Deliver only messages whose headers pass `filter`.
+    #[must_use]
+    pub fn filter(mut self, filter: crate::HeaderFilter) -> Self {
+        self.filter = Some(filter);
+        self
     }
 
     /// Join a queue group.

@@ -30,6 +30,7 @@
 pub mod broker;
 pub mod channels;
 pub mod error;
+pub mod filter;
 pub mod glob;
 pub mod index;
 pub mod message;
@@ -41,6 +42,7 @@ pub mod subscription;
 
 pub use broker::{Broker, BrokerConfig, LOCAL_CONN, Publisher, SubscribeOptions};
 pub use error::Error;
+pub use filter::{FilterError, HeaderFilter};
 pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
 pub use message::{HeaderError, Headers, HeadersBuilder, Message};
 pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit};

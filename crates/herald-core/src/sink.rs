@@ -269,6 +269,8 @@ pub struct SubscribeSpec {
     pub tag: Bytes,
     /// Remove the subscription after this many messages (0 = never).
     pub max_messages: u64,
+    /// Only messages whose headers pass this filter are delivered.
+    pub filter: Option<crate::HeaderFilter>,
     /// The broker's own plumbing (stream capture, the JetStream API):
     /// routed like any other, but left out of subscription counts and
     /// channel listings, which describe clients.
@@ -297,6 +299,7 @@ impl SubscribeSpec {
             echo: true,
             tag: Bytes::new(),
             max_messages: 0,
+            filter: None,
             internal: false,
         }
     }

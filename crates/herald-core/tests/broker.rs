@@ -450,3 +450,29 @@ async fn literal_token_subscriptions_count_as_channels() {
         [bytes::Bytes::from_static(b"orders.new")]
     );
 }
+
+#[tokio::test]
+async fn header_filters_decide_delivery() {
+    let broker = Broker::new();
+    let filter = herald_core::HeaderFilter::new(r#"region == "eu" && priority >= 3"#).unwrap();
+    let mut eu = broker
+        .subscribe_with(SubscribeOptions::new(Pattern::new("orders.>").unwrap()).filter(filter))
+        .unwrap();
+    let headers = |region: &str, priority: &str| {
+        Headers::builder()
+            .insert("region", region)
+            .unwrap()
+            .insert("priority", priority)
+            .unwrap()
+            .build()
+    };
+    let subject = Subject::new("orders.new").unwrap();
+    for (region, priority, body) in [("us", "5", "a"), ("eu", "1", "b"), ("eu", "4", "c")] {
+        let msg = Message::new(subject.clone(), body).with_headers(headers(region, priority));
+        broker.publish_message(&msg);
+    }
+    broker.publish(subject, "no headers").unwrap();
+    let got = next(&mut eu).await;
+    assert_eq!(got.payload.as_ref(), b"c");
+    assert_eq!(eu.pending(), 0, "only the matching message was delivered");
+}

@@ -54,6 +54,9 @@ pub struct ServeArgs {
     /// Redis listen address (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:6379].
     #[arg(long, env = "HERALD_REDIS", value_name = "ADDR")]
     pub redis: Option<String>,
+    /// Web listen address: pages, REST, WebSocket, SSE, metrics (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:8080].
+    #[arg(long, env = "HERALD_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
     /// Directory for durable state [default: ./herald-data].
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -113,6 +116,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.redis {
             config.redis.listen.clone_from(v);
+        }
+        if let Some(v) = &self.http {
+            config.http.listen.clone_from(v);
         }
         if let Some(v) = &self.data_dir {
             config.data_dir.clone_from(v);

@@ -24,10 +24,28 @@ pub struct Config {
     pub nats: NatsConfig,
     /// The Redis listener.
     pub redis: RedisConfig,
+    /// The web listener: pages, REST, WebSocket, SSE, metrics.
+    pub http: HttpConfig,
     /// Durable streams.
     pub streams: StreamsConfig,
     /// Limits that apply to every connection.
     pub limits: Limits,
+}
+
+/// The web listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port` to listen on (port 0 picks a free port), or `off`.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".to_owned(),
+        }
+    }
 }
 
 /// Durable streams.
@@ -132,6 +150,7 @@ impl Default for Config {
             log: "info".to_owned(),
             nats: NatsConfig::default(),
             redis: RedisConfig::default(),
+            http: HttpConfig::default(),
             streams: StreamsConfig::default(),
             limits: Limits::default(),
         }
@@ -202,6 +221,7 @@ impl Config {
             nats: parse_listen("nats.listen", &self.nats.listen)?,
             redis: parse_listen("redis.listen", &self.redis.listen)?,
             redis_config: self.redis.clone(),
+            http: parse_listen("http.listen", &self.http.listen)?,
             sync: parse_sync(&self.streams.sync)?,
             limits: self.limits.clone(),
         })
@@ -236,6 +256,8 @@ pub struct Ready {
     pub redis: Option<SocketAddr>,
     /// Redis listener settings.
     pub redis_config: RedisConfig,
+    /// The web listener's address, if it is on.
+    pub http: Option<SocketAddr>,
     /// Stream fsync policy.
     pub sync: herald_store::SyncPolicy,
     /// Connection limits.
@@ -252,6 +274,7 @@ impl Ready {
             nats: any,
             redis: any,
             redis_config: RedisConfig::default(),
+            http: any,
             sync: herald_store::SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
             limits: Limits::default(),
         }

@@ -60,6 +60,12 @@ pub struct ServerStats {
     pub nats_connections: AtomicU64,
     /// Redis connections open now.
     pub redis_connections: AtomicU64,
+    /// WebSocket connections open now (JSON protocol and NATS over WebSocket).
+    pub websocket_connections: AtomicU64,
+    /// Server-Sent Events streams open now.
+    pub sse_connections: AtomicU64,
+    /// HTTP requests served.
+    pub http_requests: AtomicU64,
     /// Connections ever accepted.
     pub total_connections: AtomicU64,
     /// Connections refused by the connection limit.
@@ -93,6 +99,7 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     nats_addr: Option<SocketAddr>,
     redis_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
 }
 
 /// How long shutdown waits for connections to flush before giving up on them.
@@ -167,16 +174,30 @@ impl RunningServer {
                 listener::redis::serve,
             ));
         }
+        let mut http_addr = None;
+        if let Some(addr) = config.http {
+            let socket = listener::bind("http", addr).await?;
+            http_addr = Some(socket.local_addr()?);
+            shared
+                .tracker
+                .spawn(listener::http::serve(socket, shared.clone(), nats_addr));
+        }
         Ok(Self {
             shared,
             nats_addr,
             redis_addr,
+            http_addr,
         })
     }
 
     /// The Redis listener's bound address, if it is on.
     pub fn redis_addr(&self) -> Option<SocketAddr> {
         self.redis_addr
+    }
+
+    /// The web listener's bound address, if it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The NATS listener's bound address, if it is on.

@@ -6,6 +6,7 @@
 //! loop), counts it against the connection limit, and backs off when
 //! `accept` fails (out of file descriptors, say) instead of spinning.
 
+pub mod http;
 pub mod nats;
 pub mod redis;
 mod writer;

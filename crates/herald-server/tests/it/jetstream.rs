@@ -880,7 +880,11 @@ async fn ordered_consumers_read_memory_streams_in_order() {
         .await
         .unwrap();
     for i in 0..50 {
-        js.publish(format!("mem.{}", i % 3), format!("{i}").into()).await.unwrap().await.unwrap();
+        js.publish(format!("mem.{}", i % 3), format!("{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
     let ordered = stream
         .create_consumer(consumer::pull::OrderedConfig {
@@ -892,10 +896,17 @@ async fn ordered_consumers_read_memory_streams_in_order() {
     let mut messages = ordered.messages().await.unwrap();
     let mut got = Vec::new();
     while got.len() < 17 {
-        let m = tokio::time::timeout(WAIT, messages.next()).await.unwrap().unwrap().unwrap();
+        let m = tokio::time::timeout(WAIT, messages.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         got.push(String::from_utf8_lossy(&m.payload).into_owned());
     }
-    let want: Vec<String> = (0..50).filter(|i| i % 3 == 1).map(|i| i.to_string()).collect();
+    let want: Vec<String> = (0..50)
+        .filter(|i| i % 3 == 1)
+        .map(|i| i.to_string())
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -918,7 +929,10 @@ async fn inactive_ephemeral_consumers_are_removed() {
         if stream.consumer_info(&name).await.is_err() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "ephemeral consumer was not removed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ephemeral consumer was not removed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(stream.info().await.unwrap().state.consumer_count, 0);

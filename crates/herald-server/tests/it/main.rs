@@ -7,6 +7,7 @@
 
 mod binary;
 mod common;
+mod http;
 mod jetstream;
 mod nats_client;
 mod nats_differential;

@@ -16,6 +16,8 @@ pub struct TestServer {
     pub nats: SocketAddr,
     /// The Redis listener's address.
     pub redis: SocketAddr,
+    /// The web listener's address.
+    pub http: SocketAddr,
     _data: TempDir,
 }
 
@@ -34,10 +36,12 @@ impl TestServer {
         let server = RunningServer::start(ready).await.expect("server starts");
         let nats = server.nats_addr().expect("nats listener on");
         let redis = server.redis_addr().expect("redis listener on");
+        let http = server.http_addr().expect("http listener on");
         Self {
             server: Some(server),
             nats,
             redis,
+            http,
             _data: data,
         }
     }
@@ -45,6 +49,11 @@ impl TestServer {
     /// `nats://127.0.0.1:<port>`.
     pub fn nats_url(&self) -> String {
         format!("nats://{}", self.nats)
+    }
+
+    /// `http://127.0.0.1:<port>` followed by `path`.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -74,6 +83,7 @@ impl TestServer {
         let server = RunningServer::start(ready).await.expect("server restarts");
         self.nats = server.nats_addr().expect("nats listener on");
         self.redis = server.redis_addr().expect("redis listener on");
+        self.http = server.http_addr().expect("http listener on");
         self.server = Some(server);
         self
     }

@@ -1,0 +1,109 @@
+//! The web listener (axum): publish over HTTP, subscribe over Server-Sent
+//! Events or WebSocket (a small JSON protocol, and the NATS protocol itself
+//! for nats.ws clients), streams over REST, metrics, and the chat and
+//! dashboard pages, all on one port.
+//!
+//! | route | module |
+//! | --- | --- |
+//! | `POST /v1/publish/{subject}` | [`publish`] |
+//! | `GET /v1/subscribe/{pattern}` (SSE) | [`sse`] |
+//! | `GET /v1/ws` (JSON over WebSocket) | [`ws`] |
+//! | `GET /nats` (NATS over WebSocket) | [`nats_ws`] |
+//! | `/v1/streams…` | [`streams`] |
+//! | `GET /metrics`, `/healthz`, `/v1/stats`, `/v1/stats/live` | [`stats`] |
+//! | `GET /`, `/chat`, `/assets/{file}` | [`pages`] |
+
+mod error;
+mod nats_ws;
+mod pages;
+mod publish;
+mod sse;
+mod stats;
+mod streams;
+mod wire;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tracing::warn;
+
+use crate::server::Shared;
+
+pub(crate) use error::HttpError;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub(crate) struct Web {
+    pub(crate) shared: Arc<Shared>,
+    /// The NATS listener, which `/nats` WebSocket connections are bridged to.
+    pub(crate) nats_addr: Option<SocketAddr>,
+}
+
+/// Serves the web listener until shutdown.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    nats_addr: Option<SocketAddr>,
+) {
+    let shutdown = shared.shutdown.clone();
+    let web = Web { shared, nats_addr };
+    let app = router(web);
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    if let Err(error) = served.await {
+        warn!(%error, "web listener stopped");
+    }
+}
+
+fn router(web: Web) -> Router {
+    Router::new()
+        .route("/", get(pages::dashboard))
+        .route("/chat", get(pages::chat))
+        .route("/assets/{file}", get(pages::asset))
+        .route("/healthz", get(stats::healthz))
+        .route("/metrics", get(stats::metrics))
+        .route("/v1/stats", get(stats::stats))
+        .route("/v1/stats/live", get(stats::live))
+        .route("/v1/publish/{subject}", post(publish::publish))
+        .route("/v1/subscribe/{pattern}", get(sse::subscribe))
+        .route("/v1/ws", get(ws::upgrade))
+        .route("/nats", get(nats_ws::upgrade))
+        .route("/v1/streams", get(streams::list).post(streams::create))
+        .route(
+            "/v1/streams/{name}",
+            get(streams::info)
+                .put(streams::update)
+                .delete(streams::delete),
+        )
+        .route("/v1/streams/{name}/messages", get(streams::messages))
+        .route(
+            "/v1/streams/{name}/messages/{seq}",
+            get(streams::message).delete(streams::delete_message),
+        )
+        .route("/v1/streams/{name}/purge", post(streams::purge))
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            count_request,
+        ))
+        .with_state(web)
+}
+
+async fn count_request(State(web): State<Web>, request: Request, next: Next) -> Response {
+    web.shared
+        .stats
+        .http_requests
+        .fetch_add(1, Ordering::Relaxed);
+    next.run(request).await
+}

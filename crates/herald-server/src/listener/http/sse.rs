@@ -1,0 +1,185 @@
+//! `GET /v1/subscribe/{pattern}`: Server-Sent Events, one `message` event
+//! per message: `data:` is the message as JSON (see [`super::wire`]).
+//!
+//! Query parameters: `filter` (a header filter expression), `queue` (join a
+//! queue group). When a stream captures the whole pattern, events come from
+//! the stream instead, with the stream sequence as the event `id`: a
+//! reconnecting browser sends `Last-Event-ID` and continues exactly after
+//! the last event it saw (`?last_event_id=N` does the same for a first
+//! connection, since `EventSource` cannot set headers).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use herald_core::{HeaderFilter, Message, Pattern, SubscribeOptions};
+use herald_store::config::pattern_contains;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::wire::message_json;
+use super::{HttpError, Web};
+use crate::server::ServerStats;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SubscribeQuery {
+    filter: Option<String>,
+    queue: Option<String>,
+    last_event_id: Option<u64>,
+}
+
+/// Keeps the open-streams gauge right however the stream ends.
+struct Gauge(Arc<crate::server::Shared>);
+
+impl Gauge {
+    fn open(shared: Arc<crate::server::Shared>) -> Self {
+        shared.stats.sse_connections.fetch_add(1, Ordering::Relaxed);
+        Self(shared)
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        let stats: &ServerStats = &self.0.stats;
+        stats.sse_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
+
+pub(crate) async fn subscribe(
+    State(web): State<Web>,
+    Path(pattern): Path<String>,
+    Query(query): Query<SubscribeQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<axum::response::sse::KeepAliveStream<EventStream>>, HttpError> {
+    let pattern = Pattern::new(&pattern)
+        .map_err(|e| HttpError::bad_request("invalid_subject", e.to_string()))?;
+    let filter = match query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(f) => Some(
+            HeaderFilter::new(f)
+                .map_err(|e| HttpError::bad_request("invalid_filter", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(query.last_event_id);
+    let gauge = Gauge::open(web.shared.clone());
+    let stream = match (query.queue.is_none())
+        .then(|| stream_for(&web, &pattern))
+        .flatten()
+    {
+        Some(stream) => from_stream(stream, pattern, filter, resume, gauge),
+        None => live(&web, pattern, filter, query.queue, gauge)?,
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The stream that captures everything `pattern` matches, if there is one.
+fn stream_for(web: &Web, pattern: &Pattern) -> Option<herald_store::Stream> {
+    let store = &web.shared.store;
+    store
+        .stream_names(Some(pattern.as_str()?))
+        .into_iter()
+        .find_map(|name| {
+            let stream = store.stream(&name).ok()?;
+            let config = stream.config();
+            config
+                .patterns()
+                .iter()
+                .any(|p| pattern_contains(p, pattern))
+                .then_some(stream)
+        })
+}
+
+fn event(msg: &Message, id: u64, seq: Option<u64>) -> Event {
+    let mut body = message_json(msg);
+    if let Some(seq) = seq {
+        body.insert("seq".into(), Value::from(seq));
+    }
+    Event::default()
+        .event("message")
+        .id(id.to_string())
+        .data(Value::Object(body).to_string())
+}
+
+/// Live messages through a subscription; ids count events of this stream.
+fn live(
+    web: &Web,
+    pattern: Pattern,
+    filter: Option<HeaderFilter>,
+    queue: Option<String>,
+    gauge: Gauge,
+) -> Result<EventStream, HttpError> {
+    let mut options = SubscribeOptions::new(pattern);
+    if let Some(q) = queue {
+        let q = herald_core::QueueName::new(&q)
+            .map_err(|e| HttpError::bad_request("invalid_queue", e.to_string()))?;
+        options = options.queue(q);
+    }
+    if let Some(f) = filter {
+        options = options.filter(f);
+    }
+    let sub = web
+        .shared
+        .broker
+        .subscribe_with(options)
+        .map_err(|e| HttpError::bad_request("invalid_subject", e.to_string()))?;
+    let events = sub.enumerate().map(move |(n, msg)| {
+        let _keep = &gauge;
+        Ok(event(&msg, n as u64 + 1, None))
+    });
+    Ok(Box::pin(events))
+}
+
+/// Messages read from a stream in order, from after `resume` (or from now),
+/// then following new ones.
+fn from_stream(
+    stream: herald_store::Stream,
+    pattern: Pattern,
+    filter: Option<HeaderFilter>,
+    resume: Option<u64>,
+    gauge: Gauge,
+) -> EventStream {
+    let next = match resume {
+        Some(seq) => seq + 1,
+        None => stream.state().last_seq + 1,
+    };
+    let watch = stream.watch();
+    let state = (stream, pattern, filter, next, watch, gauge);
+    let events = futures::stream::unfold(
+        state,
+        |(stream, pattern, filter, mut next, mut watch, gauge)| async move {
+            loop {
+                match stream.next_message(next, Some(&pattern)) {
+                    Ok(stored) => {
+                        next = stored.seq + 1;
+                        let seq = stored.seq;
+                        let mut msg = Message::new(stored.subject, stored.payload);
+                        msg.headers = stored.headers;
+                        if filter.as_ref().is_some_and(|f| !f.matches(&msg)) {
+                            continue;
+                        }
+                        let ev = event(&msg, seq, Some(seq));
+                        return Some((Ok(ev), (stream, pattern, filter, next, watch, gauge)));
+                    }
+                    Err(_) => {
+                        // Nothing more stored yet: wait for the next publish.
+                        if watch.changed().await.is_err() {
+                            return None;
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Box::pin(events)
+}
