@@ -201,6 +201,11 @@ pub struct ConsumerConfig {
     /// delivery count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_subject: Option<String>,
+    /// herald: a header filter expression (CEL, as web subscriptions take
+    /// it); only messages whose headers pass it are delivered. May change
+    /// on update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_filter: Option<String>,
 }
 
 /// Default ack wait, as nats-server.
@@ -233,9 +238,26 @@ impl ConsumerConfig {
             .collect()
     }
 
+    /// The compiled header filter (valid after [`normalize`](Self::normalize)).
+    pub fn compiled_header_filter(&self) -> Option<herald_core::HeaderFilter> {
+        self.header_filter
+            .as_deref()
+            .and_then(|f| herald_core::HeaderFilter::new(f).ok())
+    }
+
     /// Fills defaults as nats-server reports them and checks the config
     /// against its stream.
     pub fn normalize(&mut self, stream: &StreamConfig) -> Result<(), ApiError> {
+        if self
+            .header_filter
+            .as_deref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            self.header_filter = None;
+        }
+        if let Some(f) = &self.header_filter {
+            herald_core::HeaderFilter::new(f).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        }
         if let Some(name) = &self.durable_name {
             validate_name(name, NameKind::Consumer)?;
         }

@@ -937,3 +937,78 @@ async fn inactive_ephemeral_consumers_are_removed() {
     }
     assert_eq!(stream.info().await.unwrap().state.consumer_count, 0);
 }
+
+#[tokio::test]
+async fn consumers_with_a_header_filter_get_only_what_passes_it() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let js = jetstream::new(client.clone());
+    let stream = orders(&js).await;
+    let create = |filter: &str| {
+        let body = serde_json::json!({
+            "stream_name": "ORDERS",
+            "config": {"durable_name": "urgent", "ack_policy": "explicit", "header_filter": filter},
+            "action": ""
+        });
+        let client = client.clone();
+        async move {
+            let reply = client
+                .request(
+                    "$JS.API.CONSUMER.CREATE.ORDERS.urgent",
+                    serde_json::to_vec(&body).unwrap().into(),
+                )
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap()
+        }
+    };
+    let refused = create("priority >=").await;
+    assert_eq!(refused["error"]["code"], 400, "{refused}");
+    assert!(
+        refused["error"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Syntax error")
+    );
+    let created = create("priority >= 3").await;
+    assert_eq!(
+        created["config"]["header_filter"], "priority >= 3",
+        "{created}"
+    );
+    let publish = |priority: &'static str, body: &'static str| {
+        let js = js.clone();
+        async move {
+            let mut headers = HeaderMap::new();
+            headers.insert("priority", priority);
+            js.publish_with_headers("ORDERS.new", headers, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    publish("1", "low").await;
+    publish("5", "high").await;
+    publish("3", "medium").await;
+    let consumer: consumer::PullConsumer = stream.get_consumer("urgent").await.unwrap();
+    let got: Vec<String> = fetch(&consumer, 10)
+        .await
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    assert_eq!(got, vec!["high".to_owned(), "medium".to_owned()]);
+    // The filter changes on update, for what comes next.
+    let updated = create("priority < 3").await;
+    assert_eq!(
+        updated["config"]["header_filter"], "priority < 3",
+        "{updated}"
+    );
+    publish("9", "very high").await;
+    publish("0", "lowest").await;
+    let got: Vec<String> = fetch(&consumer, 10)
+        .await
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    assert_eq!(got, vec!["lowest".to_owned()]);
+}

@@ -193,6 +193,7 @@ impl Consumer {
         }
         let mut state = self.inner.state.lock();
         state.filters = config.filters();
+        state.header_filter = config.compiled_header_filter();
         self.inner
             .stream
             .set_interest(&self.inner.name, Some(state.filters.clone()));

@@ -71,6 +71,8 @@ pub(crate) enum Effect {
 pub(crate) struct ConsumerState {
     pub(crate) config: ConsumerConfig,
     pub(crate) filters: Vec<Pattern>,
+    /// Only messages whose headers pass it are delivered.
+    pub(crate) header_filter: Option<herald_core::HeaderFilter>,
     pub(crate) next_seq: u64,
     pub(crate) delivered: SequencePair,
     pub(crate) ack_floor: SequencePair,
@@ -98,6 +100,7 @@ impl ConsumerState {
     /// A new consumer on a stream whose index is `data`.
     pub(crate) fn new(config: ConsumerConfig, data: &StreamData, now: Instant) -> Self {
         let filters = config.filters();
+        let header_filter = config.compiled_header_filter();
         let index = &data.index;
         let matches = |s: &Subject| filters.is_empty() || filters.iter().any(|f| f.matches(s));
         let next_seq = match config.deliver_policy {
@@ -138,6 +141,7 @@ impl ConsumerState {
         let mut state = Self {
             config,
             filters,
+            header_filter,
             next_seq,
             delivered: SequencePair::default(),
             ack_floor: SequencePair::default(),
@@ -655,7 +659,9 @@ impl ConsumerState {
 
     /// The next message to deliver without taking it: a redelivery first,
     /// else the next new matching message unless at the ack-pending limit.
-    fn peek_message(&self, data: &StreamData) -> Option<(u64, StoredMessage)> {
+    /// New messages that fail the header filter are skipped for good on
+    /// the way (the consumer never wants them).
+    fn peek_message(&mut self, data: &StreamData) -> Option<(u64, StoredMessage)> {
         for &seq in &self.redeliver {
             if let Ok(Some(msg)) = data.read(seq) {
                 return Some((seq, msg));
@@ -664,10 +670,30 @@ impl ConsumerState {
         if self.at_ack_limit() {
             return None;
         }
-        let seq = data
-            .index
-            .next_matching(self.next_seq, |s| self.matches(s))?;
-        data.read(seq).ok().flatten().map(|m| (seq, m))
+        loop {
+            let seq = data
+                .index
+                .next_matching(self.next_seq, |s| self.matches(s))?;
+            let msg = data.read(seq).ok().flatten()?;
+            if self.passes_header_filter(&msg) {
+                return Some((seq, msg));
+            }
+            self.next_seq = seq + 1;
+            self.pending_cache = None;
+        }
+    }
+
+    fn passes_header_filter(&self, msg: &StoredMessage) -> bool {
+        let Some(filter) = &self.header_filter else {
+            return true;
+        };
+        let view = herald_core::Message {
+            subject: msg.subject.clone(),
+            reply: None,
+            headers: msg.headers.clone(),
+            payload: msg.payload.clone(),
+        };
+        filter.matches(&view)
     }
 
     /// Takes what [`peek_message`](Self::peek_message) returned.
