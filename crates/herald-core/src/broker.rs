@@ -262,6 +262,14 @@ impl Broker {
         if sub.spec.filter.as_ref().is_some_and(|f| !f.matches(msg)) {
             return false;
         }
+        if sub
+            .spec
+            .read_check
+            .as_ref()
+            .is_some_and(|p| !p.may_receive(&msg.subject))
+        {
+            return false;
+        }
         let max = sub.max.load(Ordering::Relaxed);
         let count = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
         if max > 0 && count > max {

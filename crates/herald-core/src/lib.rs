@@ -35,6 +35,7 @@ pub mod glob;
 pub mod index;
 pub mod message;
 pub mod outbox;
+pub mod perm;
 pub mod sink;
 pub mod stats;
 pub mod subject;
@@ -46,6 +47,7 @@ pub use filter::{FilterError, HeaderFilter};
 pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
 pub use message::{HeaderError, Headers, HeadersBuilder, Message};
 pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit};
+pub use perm::{Permissions, Rules};
 pub use sink::{
     CloseReason, ConnId, Deferred, Delivery, DeliveryCtx, Interest, PendingLimits, Sink,
     SlowConsumerPolicy, SubId, SubscribeSpec, Subscriber,

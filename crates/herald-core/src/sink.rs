@@ -271,6 +271,9 @@ pub struct SubscribeSpec {
     pub max_messages: u64,
     /// Only messages whose headers pass this filter are delivered.
     pub filter: Option<crate::HeaderFilter>,
+    /// Deliveries are checked against these permissions: set when the
+    /// pattern reaches subjects its user may not read.
+    pub read_check: Option<Arc<crate::Permissions>>,
     /// The broker's own plumbing (stream capture, the JetStream API):
     /// routed like any other, but left out of subscription counts and
     /// channel listings, which describe clients.
@@ -300,6 +303,7 @@ impl SubscribeSpec {
             tag: Bytes::new(),
             max_messages: 0,
             filter: None,
+            read_check: None,
             internal: false,
         }
     }

@@ -441,6 +441,42 @@ impl Pattern {
         }
         tokens.next().is_none()
     }
+
+    /// Whether every subject `other` matches is also matched by `self`.
+    pub fn contains(&self, other: &Pattern) -> bool {
+        let outer: Vec<PatternToken<'_>> = self.classified().collect();
+        let inner: Vec<PatternToken<'_>> = other.classified().collect();
+        for (i, o) in outer.iter().enumerate() {
+            match (o, inner.get(i)) {
+                (PatternToken::Rest, Some(_)) => return true,
+                (_, None) | (_, Some(PatternToken::Rest)) => return false,
+                (PatternToken::One, Some(_)) => {}
+                (PatternToken::Literal(want), Some(PatternToken::Literal(got))) if want == got => {}
+                (PatternToken::Literal(_), Some(_)) => return false,
+            }
+        }
+        outer.len() == inner.len()
+    }
+
+    /// Whether some subject matches both patterns.
+    pub fn overlaps(&self, other: &Pattern) -> bool {
+        let a: Vec<PatternToken<'_>> = self.classified().collect();
+        let b: Vec<PatternToken<'_>> = other.classified().collect();
+        for i in 0.. {
+            match (a.get(i), b.get(i)) {
+                (Some(PatternToken::Rest), Some(_)) | (Some(_), Some(PatternToken::Rest)) => {
+                    return true;
+                }
+                (Some(PatternToken::Literal(x)), Some(PatternToken::Literal(y))) if x != y => {
+                    return false;
+                }
+                (Some(_), Some(_)) => {}
+                (None, None) => return true,
+                _ => return false,
+            }
+        }
+        false
+    }
 }
 
 impl From<Subject> for Pattern {

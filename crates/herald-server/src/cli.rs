@@ -40,6 +40,8 @@ pub enum Command {
     Reply(crate::client::ReplyArgs),
     /// Manage streams and read their messages.
     Stream(crate::stream_cmd::StreamArgs),
+    /// Read a password on standard input and print its hash for the config.
+    Passwd,
 }
 
 /// Flags of `herald serve`.
@@ -90,6 +92,12 @@ pub struct ServeArgs {
     /// Unanswered pings before a connection is closed as stale [default: 2].
     #[arg(long, env = "HERALD_MAX_PINGS_OUT", value_name = "N")]
     pub max_pings_out: Option<u32>,
+    /// Connections one source address may have at once, 0 = unlimited [default: 0].
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Time a client has to authenticate when users are configured [default: 2s].
+    #[arg(long, env = "HERALD_AUTH_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub auth_timeout: Option<Duration>,
 }
 
 /// The slow-consumer policy as a flag value.
@@ -156,6 +164,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_pings_out {
             limits.max_pings_out = v;
+        }
+        if let Some(v) = self.max_connections_per_ip {
+            limits.max_connections_per_ip = v;
+        }
+        if let Some(v) = self.auth_timeout {
+            limits.auth_timeout = v;
         }
         Ok(config)
     }

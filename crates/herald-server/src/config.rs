@@ -30,6 +30,9 @@ pub struct Config {
     pub streams: StreamsConfig,
     /// Limits that apply to every connection.
     pub limits: Limits,
+    /// Users; with none, every client is anonymous and may do everything.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<crate::auth::UserConfig>,
 }
 
 /// The web listener.
@@ -141,6 +144,11 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// Unanswered pings before the connection is closed as stale.
     pub max_pings_out: u32,
+    /// Connections one source address may have at once (0 = unlimited).
+    pub max_connections_per_ip: usize,
+    /// Time a client has to authenticate when users are configured.
+    #[serde(with = "humantime_serde")]
+    pub auth_timeout: Duration,
 }
 
 impl Default for Config {
@@ -153,6 +161,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             streams: StreamsConfig::default(),
             limits: Limits::default(),
+            users: Vec::new(),
         }
     }
 }
@@ -176,6 +185,8 @@ impl Default for Limits {
             max_connections: 65_536,
             ping_interval: Duration::from_secs(120),
             max_pings_out: 2,
+            max_connections_per_ip: 0,
+            auth_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -222,6 +233,7 @@ impl Config {
             redis: parse_listen("redis.listen", &self.redis.listen)?,
             redis_config: self.redis.clone(),
             http: parse_listen("http.listen", &self.http.listen)?,
+            users: std::sync::Arc::new(crate::auth::Users::from_config(&self.users)?),
             sync: parse_sync(&self.streams.sync)?,
             limits: self.limits.clone(),
         })
@@ -258,6 +270,8 @@ pub struct Ready {
     pub redis_config: RedisConfig,
     /// The web listener's address, if it is on.
     pub http: Option<SocketAddr>,
+    /// Users and their permissions.
+    pub users: std::sync::Arc<crate::auth::Users>,
     /// Stream fsync policy.
     pub sync: herald_store::SyncPolicy,
     /// Connection limits.
@@ -275,6 +289,7 @@ impl Ready {
             redis: any,
             redis_config: RedisConfig::default(),
             http: any,
+            users: std::sync::Arc::default(),
             sync: herald_store::SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
             limits: Limits::default(),
         }

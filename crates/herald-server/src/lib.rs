@@ -10,6 +10,7 @@
 //! | [`listener`] | the accept loop and one adapter per protocol |
 //! | [`client`] | `herald pub`, `sub`, `request`, `reply` |
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -41,7 +41,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Request(args)) => client::request(args).await,
         Some(Command::Reply(args)) => client::reply(args).await,
         Some(Command::Stream(args)) => herald_server::stream_cmd::run(args).await,
+        Some(Command::Passwd) => passwd(),
     }
+}
+
+/// Reads a password (one line) on standard input and prints its hash.
+fn passwd() -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password (echoed; pipe it in to avoid that): ");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    println!("{}", herald_server::auth::hash_password(password)?);
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -2,12 +2,14 @@
 //! accept loops, and shut down gracefully (stop accepting, let connections
 //! flush what is pending, close).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use herald_core::{Broker, BrokerConfig, PendingLimits};
+use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,19 +39,59 @@ pub struct Shared {
     pub started: std::time::Instant,
     /// Durable streams.
     pub store: herald_store::Store,
+    /// Users and their permissions.
+    pub users: Arc<crate::auth::Users>,
     connections: Arc<Semaphore>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// A connection's place under the connection limits; released on drop.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    _global: OwnedSemaphorePermit,
+    ip: IpAddr,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut per_ip = self.per_ip.lock();
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Shared {
-    /// A permit for one more connection, or `None` if the server is full.
-    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        let permit = self.connections.clone().try_acquire_owned().ok();
-        if permit.is_none() {
+    /// A permit for one more connection from `peer`, or `None` if the server
+    /// (or that address's share of it) is full.
+    pub fn admit(&self, peer: SocketAddr) -> Option<ConnectionPermit> {
+        let admitted = self.try_admit(peer.ip());
+        if admitted.is_none() {
             self.stats
                 .refused_connections
                 .fetch_add(1, Ordering::Relaxed);
         }
-        permit
+        admitted
+    }
+
+    fn try_admit(&self, ip: IpAddr) -> Option<ConnectionPermit> {
+        let global = self.connections.clone().try_acquire_owned().ok()?;
+        let mut per_ip = self.per_ip.lock();
+        let count = per_ip.entry(ip).or_default();
+        let max = self.limits.max_connections_per_ip;
+        if max > 0 && *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionPermit {
+            _global: global,
+            ip,
+            per_ip: self.per_ip.clone(),
+        })
     }
 }
 
@@ -151,6 +193,8 @@ impl RunningServer {
             redis: config.redis_config.clone(),
             started: std::time::Instant::now(),
             store,
+            users: config.users.clone(),
+            per_ip: Arc::new(Mutex::new(HashMap::new())),
         });
         let mut nats_addr = None;
         if let Some(addr) = config.nats {

@@ -375,43 +375,12 @@ pub fn validate_name(name: &str, kind: NameKind) -> Result<(), ApiError> {
 
 /// Whether some subject matches both patterns.
 pub fn patterns_overlap(a: &Pattern, b: &Pattern) -> bool {
-    let a: Vec<&[u8]> = a.tokens().collect();
-    let b: Vec<&[u8]> = b.tokens().collect();
-    let mut i = 0;
-    loop {
-        match (a.get(i), b.get(i)) {
-            (Some(x), Some(y)) => {
-                if *x == b">" || *y == b">" {
-                    return true;
-                }
-                if *x != b"*" && *y != b"*" && x != y {
-                    return false;
-                }
-            }
-            (None, None) => return true,
-            _ => return false,
-        }
-        i += 1;
-    }
+    a.overlaps(b)
 }
 
 /// Whether every subject `inner` matches is also matched by `outer`.
 pub fn pattern_contains(outer: &Pattern, inner: &Pattern) -> bool {
-    let o: Vec<&[u8]> = outer.tokens().collect();
-    let n: Vec<&[u8]> = inner.tokens().collect();
-    for (i, ot) in o.iter().enumerate() {
-        if *ot == b">" {
-            return n.len() > i;
-        }
-        let Some(nt) = n.get(i) else { return false };
-        if *nt == b">" {
-            return false;
-        }
-        if *ot != b"*" && (*nt == b"*" || ot != nt) {
-            return false;
-        }
-    }
-    o.len() == n.len()
+    outer.contains(inner)
 }
 
 #[cfg(test)]

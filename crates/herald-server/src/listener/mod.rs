@@ -16,10 +16,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::server::ConnectionPermit;
 use herald_core::{CloseReason, Outbox};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -49,7 +49,7 @@ pub(crate) async fn accept_loop<F, Fut>(
     shared: Arc<Shared>,
     handle: F,
 ) where
-    F: Fn(TcpStream, SocketAddr, Arc<Shared>, Option<OwnedSemaphorePermit>) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Arc<Shared>, Option<ConnectionPermit>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut backoff = Duration::from_millis(5);
@@ -63,7 +63,7 @@ pub(crate) async fn accept_loop<F, Fut>(
                 backoff = Duration::from_millis(5);
                 // Latency matters more than packet count: frames are already coalesced.
                 let _ = stream.set_nodelay(true);
-                let permit = shared.admit();
+                let permit = shared.admit(peer);
                 shared
                     .tracker
                     .spawn(handle(stream, peer, shared.clone(), permit));

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::server::ConnectionPermit;
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
@@ -20,10 +21,10 @@ use herald_protocol::limits::Limits as CodecLimits;
 use herald_protocol::nats::{self as codec, ClientOp, ConnectOptions, ProtocolError, ServerInfo};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::auth::{Credentials, Identity};
 use crate::listener::ConnectionIo;
 use crate::server::{ServerStats, Shared};
 
@@ -97,7 +98,7 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<ConnectionPermit>,
 ) {
     let id = shared.broker.new_conn_id();
     let span = debug_span!("nats", conn = id.0, %peer, name = tracing::field::Empty);
@@ -144,8 +145,18 @@ fn server_info(
         client_id: id.0,
         client_ip: peer.ip().to_string(),
         jetstream: true,
+        auth_required: shared.users.required(),
         ..ServerInfo::default()
     }
+}
+
+/// Tokens of an interest that are not wildcards.
+fn literal_tokens(interest: &herald_core::Interest) -> usize {
+    interest
+        .as_bytes()
+        .split(|b| *b == b'.')
+        .filter(|t| *t != b"*" && *t != b">")
+        .count()
 }
 
 fn send_err(outbox: &Outbox, text: &str) {
@@ -164,10 +175,13 @@ struct Connection {
     limits: CodecLimits,
     pings_out: u32,
     last_read: Instant,
+    /// Who the client is; `None` until it authenticates (users configured).
+    identity: Option<Identity>,
 }
 
 impl Connection {
     fn new(shared: Arc<Shared>, id: ConnId, outbox: Arc<Outbox>) -> Self {
+        let shared_users_required = shared.users.required();
         let limits = CodecLimits {
             max_control_line: shared.limits.max_control_line,
             max_payload: shared.limits.max_payload,
@@ -188,6 +202,7 @@ impl Connection {
             limits,
             pings_out: 0,
             last_read: Instant::now(),
+            identity: (!shared_users_required).then(Identity::anonymous),
         }
     }
 
@@ -200,9 +215,21 @@ impl Connection {
         let interval = self.shared.limits.ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let auth_deadline = tokio::time::Instant::now() + self.shared.limits.auth_timeout;
         loop {
             loop {
                 match codec::parse_client(&mut buf, &self.limits) {
+                    Ok(Some(op)) if self.identity.is_none() => {
+                        // Users are configured: CONNECT with credentials first.
+                        let ClientOp::Connect(options) = op else {
+                            debug!("operation before authentication");
+                            send_err(&self.outbox, "Authorization Violation");
+                            return;
+                        };
+                        if let Flow::Close = self.authenticate(*options).await {
+                            return;
+                        }
+                    }
                     Ok(Some(op)) => {
                         if let Flow::Close = self.handle(op) {
                             return;
@@ -230,6 +257,11 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = token.cancelled() => return,
+                () = tokio::time::sleep_until(auth_deadline), if self.identity.is_none() => {
+                    debug!("no authentication in time");
+                    send_err(&self.outbox, "Authentication Timeout");
+                    return;
+                }
                 _ = ping.tick() => {
                     if self.pings_out >= self.shared.limits.max_pings_out {
                         debug!("stale connection");
@@ -314,6 +346,47 @@ impl Connection {
         }
     }
 
+    /// Checks a CONNECT's credentials (argon2 runs on a blocking thread),
+    /// then handles it as usual.
+    async fn authenticate(&mut self, options: ConnectOptions) -> Flow {
+        let users = self.shared.users.clone();
+        let (user, pass, token) = (
+            options.user.clone(),
+            options.pass.clone(),
+            options.auth_token.clone(),
+        );
+        let identity = tokio::task::spawn_blocking(move || {
+            let credentials = match (&user, &pass, &token) {
+                (Some(user), Some(password), _) => Credentials::Password { user, password },
+                (_, _, Some(token)) => Credentials::Token(token),
+                _ => return None,
+            };
+            users.authenticate(credentials)
+        })
+        .await
+        .ok()
+        .flatten();
+        match identity {
+            Some(identity) => {
+                debug!(user = %identity.name, "authenticated");
+                self.identity = Some(identity);
+                self.connect(options)
+            }
+            None => {
+                warn!(user = ?options.user, "authentication failed");
+                send_err(&self.outbox, "Authorization Violation");
+                Flow::Close
+            }
+        }
+    }
+
+    fn identity(&self) -> &Identity {
+        static ANONYMOUS: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
+        self.identity
+            .as_ref()
+            .unwrap_or_else(|| ANONYMOUS.get_or_init(Identity::anonymous))
+    }
+
     fn connect(&mut self, options: ConnectOptions) -> Flow {
         if !(0..=1).contains(&options.protocol) {
             send_err(&self.outbox, "invalid client protocol");
@@ -353,6 +426,11 @@ impl Connection {
         } else {
             Subject::from_wire_unchecked(subject)
         };
+        if !self.identity().may_publish(&subject) {
+            let text = format!("Permissions Violation for Publish to \"{subject}\"");
+            send_err(&self.outbox, &text);
+            return;
+        }
         // +OK goes out before any delivery the publish causes, as nats-server does.
         self.ok();
         let reply = reply.map(Subject::from_wire_unchecked);
@@ -373,10 +451,13 @@ impl Connection {
     /// Tells the requester at once that nobody is listening (status 503),
     /// on its own subscription that matches the reply subject.
     fn no_responders(&self, reply: &Subject) {
+        // The most specific match: a request inbox (`_INBOX.x.*`) rather
+        // than a catch-all `>` the client may also hold.
         let Some(sub) = self
             .subs
             .values()
-            .find(|s| s.is_active() && s.interest().matches(reply))
+            .filter(|s| s.is_active() && s.interest().matches(reply))
+            .max_by_key(|s| literal_tokens(s.interest()))
         else {
             return;
         };
@@ -407,6 +488,16 @@ impl Connection {
                 return;
             }
         };
+        if !self.identity().may_subscribe(&pattern) {
+            let text = match &queue {
+                Some(q) => format!(
+                    "Permissions Violation for Subscription to \"{pattern}\" using queue \"{q}\""
+                ),
+                None => format!("Permissions Violation for Subscription to \"{pattern}\""),
+            };
+            send_err(&self.outbox, &text);
+            return;
+        }
         if self.subs.get(&sid).is_some_and(|s| s.is_active()) {
             // nats-server ignores a SUB that reuses a live sid.
             self.ok();
@@ -418,10 +509,12 @@ impl Connection {
             send_err(&self.outbox, "maximum subscriptions exceeded");
             return;
         }
+        let spec_pattern = pattern.clone();
         let mut spec = SubscribeSpec::new(pattern, self.id);
         spec.queue = queue;
         spec.echo = self.options.echo;
         spec.tag = sid.clone();
+        spec.read_check = self.identity().read_check(&spec_pattern);
         let sub = self.shared.broker.subscribe_sink(spec, self.sink.clone());
         self.subs.insert(sid, sub);
         self.ok();

@@ -5,6 +5,7 @@
 // The harness in `common` is shared by every test module of this one binary.
 #![allow(unreachable_pub)]
 
+mod auth;
 mod binary;
 mod common;
 mod http;

@@ -253,6 +253,14 @@ impl Connection {
                 }
             }
         }
+        if self.identity.is_none() && !matches!(spec.name, "AUTH" | "HELLO" | "QUIT" | "RESET") {
+            self.err("NOAUTH Authentication required.");
+            return Flow::Continue;
+        }
+        if self.identity.is_none() && spec.name == "HELLO" {
+            self.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+            return Flow::Continue;
+        }
         if self.proto == Proto::Resp2 && self.subscribed() && !spec.in_subscribed {
             self.err(&format!(
                 "ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
@@ -265,6 +273,8 @@ impl Connection {
 
     fn dispatch(&mut self, name: &str, args: &[Bytes]) -> Flow {
         match name {
+            "PUBLISH" | "SPUBLISH" if !self.may_publish(&args[1]) => self.no_permission(),
+            "SUBSCRIBE" | "SSUBSCRIBE" if !self.may_subscribe(&args[1..]) => self.no_permission(),
             "PUBLISH" => {
                 let msg = Message::new(
                     Subject::from_wire_unchecked(args[1].clone()),
@@ -338,9 +348,47 @@ impl Connection {
         }
     }
 
-    /// AUTH as Redis answers it while no user is configured (the default
-    /// user has no password). Authentication proper comes with permissions.
+    fn identity(&self) -> Option<&crate::auth::Identity> {
+        self.identity.as_ref()
+    }
+
+    fn may_publish(&self, channel: &Bytes) -> bool {
+        let Some(permissions) = self.identity().and_then(|i| i.permissions.as_ref()) else {
+            return true;
+        };
+        permissions.may_publish(&Subject::from_wire_unchecked(channel.clone()))
+    }
+
+    /// All or nothing, as Redis checks every channel of the command first.
+    fn may_subscribe(&self, channels: &[Bytes]) -> bool {
+        let Some(identity) = self.identity() else {
+            return false;
+        };
+        channels
+            .iter()
+            .all(|c| match herald_core::Pattern::from_bytes(c.clone()) {
+                Ok(pattern) => identity.may_subscribe(&pattern),
+                Err(_) => identity.permissions.is_none(),
+            })
+    }
+
+    fn no_permission(&mut self) {
+        self.err(
+            "NOPERM this user has no permissions to access one of the channels used as arguments",
+        );
+    }
+
+    /// AUTH. With users configured the credentials were checked before the
+    /// command got here (see `Connection::authenticate`); without any, Redis's
+    /// answers for a default user that has no password.
     fn auth(&mut self, args: &[Bytes]) {
+        if self.shared.users.required() {
+            match args.len() {
+                2 | 3 => self.ok(),
+                _ => self.err("ERR syntax error"),
+            }
+            return;
+        }
         match args.len() {
             2 => self.err(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
@@ -354,6 +402,10 @@ impl Connection {
     fn reset(&mut self) {
         // No unsubscribe confirmations, as Redis.
         self.unsubscribe_all();
+        // Back to the default user: unauthenticated when users are configured.
+        if self.shared.users.required() {
+            self.identity = None;
+        }
         self.set_proto(Proto::Resp2);
         self.name = None;
         resp::simple(&mut self.replies, b"RESET");
@@ -455,6 +507,9 @@ impl Connection {
                 };
                 let mut spec = SubscribeSpec::with_interest(interest, self.id);
                 spec.tag = name.clone();
+                // Globs and channels are checked per delivery when the user
+                // may not read everything: a glob can reach any subject.
+                spec.read_check = self.identity().and_then(|i| i.permissions.clone());
                 // Count it first so the confirmation carries the new total,
                 // and confirm before the first message can arrive.
                 let count = self.count_for(kind) + 1;

@@ -43,7 +43,8 @@ impl Connection {
             let option = String::from_utf8_lossy(&args[i]).to_ascii_uppercase();
             match option.as_str() {
                 "AUTH" if i + 2 < args.len() => {
-                    if args[i + 1].as_ref() != b"default" {
+                    // With users configured the credentials were checked already.
+                    if !self.shared.users.required() && args[i + 1].as_ref() != b"default" {
                         self.err_text(
                             "WRONGPASS invalid username-password pair or user is disabled.",
                         );

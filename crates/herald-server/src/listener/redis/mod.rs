@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::auth::{Credentials, Identity};
+use crate::server::ConnectionPermit;
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
@@ -24,7 +26,6 @@ use herald_core::{
 use herald_protocol::resp::{self, Proto, RequestParser, RespLimits};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
@@ -75,7 +76,7 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<ConnectionPermit>,
 ) {
     let id = shared.broker.new_conn_id();
     let span = debug_span!("redis", conn = id.0, %peer);
@@ -138,6 +139,8 @@ struct Connection {
     parser: RequestParser,
     /// Replies of the current batch, appended to the outbox in one go.
     replies: BytesMut,
+    /// Who the client is; `None` until it authenticates (users configured).
+    identity: Option<Identity>,
 }
 
 impl Connection {
@@ -152,6 +155,7 @@ impl Connection {
             max_bulk: shared.limits.max_payload.max(1024 * 1024),
             ..RespLimits::default()
         };
+        let shared_users_required = shared.users.required();
         Self {
             publisher: shared.broker.publisher(id),
             sink: Arc::new(RedisSink {
@@ -176,6 +180,7 @@ impl Connection {
             limits,
             parser: RequestParser::new(),
             replies: BytesMut::new(),
+            identity: (!shared_users_required).then(Identity::anonymous),
         }
     }
 
@@ -214,10 +219,17 @@ impl Connection {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             loop {
-                match self.parser.parse(&mut buf, &self.limits, true) {
+                let authenticated = self.identity.is_some();
+                match self.parser.parse(&mut buf, &self.limits, authenticated) {
                     Ok(Some(request)) => {
                         if request.args.is_empty() {
                             continue;
+                        }
+                        if self.shared.users.required() && self.authenticates(&request.args) {
+                            // AUTH and HELLO … AUTH check passwords off the async workers.
+                            if !self.authenticate(&request.args).await {
+                                continue;
+                            }
                         }
                         let flow = self.handle(request.args);
                         if let Flow::Close = flow {
@@ -263,6 +275,64 @@ impl Connection {
                         return;
                     }
                 },
+            }
+        }
+    }
+
+    /// Whether `args` carry credentials: AUTH, or HELLO with an AUTH option.
+    fn authenticates(&self, args: &[Bytes]) -> bool {
+        let name = &args[0];
+        name.eq_ignore_ascii_case(b"AUTH") && (2..=3).contains(&args.len())
+            || name.eq_ignore_ascii_case(b"HELLO")
+                && args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(b"AUTH"))
+    }
+
+    /// Checks the credentials of AUTH or HELLO … AUTH. On failure answers
+    /// WRONGPASS (nothing else changes) and returns false; on success the
+    /// command then runs as usual.
+    async fn authenticate(&mut self, args: &[Bytes]) -> bool {
+        let (user, password) = if args[0].eq_ignore_ascii_case(b"AUTH") {
+            match args.len() {
+                2 => (None, args[1].clone()),
+                _ => (Some(args[1].clone()), args[2].clone()),
+            }
+        } else {
+            match args.iter().position(|a| a.eq_ignore_ascii_case(b"AUTH")) {
+                Some(i) if i + 2 < args.len() => (Some(args[i + 1].clone()), args[i + 2].clone()),
+                _ => return true,
+            }
+        };
+        let users = self.shared.users.clone();
+        let identity = tokio::task::spawn_blocking(move || {
+            let password = std::str::from_utf8(&password).ok()?;
+            match user.as_deref().map(std::str::from_utf8) {
+                // `AUTH secret`: the default user's password, or a bearer token.
+                None | Some(Ok("default")) => users
+                    .authenticate(Credentials::Password {
+                        user: "default",
+                        password,
+                    })
+                    .or_else(|| users.authenticate(Credentials::Token(password))),
+                Some(Ok(user)) => users.authenticate(Credentials::Password { user, password }),
+                Some(Err(_)) => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        match identity {
+            Some(identity) => {
+                debug!(user = %identity.name, "authenticated");
+                self.identity = Some(identity);
+                true
+            }
+            None => {
+                warn!("authentication failed");
+                resp::error(
+                    &mut self.replies,
+                    b"WRONGPASS invalid username-password pair or user is disabled.",
+                );
+                false
             }
         }
     }

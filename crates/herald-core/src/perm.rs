@@ -1,0 +1,122 @@
+//! Per-user permissions: allow and deny lists of subject patterns for
+//! publishing and for subscribing, deny winning. Listeners check a publish
+//! and a new subscription up front; the broker then checks every delivery
+//! of a subscription whose pattern reaches beyond what the user may read
+//! (`>` with `secret.>` denied), so a wildcard never delivers a message on
+//! a subject the user may not read.
+
+use serde::{Deserialize, Serialize};
+
+use crate::subject::{Pattern, Subject};
+
+/// Allow and deny lists for one direction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    /// Patterns permitted; empty means everything.
+    pub allow: Vec<Pattern>,
+    /// Patterns refused, whatever `allow` says.
+    pub deny: Vec<Pattern>,
+}
+
+impl Rules {
+    /// Rules that permit everything.
+    pub fn everything() -> Self {
+        Self::default()
+    }
+
+    /// Whether a message on `subject` is permitted.
+    pub fn permits(&self, subject: &Subject) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|a| a.matches(subject)))
+            && !self.deny.iter().any(|d| d.matches(subject))
+    }
+
+    /// Whether a subscription to `pattern` may exist at all: some of what it
+    /// matches is permitted. (Deliveries are then checked one by one unless
+    /// [`covers`](Self::covers) says every one is permitted.)
+    pub fn permits_pattern(&self, pattern: &Pattern) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|a| a.overlaps(pattern)))
+            && !self.deny.iter().any(|d| d.contains(pattern))
+    }
+
+    /// Whether everything `pattern` matches is permitted.
+    pub fn covers(&self, pattern: &Pattern) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|a| a.contains(pattern)))
+            && !self.deny.iter().any(|d| d.overlaps(pattern))
+    }
+}
+
+/// What one user may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Permissions {
+    /// Subjects the user may publish to (replies included).
+    pub publish: Rules,
+    /// Subjects the user may receive messages on (request inboxes included).
+    pub subscribe: Rules,
+}
+
+impl Permissions {
+    /// Whether the user may publish on `subject`.
+    pub fn may_publish(&self, subject: &Subject) -> bool {
+        self.publish.permits(subject)
+    }
+
+    /// Whether the user may subscribe to `pattern`.
+    pub fn may_subscribe(&self, pattern: &Pattern) -> bool {
+        self.subscribe.permits_pattern(pattern)
+    }
+
+    /// Whether the user may receive a message on `subject`.
+    pub fn may_receive(&self, subject: &Subject) -> bool {
+        self.subscribe.permits(subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::new(s).unwrap()
+    }
+
+    fn s(s: &str) -> Subject {
+        Subject::new(s).unwrap()
+    }
+
+    #[test]
+    fn deny_wins_and_wildcards_are_checked_per_delivery() {
+        let rules = Rules {
+            allow: vec![p("orders.>"), p("_INBOX.>")],
+            deny: vec![p("orders.internal.>")],
+        };
+        assert!(rules.permits(&s("orders.eu")));
+        assert!(!rules.permits(&s("orders.internal.audit")));
+        assert!(!rules.permits(&s("payments.x")));
+        assert!(rules.permits_pattern(&p("orders.>")));
+        assert!(
+            !rules.covers(&p("orders.>")),
+            "overlaps the deny: check each delivery"
+        );
+        assert!(rules.covers(&p("orders.eu.*")));
+        assert!(!rules.permits_pattern(&p("orders.internal.>")));
+        assert!(!rules.permits_pattern(&p("payments.>")));
+        assert!(rules.permits_pattern(&p(">")), "reaches allowed subjects");
+        assert!(!rules.covers(&p(">")));
+        assert!(Rules::everything().covers(&p(">")));
+    }
+
+    #[test]
+    fn containment_and_overlap() {
+        assert!(p("a.>").contains(&p("a.b.*")));
+        assert!(p("a.*").contains(&p("a.b")));
+        assert!(!p("a.*").contains(&p("a.>")));
+        assert!(!p("a.b").contains(&p("a.*")));
+        assert!(p(">").contains(&p("x")));
+        assert!(p("a.*").overlaps(&p("a.b")));
+        assert!(p("a.>").overlaps(&p("*.b.c")));
+        assert!(!p("a.*").overlaps(&p("a.b.c")));
+        assert!(!p("a.b").overlaps(&p("a.c")));
+    }
+}

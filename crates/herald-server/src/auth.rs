@@ -1,0 +1,291 @@
+//! Users and authentication, shared by every listener.
+//!
+//! Users come from the config (`[[users]]`): a name with a password hash
+//! (argon2, from `herald passwd`) or a bearer token, and optional publish /
+//! subscribe rules. With no user configured, everyone is anonymous and may
+//! do everything; as soon as one is, every client must authenticate.
+//! Checking a password costs tens of milliseconds by design (argon2), so
+//! listeners run [`Users::authenticate`] on a blocking thread.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use herald_core::{Permissions, Rules};
+use serde::{Deserialize, Serialize};
+
+/// One `[[users]]` entry of the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user's name.
+    pub name: String,
+    /// An argon2 hash from `herald passwd` (plain text is refused at start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// A bearer token instead of a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// What the user may publish to; absent = everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Rules>,
+    /// What the user may receive; absent = everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe: Option<Rules>,
+}
+
+/// Who a client is, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The user's name (`anonymous` when no users are configured).
+    pub name: String,
+    /// Its permissions; `None` = may do everything.
+    pub permissions: Option<Arc<Permissions>>,
+}
+
+impl Identity {
+    /// The identity of every client when no users are configured.
+    pub fn anonymous() -> Self {
+        Self {
+            name: "anonymous".to_owned(),
+            permissions: None,
+        }
+    }
+
+    /// Whether the client may publish on `subject`.
+    pub fn may_publish(&self, subject: &herald_core::Subject) -> bool {
+        self.permissions
+            .as_ref()
+            .is_none_or(|p| p.may_publish(subject))
+    }
+
+    /// Whether the client may subscribe to `pattern`.
+    pub fn may_subscribe(&self, pattern: &herald_core::Pattern) -> bool {
+        self.permissions
+            .as_ref()
+            .is_none_or(|p| p.may_subscribe(pattern))
+    }
+
+    /// The permissions a subscription to `pattern` must check per delivery:
+    /// `None` when everything it matches may be read.
+    pub fn read_check(&self, pattern: &herald_core::Pattern) -> Option<Arc<Permissions>> {
+        self.permissions
+            .as_ref()
+            .filter(|p| !p.subscribe.covers(pattern))
+            .cloned()
+    }
+}
+
+/// What a client presents.
+#[derive(Debug, Clone, Copy)]
+pub enum Credentials<'a> {
+    /// A user name and password.
+    Password {
+        /// The user.
+        user: &'a str,
+        /// The password.
+        password: &'a str,
+    },
+    /// A bearer token.
+    Token(&'a str),
+}
+
+#[derive(Debug)]
+struct User {
+    name: String,
+    hash: Option<String>,
+    token: Option<String>,
+    permissions: Option<Arc<Permissions>>,
+}
+
+/// Every configured user.
+#[derive(Debug, Default)]
+pub struct Users {
+    users: Vec<User>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Users {
+    /// Checks the `[[users]]` config: unique names, exactly one of password
+    /// and token, passwords given as argon2 hashes.
+    ///
+    /// # Errors
+    /// Names the user and what is wrong.
+    pub fn from_config(configs: &[UserConfig]) -> anyhow::Result<Self> {
+        let mut users = Users::default();
+        for (i, c) in configs.iter().enumerate() {
+            if c.name.is_empty() {
+                bail!("users[{i}]: name is empty");
+            }
+            if users.by_name.contains_key(&c.name) {
+                bail!("users: {:?} is configured twice", c.name);
+            }
+            match (&c.password, &c.token) {
+                (Some(_), Some(_)) => {
+                    bail!("users[{}]: give a password or a token, not both", c.name)
+                }
+                (None, None) => bail!("users[{}]: needs a password (hash) or a token", c.name),
+                (Some(hash), None) => {
+                    PasswordHash::new(hash)
+                        .ok()
+                        .filter(|h| h.algorithm.as_str().starts_with("argon2"))
+                        .with_context(|| {
+                            format!(
+                                "users[{}].password is not an argon2 hash; plain-text passwords are \
+                                 refused: run `herald passwd` and paste its output",
+                                c.name
+                            )
+                        })?;
+                }
+                (None, Some(token)) if token.len() < 16 => {
+                    bail!(
+                        "users[{}].token is too short (at least 16 characters)",
+                        c.name
+                    )
+                }
+                (None, Some(_)) => {}
+            }
+            let permissions = match (&c.publish, &c.subscribe) {
+                (None, None) => None,
+                (publish, subscribe) => Some(Arc::new(Permissions {
+                    publish: publish.clone().unwrap_or_default(),
+                    subscribe: subscribe.clone().unwrap_or_default(),
+                })),
+            };
+            users.by_name.insert(c.name.clone(), users.users.len());
+            users.users.push(User {
+                name: c.name.clone(),
+                hash: c.password.clone(),
+                token: c.token.clone(),
+                permissions,
+            });
+        }
+        Ok(users)
+    }
+
+    /// Whether clients must authenticate (some user is configured).
+    pub fn required(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// The identity `credentials` prove, if any. Slow for passwords (argon2):
+    /// call it off the async workers.
+    pub fn authenticate(&self, credentials: Credentials<'_>) -> Option<Identity> {
+        let user = match credentials {
+            Credentials::Password { user, password } => {
+                let user = &self.users[*self.by_name.get(user)?];
+                let hash = PasswordHash::new(user.hash.as_deref()?).ok()?;
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .ok()?;
+                user
+            }
+            Credentials::Token(token) => self.users.iter().find(|u| {
+                u.token
+                    .as_deref()
+                    .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+            })?,
+        };
+        Some(Identity {
+            name: user.name.clone(),
+            permissions: user.permissions.clone(),
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An argon2id hash of `password` with a fresh salt, for the config.
+///
+/// # Errors
+/// The hasher failed (it does not for sane input).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| anyhow::anyhow!("making a salt: {e}"))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_tokens_authenticate() {
+        let hash = hash_password("s3cret").unwrap();
+        let users = Users::from_config(&[
+            UserConfig {
+                name: "alice".into(),
+                password: Some(hash),
+                token: None,
+                publish: Some(Rules {
+                    allow: vec![herald_core::Pattern::new("orders.>").unwrap()],
+                    deny: vec![],
+                }),
+                subscribe: None,
+            },
+            UserConfig {
+                name: "svc".into(),
+                password: None,
+                token: Some("t0k3n-0123456789abcdef".into()),
+                publish: None,
+                subscribe: None,
+            },
+        ])
+        .unwrap();
+        assert!(users.required());
+        let alice = users
+            .authenticate(Credentials::Password {
+                user: "alice",
+                password: "s3cret",
+            })
+            .unwrap();
+        assert_eq!(alice.name, "alice");
+        assert!(alice.may_publish(&herald_core::Subject::new("orders.x").unwrap()));
+        assert!(!alice.may_publish(&herald_core::Subject::new("pay.x").unwrap()));
+        assert!(
+            users
+                .authenticate(Credentials::Password {
+                    user: "alice",
+                    password: "nope"
+                })
+                .is_none()
+        );
+        assert!(
+            users
+                .authenticate(Credentials::Password {
+                    user: "bob",
+                    password: "s3cret"
+                })
+                .is_none()
+        );
+        let svc = users
+            .authenticate(Credentials::Token("t0k3n-0123456789abcdef"))
+            .unwrap();
+        assert_eq!(svc.name, "svc");
+        assert!(svc.permissions.is_none());
+        assert!(users.authenticate(Credentials::Token("wrong")).is_none());
+    }
+
+    #[test]
+    fn plain_text_passwords_are_refused() {
+        let err = Users::from_config(&[UserConfig {
+            name: "bob".into(),
+            password: Some("hunter2".into()),
+            token: None,
+            publish: None,
+            subscribe: None,
+        }])
+        .unwrap_err();
+        assert!(err.to_string().contains("herald passwd"), "{err}");
+    }
+}

@@ -1,0 +1,246 @@
+//! Authentication and per-subject permissions on every listener: NATS
+//! (async-nats and raw bytes for the exact errors), Redis (raw RESP, for
+//! the exact replies) and HTTP.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures::StreamExt;
+use herald_core::{Pattern, Rules};
+use herald_server::auth::{UserConfig, Users, hash_password};
+
+use crate::common::raw::RawClient;
+use crate::common::{TestServer, sync};
+
+const WAIT: Duration = Duration::from_secs(10);
+const TOKEN: &str = "svc-token-0123456789abcdef";
+
+fn hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| hash_password("alice-pw").unwrap())
+}
+
+fn rules(allow: &[&str], deny: &[&str]) -> Option<Rules> {
+    Some(Rules {
+        allow: allow.iter().map(|p| Pattern::new(p).unwrap()).collect(),
+        deny: deny.iter().map(|p| Pattern::new(p).unwrap()).collect(),
+    })
+}
+
+/// alice: password, may publish `orders.>` but not `orders.internal.>`,
+/// receive `orders.>` and inboxes; svc: a token, receives everything but
+/// `secret.>`.
+async fn secured() -> TestServer {
+    let users = Users::from_config(&[
+        UserConfig {
+            name: "alice".into(),
+            password: Some(hash().to_owned()),
+            token: None,
+            publish: rules(
+                &["orders.>", "_INBOX.>", "$JS.API.>"],
+                &["orders.internal.>"],
+            ),
+            subscribe: rules(&["orders.>", "_INBOX.>"], &[]),
+        },
+        UserConfig {
+            name: "svc".into(),
+            password: None,
+            token: Some(TOKEN.into()),
+            publish: rules(&[">"], &[]),
+            subscribe: rules(&[">"], &["secret.>"]),
+        },
+    ])
+    .unwrap();
+    TestServer::start_with(move |ready| {
+        ready.users = std::sync::Arc::new(users);
+        ready.limits.auth_timeout = Duration::from_millis(300);
+    })
+    .await
+}
+
+async fn as_user(
+    server: &TestServer,
+    user: &str,
+    password: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+        .connect(server.nats_url())
+        .await
+}
+
+/// A round trip through a subject of the caller's choice (see `sync`).
+async fn sync_on(client: &async_nats::Client, prefix: &str) {
+    let subject = format!("{prefix}.{}", rand::random::<u64>());
+    let err = client
+        .request(subject, "".into())
+        .await
+        .expect_err("nobody answers");
+    assert_eq!(
+        err.kind(),
+        async_nats::client::RequestErrorKind::NoResponders
+    );
+}
+
+#[tokio::test]
+async fn nats_clients_must_authenticate() {
+    let server = secured().await;
+    let err = async_nats::connect(server.nats_url())
+        .await
+        .expect_err("no credentials");
+    assert!(
+        err.to_string().to_lowercase().contains("authorization"),
+        "{err}"
+    );
+    let err = as_user(&server, "alice", "wrong")
+        .await
+        .expect_err("wrong password");
+    assert!(
+        err.to_string().to_lowercase().contains("authorization"),
+        "{err}"
+    );
+    let alice = as_user(&server, "alice", "alice-pw")
+        .await
+        .expect("alice connects");
+    // alice may not publish where `sync` would: a round trip on an allowed subject.
+    let err = alice
+        .request("orders.nobody", "".into())
+        .await
+        .expect_err("no responders");
+    assert_eq!(
+        err.kind(),
+        async_nats::client::RequestErrorKind::NoResponders
+    );
+    let svc = async_nats::ConnectOptions::with_token(TOKEN.into())
+        .connect(server.nats_url())
+        .await
+        .expect("token connects");
+    sync(&svc).await;
+
+    let mut raw = RawClient::connect(server.nats).await;
+    assert!(raw.line().await.contains("\"auth_required\":true"));
+    raw.send("SUB x 1\r\n").await;
+    assert_eq!(raw.line().await, "-ERR 'Authorization Violation'");
+    assert!(raw.is_closed().await);
+
+    let mut silent = RawClient::connect(server.nats).await;
+    silent.line().await;
+    assert_eq!(silent.line().await, "-ERR 'Authentication Timeout'");
+    assert!(silent.is_closed().await);
+}
+
+#[tokio::test]
+async fn nats_permissions_refuse_and_filter() {
+    let server = secured().await;
+    let mut raw = RawClient::connect(server.nats).await;
+    raw.line().await;
+    raw.send(
+        "CONNECT {\"verbose\":false,\"pedantic\":false,\"user\":\"alice\",\"pass\":\"alice-pw\"}\r\n\
+         PUB orders.internal.x 1\r\nx\r\nSUB payments.> 1\r\nSUB orders.> q 2\r\nPING\r\n",
+    )
+    .await;
+    assert_eq!(
+        raw.line().await,
+        "-ERR 'Permissions Violation for Publish to \"orders.internal.x\"'"
+    );
+    assert_eq!(
+        raw.line().await,
+        "-ERR 'Permissions Violation for Subscription to \"payments.>\"'"
+    );
+    assert_eq!(
+        raw.line().await,
+        "PONG",
+        "the connection stays and the allowed SUB worked"
+    );
+
+    // A wildcard never delivers what the user may not read.
+    let svc = async_nats::ConnectOptions::with_token(TOKEN.into())
+        .connect(server.nats_url())
+        .await
+        .unwrap();
+    let mut everything = svc.subscribe(">").await.unwrap();
+    // `>` would take any round trip's request: sync where svc may not read.
+    sync_on(&svc, "secret.sync").await;
+    let publisher = async_nats::ConnectOptions::with_token(TOKEN.into())
+        .connect(server.nats_url())
+        .await
+        .unwrap();
+    publisher
+        .publish("secret.plans", "hidden".into())
+        .await
+        .unwrap();
+    publisher
+        .publish("public.news", "shown".into())
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(WAIT, everything.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.subject.as_str(), "public.news");
+}
+
+#[tokio::test]
+async fn redis_clients_authenticate_as_redis_words_it() {
+    let server = secured().await;
+    let mut raw = RawClient::connect(server.redis).await;
+    let script = [
+        ("PING\r\n", "-NOAUTH Authentication required.\r\n"),
+        (
+            "SUBSCRIBE orders.x\r\n",
+            "-NOAUTH Authentication required.\r\n",
+        ),
+        (
+            "AUTH alice wrong\r\n",
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+        ),
+        (
+            "HELLO 3\r\n",
+            "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n",
+        ),
+        ("AUTH alice alice-pw\r\n", "+OK\r\n"),
+        (
+            "PUBLISH orders.internal.x 1\r\n",
+            "-NOPERM this user has no permissions to access one of the channels used as arguments\r\n",
+        ),
+        ("PUBLISH orders.eu 1\r\n", ":0\r\n"),
+        (
+            "SUBSCRIBE payments.x\r\n",
+            "-NOPERM this user has no permissions to access one of the channels used as arguments\r\n",
+        ),
+        ("RESET\r\n", "+RESET\r\n"),
+        ("PING\r\n", "-NOAUTH Authentication required.\r\n"),
+        (&format!("AUTH {TOKEN}\r\n"), "+OK\r\n"),
+        ("PING\r\n", "+PONG\r\n"),
+    ];
+    for (send, expect) in script {
+        raw.send(send).await;
+        let got = raw.bytes(expect.len()).await;
+        assert_eq!(String::from_utf8_lossy(&got), expect, "after {send:?}");
+    }
+    let mut hello = RawClient::connect(server.redis).await;
+    hello.send("HELLO 3 AUTH alice alice-pw\r\n").await;
+    let reply = hello.until_marker(&["proto"]).await;
+    assert!(
+        reply.starts_with(b"%"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+
+    // The redis crate authenticates through the URL.
+    let client = redis::Client::open(format!("redis://alice:alice-pw@{}", server.redis)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg("orders.eu")
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 0);
+    let refused: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+        .arg("secret")
+        .arg("x")
+        .query_async(&mut conn)
+        .await;
+    let refused = refused.unwrap_err().to_string();
+    assert!(refused.contains("no permissions"), "{refused}");
+}
