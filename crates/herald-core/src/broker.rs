@@ -363,6 +363,7 @@ impl Broker {
         spec.queue = options.queue;
         spec.max_messages = options.max_messages;
         spec.filter = options.filter;
+        spec.read_check = options.read_check;
         let sub = self.subscribe_sink(spec, queue.clone());
         self.inner
             .queues
@@ -610,6 +611,7 @@ pub struct SubscribeOptions {
     pending: Option<PendingLimits>,
     slow_consumer: Option<SlowConsumerPolicy>,
     filter: Option<crate::HeaderFilter>,
+    read_check: Option<Arc<crate::Permissions>>,
 }
 
 impl SubscribeOptions {
@@ -622,7 +624,16 @@ impl SubscribeOptions {
             pending: None,
             slow_consumer: None,
             filter: None,
+            read_check: None,
         }
+    }
+
+    /// Check every delivery against `permissions` (a subscription that
+    /// reaches subjects its user may not read).
+    #[must_use]
+    pub fn read_check(mut self, permissions: Arc<crate::Permissions>) -> Self {
+        self.read_check = Some(permissions);
+        self
     }
 
     /// Deliver only messages whose headers pass `filter`.

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use argon2::Argon2;
@@ -105,7 +106,15 @@ struct User {
 pub struct Users {
     users: Vec<User>,
     by_name: HashMap<String, usize>,
+    /// Recently verified credentials (by SHA-256 digest), so HTTP clients
+    /// that send them with every request do not pay argon2 every time.
+    verified: parking_lot::Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
 }
+
+/// How long verified credentials are remembered.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// Most remembered credentials.
+const VERIFIED_MAX: usize = 4096;
 
 impl Users {
     /// Checks the `[[users]]` config: unique names, exactly one of password
@@ -193,6 +202,44 @@ impl Users {
             permissions: user.permissions.clone(),
         })
     }
+}
+
+impl Users {
+    /// [`authenticate`](Self::authenticate), remembering success for a
+    /// minute (keyed by a digest of the credentials, never the password).
+    pub fn authenticate_cached(&self, credentials: Credentials<'_>) -> Option<Identity> {
+        let key = digest(credentials);
+        if let Some((identity, at)) = self.verified.lock().get(&key) {
+            if at.elapsed() < VERIFIED_FOR {
+                return Some(identity.clone());
+            }
+        }
+        let identity = self.authenticate(credentials)?;
+        let mut verified = self.verified.lock();
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified.insert(key, (identity.clone(), Instant::now()));
+        Some(identity)
+    }
+}
+
+fn digest(credentials: Credentials<'_>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    match credentials {
+        Credentials::Password { user, password } => {
+            hasher.update(b"p\0");
+            hasher.update(user.as_bytes());
+            hasher.update(b"\0");
+            hasher.update(password.as_bytes());
+        }
+        Credentials::Token(token) => {
+            hasher.update(b"t\0");
+            hasher.update(token.as_bytes());
+        }
+    }
+    hasher.finalize().into()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

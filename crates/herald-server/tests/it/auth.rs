@@ -17,13 +17,13 @@ const TOKEN: &str = "svc-token-0123456789abcdef";
 
 fn hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| hash_password("alice-pw").unwrap())
+    HASH.get_or_init(|| hash_password("alice-pw").expect("hashes"))
 }
 
 fn rules(allow: &[&str], deny: &[&str]) -> Option<Rules> {
     Some(Rules {
-        allow: allow.iter().map(|p| Pattern::new(p).unwrap()).collect(),
-        deny: deny.iter().map(|p| Pattern::new(p).unwrap()).collect(),
+        allow: allow.iter().map(|p| Pattern::new(p).expect("pattern")).collect(),
+        deny: deny.iter().map(|p| Pattern::new(p).expect("pattern")).collect(),
     })
 }
 
@@ -50,7 +50,7 @@ async fn secured() -> TestServer {
             subscribe: rules(&[">"], &["secret.>"]),
         },
     ])
-    .unwrap();
+    .expect("valid users");
     TestServer::start_with(move |ready| {
         ready.users = std::sync::Arc::new(users);
         ready.limits.auth_timeout = Duration::from_millis(300);
@@ -243,4 +243,79 @@ async fn redis_clients_authenticate_as_redis_words_it() {
         .await;
     let refused = refused.unwrap_err().to_string();
     assert!(refused.contains("no permissions"), "{refused}");
+}
+
+#[tokio::test]
+async fn http_needs_credentials_and_checks_permissions() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = secured().await;
+    let client = reqwest::Client::new();
+    let anonymous = client.post(server.http_url("/v1/publish/orders.eu")).body("x").send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    let page = client.get(server.http_url("/chat")).send().await.unwrap();
+    assert_eq!(page.status(), 401, "pages ask the browser for credentials");
+    assert_eq!(client.get(server.http_url("/healthz")).send().await.unwrap().status(), 200);
+    let wrong = client
+        .post(server.http_url("/v1/publish/orders.eu"))
+        .basic_auth("alice", Some("nope"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let allowed = client
+        .post(server.http_url("/v1/publish/orders.eu"))
+        .basic_auth("alice", Some("alice-pw"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    let denied = client
+        .post(server.http_url("/v1/publish/orders.internal.x"))
+        .basic_auth("alice", Some("alice-pw"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    let body: serde_json::Value = denied.json().await.unwrap();
+    assert_eq!(body["code"], "permission_denied");
+    let token = client
+        .post(server.http_url("/v1/publish/anything"))
+        .bearer_auth(TOKEN)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    let sse = client
+        .get(server.http_url(&format!("/v1/subscribe/orders.>?access_token={TOKEN}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200, "EventSource passes the token in the query");
+    let forbidden = client
+        .get(server.http_url("/v1/subscribe/payments.>"))
+        .basic_auth("alice", Some("alice-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    let mut request = format!("ws://{}/v1/ws", server.http).into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("authorized websocket");
+    let _hello = ws.next().await;
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"op":"subscribe","sid":"s","subject":"secret.>"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let answer = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    assert!(answer.contains("permission_denied"), "{answer}");
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/v1/ws", server.http)).await;
+    assert!(refused.is_err(), "no credentials, no websocket");
 }

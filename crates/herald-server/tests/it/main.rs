@@ -8,8 +8,10 @@
 mod auth;
 mod binary;
 mod common;
+mod durability;
 mod http;
 mod jetstream;
+mod jetstream_differential;
 mod nats_client;
 mod nats_differential;
 mod nats_raw;

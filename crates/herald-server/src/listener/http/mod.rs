@@ -13,6 +13,7 @@
 //! | `GET /metrics`, `/healthz`, `/v1/stats`, `/v1/stats/live` | [`stats`] |
 //! | `GET /`, `/chat`, `/assets/{file}` | [`pages`] |
 
+mod auth;
 mod error;
 mod nats_ws;
 mod pages;
@@ -93,6 +94,10 @@ fn router(web: Web) -> Router {
         )
         .route("/v1/streams/{name}/purge", post(streams::purge))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            auth::require,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             web.clone(),
             count_request,

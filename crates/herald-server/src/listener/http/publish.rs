@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -20,7 +21,9 @@ use futures::StreamExt;
 use herald_core::{Headers, Message, Subject};
 use serde_json::{Map, Value};
 
+use super::auth::forbidden;
 use super::{HttpError, Web};
+use crate::auth::Identity;
 
 /// How long a publish to a stream waits for the stream's ack.
 const ACK_WAIT: Duration = Duration::from_secs(5);
@@ -30,12 +33,19 @@ const HEADER_PREFIX: &str = "herald-header-";
 
 pub(crate) async fn publish(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path(subject): Path<String>,
     request_headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, HttpError> {
     let subject = Subject::new(&subject)
         .map_err(|e| HttpError::bad_request("invalid_subject", e.to_string()))?;
+    if !identity.may_publish(&subject) {
+        return Err(forbidden(format!(
+            "{} may not publish to {subject}",
+            identity.name
+        )));
+    }
     let limit = web.shared.limits.max_payload;
     let payload = axum::body::to_bytes(body, limit).await.map_err(|_| {
         HttpError::new(

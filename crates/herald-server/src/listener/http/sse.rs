@@ -13,17 +13,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use herald_core::{HeaderFilter, Message, Pattern, SubscribeOptions};
+use herald_core::{HeaderFilter, Message, Pattern, Permissions, SubscribeOptions};
 use herald_store::config::pattern_contains;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::auth::forbidden;
 use super::wire::message_json;
 use super::{HttpError, Web};
+use crate::auth::Identity;
 use crate::server::ServerStats;
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,12 +57,20 @@ type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>
 
 pub(crate) async fn subscribe(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path(pattern): Path<String>,
     Query(query): Query<SubscribeQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<axum::response::sse::KeepAliveStream<EventStream>>, HttpError> {
     let pattern = Pattern::new(&pattern)
         .map_err(|e| HttpError::bad_request("invalid_subject", e.to_string()))?;
+    if !identity.may_subscribe(&pattern) {
+        return Err(forbidden(format!(
+            "{} may not subscribe to {pattern}",
+            identity.name
+        )));
+    }
+    let read_check = identity.read_check(&pattern);
     let filter = match query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         Some(f) => Some(
             HeaderFilter::new(f)
@@ -77,8 +88,8 @@ pub(crate) async fn subscribe(
         .then(|| stream_for(&web, &pattern))
         .flatten()
     {
-        Some(stream) => from_stream(stream, pattern, filter, resume, gauge),
-        None => live(&web, pattern, filter, query.queue, gauge)?,
+        Some(stream) => from_stream(stream, pattern, filter, read_check, resume, gauge),
+        None => live(&web, pattern, filter, read_check, query.queue, gauge)?,
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
@@ -116,6 +127,7 @@ fn live(
     web: &Web,
     pattern: Pattern,
     filter: Option<HeaderFilter>,
+    read_check: Option<Arc<Permissions>>,
     queue: Option<String>,
     gauge: Gauge,
 ) -> Result<EventStream, HttpError> {
@@ -127,6 +139,9 @@ fn live(
     }
     if let Some(f) = filter {
         options = options.filter(f);
+    }
+    if let Some(p) = read_check {
+        options = options.read_check(p);
     }
     let sub = web
         .shared
@@ -146,6 +161,7 @@ fn from_stream(
     stream: herald_store::Stream,
     pattern: Pattern,
     filter: Option<HeaderFilter>,
+    read_check: Option<Arc<Permissions>>,
     resume: Option<u64>,
     gauge: Gauge,
 ) -> EventStream {
@@ -154,6 +170,7 @@ fn from_stream(
         None => stream.state().last_seq + 1,
     };
     let watch = stream.watch();
+    let filter = (filter, read_check);
     let state = (stream, pattern, filter, next, watch, gauge);
     let events = futures::stream::unfold(
         state,
@@ -165,7 +182,12 @@ fn from_stream(
                         let seq = stored.seq;
                         let mut msg = Message::new(stored.subject, stored.payload);
                         msg.headers = stored.headers;
-                        if filter.as_ref().is_some_and(|f| !f.matches(&msg)) {
+                        let (headers, permissions) = &filter;
+                        if headers.as_ref().is_some_and(|f| !f.matches(&msg))
+                            || permissions
+                                .as_ref()
+                                .is_some_and(|p| !p.may_receive(&msg.subject))
+                        {
                             continue;
                         }
                         let ev = event(&msg, seq, Some(seq));

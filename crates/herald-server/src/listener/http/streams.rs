@@ -9,6 +9,7 @@
 //! | `GET`/`DELETE /v1/streams/{name}/messages/{seq}` | one message |
 //! | `POST /v1/streams/{name}/purge` | purge (body optional: `filter`, `seq`, `keep`) |
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -18,8 +19,25 @@ use herald_store::{PurgeRequest, StoredMessage, StreamConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::forbidden;
 use super::wire::message_json;
 use super::{HttpError, Web};
+use crate::auth::Identity;
+
+/// Stream operations are checked as the JetStream API call they match
+/// would be: publishing to `$JS.API.<call>` must be permitted.
+fn check(identity: &Identity, call: &str) -> Result<(), HttpError> {
+    let subject = herald_core::Subject::new(&format!("$JS.API.{call}"))
+        .map_err(|e| HttpError::bad_request("bad_request", e.to_string()))?;
+    if identity.may_publish(&subject) {
+        Ok(())
+    } else {
+        Err(forbidden(format!(
+            "{} may not call {subject}",
+            identity.name
+        )))
+    }
+}
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Json<Value>, HttpError> {
     serde_json::to_value(value)
@@ -27,7 +45,11 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Json<Value>, HttpError> {
         .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
-pub(crate) async fn list(State(web): State<Web>) -> Result<Json<Value>, HttpError> {
+pub(crate) async fn list(
+    State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
+) -> Result<Json<Value>, HttpError> {
+    check(&identity, "STREAM.LIST")?;
     let store = &web.shared.store;
     let mut infos = Vec::new();
     for name in store.stream_names(None) {
@@ -44,9 +66,11 @@ fn parse_config(body: &[u8]) -> Result<StreamConfig, HttpError> {
 
 pub(crate) async fn create(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), HttpError> {
     let config = parse_config(&body)?;
+    check(&identity, &format!("STREAM.CREATE.{}", config.name))?;
     let (info, created) = web.shared.store.create_stream(config)?;
     let status = if created {
         StatusCode::CREATED
@@ -58,16 +82,20 @@ pub(crate) async fn create(
 
 pub(crate) async fn info(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
+    check(&identity, &format!("STREAM.INFO.{name}"))?;
     to_json(&web.shared.store.stream_info(&name)?)
 }
 
 pub(crate) async fn update(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, HttpError> {
+    check(&identity, &format!("STREAM.UPDATE.{name}"))?;
     let mut config = parse_config(&body)?;
     if config.name.is_empty() {
         config.name.clone_from(&name);
@@ -83,8 +111,10 @@ pub(crate) async fn update(
 
 pub(crate) async fn delete(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
+    check(&identity, &format!("STREAM.DELETE.{name}"))?;
     web.shared.store.delete_stream(&name)?;
     Ok(Json(json!({ "deleted": name })))
 }
@@ -129,9 +159,11 @@ fn parse_since(text: &str) -> Result<i64, HttpError> {
 
 pub(crate) async fn messages(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path(name): Path<String>,
     Query(query): Query<MessagesQuery>,
 ) -> Result<Json<Value>, HttpError> {
+    check(&identity, &format!("STREAM.MSG.GET.{name}"))?;
     let stream = web.shared.store.stream(&name)?;
     let filter = match query.subject.as_deref() {
         Some(s) => Some(
@@ -154,7 +186,13 @@ pub(crate) async fn messages(
         match stream.next_message(next, filter.as_ref()) {
             Ok(stored) => {
                 next = stored.seq + 1;
-                out.push(stored_json(stored));
+                if identity
+                    .permissions
+                    .as_ref()
+                    .is_none_or(|p| p.may_receive(&stored.subject))
+                {
+                    out.push(stored_json(stored));
+                }
             }
             Err(_) => break,
         }
@@ -166,25 +204,31 @@ pub(crate) async fn messages(
 
 pub(crate) async fn message(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path((name, seq)): Path<(String, u64)>,
 ) -> Result<Json<Value>, HttpError> {
+    check(&identity, &format!("STREAM.MSG.GET.{name}"))?;
     let stored = web.shared.store.stream(&name)?.get(seq)?;
     Ok(Json(stored_json(stored)))
 }
 
 pub(crate) async fn delete_message(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path((name, seq)): Path<(String, u64)>,
 ) -> Result<Json<Value>, HttpError> {
+    check(&identity, &format!("STREAM.MSG.DELETE.{name}"))?;
     web.shared.store.stream(&name)?.delete_message(seq)?;
     Ok(Json(json!({ "deleted": seq })))
 }
 
 pub(crate) async fn purge(
     State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, HttpError> {
+    check(&identity, &format!("STREAM.PURGE.{name}"))?;
     let request: PurgeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         PurgeRequest::default()
     } else {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -29,6 +30,7 @@ use tokio::task::JoinHandle;
 use super::Web;
 use super::publish::publish_message;
 use super::wire::message_json;
+use crate::auth::Identity;
 
 /// Server frames waiting for the socket.
 const OUTGOING: usize = 1024;
@@ -37,11 +39,15 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// Close code for a slow consumer (policy violation).
 const SLOW_CONSUMER: u16 = 1008;
 
-pub(crate) async fn upgrade(State(web): State<Web>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(web): State<Web>,
+    Extension(identity): Extension<Identity>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let limit = web.shared.limits.max_payload + 64 * 1024;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| session(web, socket))
+        .on_upgrade(move |socket| session(web, identity, socket))
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,16 +82,18 @@ enum Out {
 
 struct Session {
     web: Web,
+    identity: Identity,
     subs: HashMap<String, JoinHandle<()>>,
     tx: mpsc::Sender<Out>,
 }
 
-async fn session(web: Web, mut socket: WebSocket) {
+async fn session(web: Web, identity: Identity, mut socket: WebSocket) {
     let stats = &web.shared.stats;
     stats.websocket_connections.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel::<Out>(OUTGOING);
     let mut session = Session {
         web: web.clone(),
+        identity,
         subs: HashMap::new(),
         tx,
     };
@@ -226,7 +234,17 @@ impl Session {
             .subject
             .ok_or(("bad_json", "subscribe needs a subject".to_owned()))?;
         let pattern = Pattern::new(&subject).map_err(|e| ("invalid_subject", e.to_string()))?;
+        if !self.identity.may_subscribe(&pattern) {
+            return Err((
+                "permission_denied",
+                format!("{} may not subscribe to {pattern}", self.identity.name),
+            ));
+        }
+        let read_check = self.identity.read_check(&pattern);
         let mut options = SubscribeOptions::new(pattern);
+        if let Some(p) = read_check {
+            options = options.read_check(p);
+        }
         if let Some(q) = op.queue.filter(|q| !q.is_empty()) {
             options =
                 options.queue(QueueName::new(&q).map_err(|e| ("invalid_subject", e.to_string()))?);
@@ -254,6 +272,12 @@ impl Session {
             .subject
             .ok_or(("bad_json", "publish needs a subject".to_owned()))?;
         let subject = Subject::new(&subject).map_err(|e| ("invalid_subject", e.to_string()))?;
+        if !self.identity.may_publish(&subject) {
+            return Err((
+                "permission_denied",
+                format!("{} may not publish to {subject}", self.identity.name),
+            ));
+        }
         let payload = match (op.payload, op.payload_base64) {
             (Some(text), None) => Bytes::from(text),
             (None, Some(b64)) => Bytes::from(

@@ -89,3 +89,22 @@ pub fn redis_server() -> ReferenceServer {
     wait_until_listening(addr, &mut child);
     ReferenceServer { child, addr }
 }
+
+/// A `nats-server` with JetStream enabled, storing in its own temporary
+/// directory (removed after the server is killed).
+pub struct JetStreamServer {
+    /// The server process.
+    pub server: ReferenceServer,
+    _store: tempfile::TempDir,
+}
+
+/// Starts `nats-server -js` on a free port with a fresh store directory.
+pub fn nats_server_jetstream() -> JetStreamServer {
+    let store = tempfile::tempdir().expect("temp dir");
+    let dir = store.path().display().to_string();
+    let server = nats_server(&["-js", "-sd", &dir]);
+    JetStreamServer {
+        server,
+        _store: store,
+    }
+}
