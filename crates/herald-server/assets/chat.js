@@ -72,15 +72,21 @@
     sid: null, // current subscription id
     sidSeq: 0,
     subscribed: false,
+    rejoin: false, // the next subscription follows a lost connection
     outgoing: new Map(), // payload text -> [li] sent by this page, awaiting their echo
     lastSender: null, // for grouping consecutive messages
   };
 
   // ---------- connection ----------
 
+  // A page opened as /chat?access_token=… passes the token on (browsers'
+  // WebSocket cannot send an Authorization header; Basic credentials the
+  // browser already holds are sent by itself).
   function wsUrl() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${window.location.host}/v1/ws`;
+    const token = new URLSearchParams(window.location.search).get("access_token");
+    const query = token ? `?access_token=${encodeURIComponent(token)}` : "";
+    return `${scheme}//${window.location.host}/v1/ws${query}`;
   }
 
   function setStatus(kind, label) {
@@ -135,6 +141,7 @@
       else if (ev.code === 1009) why = "Disconnected: message too large";
       else if (ev.reason) why = `Disconnected: ${ev.reason}`;
       notice(`${why}. Reconnecting…`, true);
+      state.rejoin = true;
     }
     scheduleReconnect();
   }
@@ -239,10 +246,15 @@
         state.subscribed = true;
         el.messages.dataset.joined = subject(room);
         setStatus("connected", "Connected");
+        if (state.rejoin) {
+          state.rejoin = false;
+          notice("Reconnected. Messages sent while you were away are not shown.");
+        }
         if (state.ws) el.message.focus({ preventScroll: true });
       },
       (err) => {
         if (state.sid !== sid) return;
+        state.sid = null; // Join again retries
         if (state.ready) notice(`Could not join ${subject(room)}: ${err.message}`, true);
       },
     );
@@ -255,6 +267,7 @@
     storage.set(STORE_ROOM, room);
     el.who.replaceChildren("You are ", strong(name));
     if (sameRoom) {
+      if (state.ready && !state.sid) subscribe(); // the last try failed
       updateControls();
       return;
     }
@@ -264,6 +277,7 @@
     }
     state.sid = null;
     state.subscribed = false;
+    state.rejoin = false;
     state.room = room;
     state.lastSender = null;
     el.messages.removeAttribute("data-joined");
@@ -365,6 +379,7 @@
   }
 
   function setDelivery(li, text) {
+    const stick = nearBottom();
     let d = li.querySelector(".delivery");
     if (!d) {
       d = document.createElement("div");
@@ -372,6 +387,7 @@
       li.querySelector(".bubble").append(d);
     }
     d.textContent = text;
+    if (stick) scrollToBottom();
   }
 
   // ---------- receiving ----------
@@ -390,6 +406,9 @@
   }
 
   function parseChat(frame) {
+    if (frame.payload === "" || frame.payload_base64 === "") {
+      return { raw: true, user: "raw", text: "(empty payload)", tag: "empty" };
+    }
     if (typeof frame.payload === "string") {
       try {
         const v = JSON.parse(frame.payload);
@@ -411,7 +430,7 @@
       const preview = b64.length > 64 ? `${b64.slice(0, 64)}…` : b64;
       return { raw: true, user: "raw", text: `${bytes} bytes of binary, base64 ${preview}`, tag: "binary" };
     }
-    return { raw: true, user: "raw", text: "", tag: "empty" };
+    return { raw: true, user: "raw", text: "(empty payload)", tag: "empty" };
   }
 
   // ---------- rendering (textContent only) ----------
@@ -525,6 +544,16 @@
     if (nearBottom()) el.jump.hidden = true;
   });
   el.jump.addEventListener("click", scrollToBottom);
+
+  // Links between the pages keep an access token given in the URL.
+  {
+    const token = new URLSearchParams(window.location.search).get("access_token");
+    if (token) {
+      for (const a of document.querySelectorAll('a[href="/"], a[href="/chat"]')) {
+        a.href = `${a.getAttribute("href")}?access_token=${encodeURIComponent(token)}`;
+      }
+    }
+  }
 
   // ---------- start ----------
 

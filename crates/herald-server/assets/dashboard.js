@@ -76,9 +76,9 @@
 
   // ---------- chart ----------
 
-  // Round axis steps: 1, 2, 2.5, 5 × 10^n.
-  function niceTicks(max) {
-    const top = max > 0 ? max : 1;
+  // Round axis steps: 1, 2, 2.5, 5 × 10^n, up to at least `min`.
+  function niceTicks(max, min) {
+    const top = Math.max(max, min);
     const raw = top / 4;
     const mag = 10 ** Math.floor(Math.log10(raw));
     const norm = raw / mag;
@@ -90,15 +90,16 @@
   }
 
   // Axis units: counts in plain/k/M, bytes in B/KiB/MiB.
+  // `min`: the smallest top of the axis (no quarter bytes).
   const AXIS = {
     count(max) {
-      if (max >= 1e6) return { div: 1e6, suffix: "M" };
-      if (max >= 1e4) return { div: 1e3, suffix: "k" };
-      return { div: 1, suffix: "" };
+      if (max >= 1e6) return { div: 1e6, suffix: "M", min: 1 };
+      if (max >= 1e4) return { div: 1e3, suffix: "k", min: 1 };
+      return { div: 1, suffix: "", min: 1 };
     },
     bytes(max) {
       const i = byteScale(max);
-      return { div: 1024 ** i, suffix: ` ${BYTE_UNITS[i]}` };
+      return { div: 1024 ** i, suffix: ` ${BYTE_UNITS[i]}`, min: i === 0 ? 4 : 1 };
     },
   };
 
@@ -176,7 +177,7 @@
       let max = 0;
       for (const p of visible) if (!p.gap) for (const v of p.v) max = Math.max(max, v);
       const axis = AXIS[this.unit](max);
-      const ticks = niceTicks(max / axis.div);
+      const ticks = niceTicks(max / axis.div, axis.min);
       const yTop = ticks[ticks.length - 1] * axis.div;
 
       // Layout: legend on top, y labels on the left, x labels below.
@@ -265,8 +266,21 @@
       });
       ctx.restore();
 
-      // Legend with the newest values.
+      // The newest sample: a dot on each line.
       const last = [...visible].reverse().find((p) => !p.gap);
+      if (last && visible[visible.length - 1] === last) {
+        this.series.forEach((_, si) => {
+          ctx.fillStyle = seriesColor[si];
+          ctx.strokeStyle = color.surface;
+          ctx.lineWidth = 2;
+          ctx.beginPath();
+          ctx.arc(x(last.t), y(last.v[si]), 3.5, 0, Math.PI * 2);
+          ctx.fill();
+          ctx.stroke();
+        });
+      }
+
+      // Legend with the newest values.
       ctx.textBaseline = "middle";
       ctx.textAlign = "left";
       let lx = plot.left;
@@ -431,7 +445,10 @@
 
     if (prev) {
       const p = prev.s;
-      const dt = (t - prev.t) / 1000;
+      // The server's clock when it sends one (uptime_ms), else arrival times.
+      const serverDt = (num(s.uptime_ms) - num(p.uptime_ms)) / 1000;
+      const precise = Number.isFinite(s.uptime_ms) && Number.isFinite(p.uptime_ms) && serverDt > 0;
+      const dt = precise ? serverDt : (t - prev.t) / 1000;
       const reset =
         num(s.uptime_secs) < num(p.uptime_secs) ||
         num(s.messages_in) < num(p.messages_in) ||
@@ -474,6 +491,10 @@
     const slow = num(s.slow_consumers);
     $("slow-consumers").textContent = fmtInt(slow);
     $("slow-card").classList.toggle("alert", slow > 0);
+    if (Number.isFinite(Number(s.dropped))) {
+      const dropped = num(s.dropped);
+      $("slow-foot").textContent = `${fmtInt(dropped)} ${dropped === 1 ? "message" : "messages"} dropped`;
+    }
     $("uptime").textContent = fmtDuration(num(s.uptime_secs));
 
     const conns = s.connections && typeof s.connections === "object" ? s.connections : {};
@@ -514,11 +535,11 @@
       const tr = document.createElement("tr");
       tr.dataset.stream = String(st.name);
       const cells = [
-        [String(st.name), "name"],
-        [fmtInt(num(st.messages)), "messages"],
-        [fmtBytes(num(st.bytes)), "bytes"],
-        [fmtInt(num(st.consumers)), "consumers"],
-        [fmtInt(num(st.last_seq)), "last-seq"],
+        [String(st.name), "c-name"],
+        [fmtInt(num(st.messages)), "c-messages"],
+        [fmtBytes(num(st.bytes)), "c-bytes"],
+        [fmtInt(num(st.consumers)), "c-consumers"],
+        [fmtInt(num(st.last_seq)), "c-last-seq"],
       ];
       for (const [text, cls] of cells) {
         const td = document.createElement("td");
@@ -539,6 +560,16 @@
     }
     body.replaceChildren(...rows);
     $("streams-sub").textContent = streams.length === 1 ? "1 stream" : `${streams.length} streams`;
+  }
+
+  // Links between the pages keep an access token given in the URL.
+  {
+    const token = new URLSearchParams(window.location.search).get("access_token");
+    if (token) {
+      for (const a of document.querySelectorAll('a[href="/"], a[href="/chat"]')) {
+        a.href = `${a.getAttribute("href")}?access_token=${encodeURIComponent(token)}`;
+      }
+    }
   }
 
   // ---------- live feed ----------
@@ -562,12 +593,19 @@
     ingest(s, lastEventAt);
   }
 
+  // A page opened as /?access_token=… passes the token on (EventSource
+  // cannot send an Authorization header).
+  function withToken(path) {
+    const token = new URLSearchParams(window.location.search).get("access_token");
+    return token ? `${path}?access_token=${encodeURIComponent(token)}` : path;
+  }
+
   let source = null;
   let attempt = 0;
   let retryTimer = 0;
   function openFeed() {
     clearTimeout(retryTimer);
-    source = new EventSource("/v1/stats/live");
+    source = new EventSource(withToken("/v1/stats/live"));
     source.addEventListener("open", () => {
       attempt = 0;
     });
@@ -595,7 +633,7 @@
   }, 1000);
 
   // One sample right away so the figures show before the first event.
-  fetch("/v1/stats", { headers: { accept: "application/json" } })
+  fetch(withToken("/v1/stats"), { headers: { accept: "application/json" } })
     .then((r) => (r.ok ? r.json() : null))
     .then((s) => {
       if (s && !samples) ingest(s, Date.now());

@@ -369,6 +369,16 @@ impl ConsumerConfig {
             }
             _ => {}
         }
+        if self.deliver_policy == DeliverPolicy::LastPerSubject
+            && self.filter_subject.is_none()
+            && self.filter_subjects.is_empty()
+        {
+            return Err(ApiError::new(
+                400,
+                10094,
+                "consumer delivery policy is deliver last per subject, but optional filter subject is not set",
+            ));
+        }
         if stream.retention == Retention::WorkQueue && self.ack_policy != AckPolicy::Explicit {
             return Err(ApiError::new(
                 400,

@@ -7,6 +7,10 @@ use crate::config::StreamConfig;
 use crate::consumer_config::ConsumerConfig;
 use crate::serde_util::{is_false, null_default};
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// A stream's numbers (JetStream `StreamState`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamState {
@@ -20,6 +24,9 @@ pub struct StreamState {
     pub first_ts: String,
     /// Last sequence ever stored.
     pub last_seq: u64,
+    /// Sequences between the first and the last that were removed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_deleted: u64,
     /// Time of the last message.
     pub last_ts: String,
     /// Distinct subjects with live messages.

@@ -390,6 +390,14 @@ impl FileLog {
         Ok(())
     }
 
+    /// Gives back the active segment's preallocated tail (an orderly stop).
+    ///
+    /// # Errors
+    /// The truncation failed.
+    pub fn trim(&mut self) -> Result<(), StoreError> {
+        self.active.trim()
+    }
+
     /// Bytes of all segment files (index files not counted).
     pub fn disk_bytes(&self) -> u64 {
         self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.len

@@ -377,11 +377,16 @@ impl Store {
                         continue;
                     }
                     let theirs = other.config().filters();
-                    let overlap = mine.is_empty()
-                        || theirs.is_empty()
-                        || mine
-                            .iter()
-                            .any(|m| theirs.iter().any(|t| patterns_overlap(m, t)));
+                    if mine.is_empty() || theirs.is_empty() {
+                        return Err(ApiError::new(
+                            400,
+                            10099,
+                            "multiple non-filtered consumers not allowed on workqueue stream",
+                        ));
+                    }
+                    let overlap = mine
+                        .iter()
+                        .any(|m| theirs.iter().any(|t| patterns_overlap(m, t)));
                     if overlap {
                         return Err(ApiError::new(
                             400,

@@ -22,8 +22,14 @@ fn hash() -> &'static str {
 
 fn rules(allow: &[&str], deny: &[&str]) -> Option<Rules> {
     Some(Rules {
-        allow: allow.iter().map(|p| Pattern::new(p).expect("pattern")).collect(),
-        deny: deny.iter().map(|p| Pattern::new(p).expect("pattern")).collect(),
+        allow: allow
+            .iter()
+            .map(|p| Pattern::new(p).expect("pattern"))
+            .collect(),
+        deny: deny
+            .iter()
+            .map(|p| Pattern::new(p).expect("pattern"))
+            .collect(),
     })
 }
 
@@ -250,12 +256,30 @@ async fn http_needs_credentials_and_checks_permissions() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let server = secured().await;
     let client = reqwest::Client::new();
-    let anonymous = client.post(server.http_url("/v1/publish/orders.eu")).body("x").send().await.unwrap();
+    let anonymous = client
+        .post(server.http_url("/v1/publish/orders.eu"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
-    assert!(anonymous.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(
+        anonymous.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
     let page = client.get(server.http_url("/chat")).send().await.unwrap();
     assert_eq!(page.status(), 401, "pages ask the browser for credentials");
-    assert_eq!(client.get(server.http_url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(server.http_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let wrong = client
         .post(server.http_url("/v1/publish/orders.eu"))
         .basic_auth("alice", Some("nope"))
@@ -295,7 +319,11 @@ async fn http_needs_credentials_and_checks_permissions() {
         .send()
         .await
         .unwrap();
-    assert_eq!(sse.status(), 200, "EventSource passes the token in the query");
+    assert_eq!(
+        sse.status(),
+        200,
+        "EventSource passes the token in the query"
+    );
     let forbidden = client
         .get(server.http_url("/v1/subscribe/payments.>"))
         .basic_auth("alice", Some("alice-pw"))
@@ -304,9 +332,15 @@ async fn http_needs_credentials_and_checks_permissions() {
         .unwrap();
     assert_eq!(forbidden.status(), 403);
 
-    let mut request = format!("ws://{}/v1/ws", server.http).into_client_request().unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("authorized websocket");
+    let mut request = format!("ws://{}/v1/ws", server.http)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("authorized websocket");
     let _hello = ws.next().await;
     use futures::SinkExt;
     ws.send(tokio_tungstenite::tungstenite::Message::Text(

@@ -647,7 +647,6 @@ async fn missing_index_files_of_sealed_segments_are_rebuilt() {
 // the data (recovery reads the zeros as the end), but the promise does not
 // hold; trimming in `Stream::close` (or joining the writer) would make it.
 #[tokio::test]
-#[ignore = "herald bug: a graceful stop does not always trim the preallocated zeros"]
 async fn a_graceful_stop_leaves_no_preallocated_zeros() {
     let data = tempfile::tempdir().expect("temp dir");
     stored_then_stopped(data.path(), &[], &numbered(5)).await;

@@ -871,7 +871,6 @@ fn assert_same(expected: &[String], actual: &[String]) {
 //   consumer not unique on workqueue stream" (nats-server: 10099 "multiple
 //   non-filtered consumers not allowed on workqueue stream").
 #[tokio::test]
-#[ignore = "herald differs from nats-server; see the list of known differences above"]
 async fn jetstream_calls_observe_the_same_as_against_nats_server() {
     let reference = nats_server_jetstream();
     let expected = scenario(&format!("nats://{}", reference.server.addr)).await;

@@ -7,6 +7,7 @@
 
 mod auth;
 mod binary;
+mod browser;
 mod common;
 mod durability;
 mod http;

@@ -156,8 +156,11 @@ impl ConsumerState {
             dirty: true,
             pending_cache: None,
         };
-        state.delivered.stream_seq = next_seq.saturating_sub(1);
-        state.ack_floor.stream_seq = next_seq.saturating_sub(1);
+        // Where delivery starts, as nats-server reports it: just before the
+        // first message it will deliver.
+        let start = redeliver.first().copied().unwrap_or(next_seq);
+        state.delivered.stream_seq = start.saturating_sub(1);
+        state.ack_floor.stream_seq = start.saturating_sub(1);
         // Last-per-subject starts from these "initial" messages.
         state.redeliver = redeliver;
         state
@@ -671,15 +674,31 @@ impl ConsumerState {
             return None;
         }
         loop {
-            let seq = data
-                .index
-                .next_matching(self.next_seq, |s| self.matches(s))?;
+            let Some(seq) = data.index.next_matching(self.next_seq, |s| self.matches(s)) else {
+                self.exhausted(data);
+                return None;
+            };
             let msg = data.read(seq).ok().flatten()?;
             if self.passes_header_filter(&msg) {
                 return Some((seq, msg));
             }
             self.next_seq = seq + 1;
             self.pending_cache = None;
+        }
+    }
+
+    /// Nothing more matches up to the stream's end: the consumer has looked
+    /// at everything, so its position (and, with nothing pending, its ack
+    /// floor) moves to the last sequence, as nats-server reports it.
+    fn exhausted(&mut self, data: &StreamData) {
+        let last = data.index.last_seq();
+        if self.next_seq <= last {
+            self.next_seq = last + 1;
+        }
+        if self.redeliver.is_empty() && self.delivered.stream_seq < last {
+            self.delivered.stream_seq = last;
+            self.update_ack_floor();
+            self.dirty = true;
         }
     }
 

@@ -121,9 +121,6 @@ impl Stream {
             StorageType::File => {
                 let (log, state) =
                     FileLog::open(&dir.join("log"), first_seq, LogOptions::default())?;
-                for problem in &state.report.problems {
-                    tracing::warn!(stream = %config.name, "recovery: {problem}");
-                }
                 let index = replay(state.records, state.active_base);
                 tracing::info!(
                     stream = %config.name,
@@ -289,8 +286,15 @@ impl Stream {
         if data.config.sealed {
             return Err(ApiError::new(400, 10057, "stream is sealed"));
         }
+        if seq > data.index.last_seq() {
+            return Err(ApiError::new(500, 10057, "stream store EOF"));
+        }
         if data.index.get(seq).is_none() {
-            return Err(ApiError::new(400, 10057, "no message found"));
+            return Err(ApiError::new(
+                400,
+                10043,
+                format!("sequence {seq} not found"),
+            ));
         }
         data.remove_messages(vec![seq])?;
         Ok(())
@@ -394,6 +398,12 @@ impl Stream {
             self.inner.broker.remove_subscriber(&sub);
         }
         self.inner.queue.close_and_wait();
+        // An orderly stop leaves no preallocated zeros behind.
+        if let Some(log) = &mut self.inner.state.lock().log {
+            if let Err(e) = log.trim() {
+                tracing::warn!(stream = %self.inner.name, "trimming the log: {e}");
+            }
+        }
     }
 
     /// Closes the stream and removes its files.
@@ -500,10 +510,14 @@ impl StreamData {
 
     pub(crate) fn stream_state(&self) -> StreamState {
         let ix = &self.index;
+        // A stream that never stored anything reports 0, as nats-server does.
+        let never_stored = ix.messages() == 0 && ix.last_seq() == 0;
+        let span = (ix.last_seq() + 1).saturating_sub(ix.first_seq());
         StreamState {
             messages: ix.messages(),
             bytes: ix.bytes(),
-            first_seq: ix.first_seq(),
+            first_seq: if never_stored { 0 } else { ix.first_seq() },
+            num_deleted: span.saturating_sub(ix.messages()),
             first_ts: crate::time::rfc3339(ix.first_time()),
             last_seq: ix.last_seq(),
             last_ts: crate::time::rfc3339(ix.last_time()),
@@ -611,6 +625,13 @@ impl StreamData {
             if let Ok(Some(msg)) = self.read(seq) {
                 if let Some(id) = msg.headers.as_ref().and_then(|h| h.get(writer::MSG_ID)) {
                     self.dedup.insert(id.to_owned(), seq, msg.time);
+                }
+                if seq == self.index.last_seq() {
+                    self.dedup.last_id = msg
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(writer::MSG_ID))
+                        .map(str::to_owned);
                 }
             }
         }

@@ -169,13 +169,12 @@ impl herald_core::Deferred for InlineRound {
 pub(crate) struct Dedup {
     ids: AHashMap<String, u64>,
     order: VecDeque<(i64, String)>,
-    /// The id of the last stored message that had one.
-    last_id: Option<String>,
+    /// The id of the last stored message (`None` when it had none).
+    pub(crate) last_id: Option<String>,
 }
 
 impl Dedup {
     pub(crate) fn insert(&mut self, id: String, seq: u64, time: i64) {
-        self.last_id = Some(id.clone());
         self.ids.insert(id.clone(), seq);
         self.order.push_back((time, id));
     }
@@ -530,6 +529,7 @@ fn store_one(
     if let Some(id) = msg_id {
         data.dedup.insert(id.to_owned(), seq, now);
     }
+    data.dedup.last_id = msg_id.map(str::to_owned);
     let per_subject = data.config.max_msgs_per_subject;
     if per_subject > 0 {
         while data

@@ -3,7 +3,8 @@
 //! `EventSource` and `WebSocket`, which cannot set headers. A page load
 //! without credentials gets `401` with `WWW-Authenticate: Basic`, so the
 //! browser asks for them once and sends them with every later request,
-//! WebSocket and event stream included. `/healthz` is open, and `/nats`
+//! WebSocket and event stream included. `/healthz` and `/assets/` are
+//! open, and `/nats`
 //! authenticates inside the NATS protocol (CONNECT), as NATS clients do.
 
 use axum::extract::{Request, State};
@@ -83,7 +84,8 @@ fn unauthorized(message: &str) -> Response {
 pub(crate) async fn require(State(web): State<Web>, mut request: Request, next: Next) -> Response {
     let users = web.shared.users.clone();
     let path = request.uri().path();
-    if !users.required() || path == "/healthz" || path == "/nats" {
+    // Page assets hold no data; pages opened with `?access_token=` need them.
+    if !users.required() || path == "/healthz" || path == "/nats" || path.starts_with("/assets/") {
         request.extensions_mut().insert(Identity::anonymous());
         return next.run(request).await;
     }

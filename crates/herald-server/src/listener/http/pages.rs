@@ -12,9 +12,21 @@ const CHAT: &str = include_str!("../../../assets/chat.html");
 
 /// Every asset: name, content type, body.
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("herald.css", "text/css; charset=utf-8", include_str!("../../../assets/herald.css")),
-    ("chat.js", "text/javascript; charset=utf-8", include_str!("../../../assets/chat.js")),
-    ("dashboard.js", "text/javascript; charset=utf-8", include_str!("../../../assets/dashboard.js")),
+    (
+        "herald.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../assets/herald.css"),
+    ),
+    (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../assets/chat.js"),
+    ),
+    (
+        "dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../assets/dashboard.js"),
+    ),
 ];
 
 pub(crate) async fn dashboard() -> Html<&'static str> {

@@ -37,10 +37,10 @@ pub(crate) struct SubscribeQuery {
 }
 
 /// Keeps the open-streams gauge right however the stream ends.
-struct Gauge(Arc<crate::server::Shared>);
+pub(crate) struct Gauge(Arc<crate::server::Shared>);
 
 impl Gauge {
-    fn open(shared: Arc<crate::server::Shared>) -> Self {
+    pub(crate) fn open(shared: Arc<crate::server::Shared>) -> Self {
         shared.stats.sse_connections.fetch_add(1, Ordering::Relaxed);
         Self(shared)
     }
@@ -84,6 +84,7 @@ pub(crate) async fn subscribe(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .or(query.last_event_id);
     let gauge = Gauge::open(web.shared.clone());
+    let shutdown = web.shared.shutdown.clone();
     let stream = match (query.queue.is_none())
         .then(|| stream_for(&web, &pattern))
         .flatten()
@@ -91,6 +92,9 @@ pub(crate) async fn subscribe(
         Some(stream) => from_stream(stream, pattern, filter, read_check, resume, gauge),
         None => live(&web, pattern, filter, read_check, query.queue, gauge)?,
     };
+    // Ends with the server, so shutdown does not wait on open streams.
+    let stream: EventStream =
+        Box::pin(stream.take_until(async move { shutdown.cancelled().await }));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

@@ -43,6 +43,7 @@ pub(crate) fn snapshot(web: &Web) -> Value {
         .collect();
     json!({
         "uptime_secs": shared.started.elapsed().as_secs(),
+        "uptime_ms": u64::try_from(shared.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "connections": {
             "nats": s.nats_connections.load(Ordering::Relaxed),
             "redis": s.redis_connections.load(Ordering::Relaxed),
