@@ -26,7 +26,8 @@ pub struct UserConfig {
     /// An argon2 hash from `herald passwd` (plain text is refused at start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    /// A bearer token instead of a password.
+    /// A bearer token instead of a password. (With neither, the user can
+    /// only be a client certificate's common name, under mutual TLS.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// What the user may publish to; absent = everything.
@@ -135,7 +136,8 @@ impl Users {
                 (Some(_), Some(_)) => {
                     bail!("users[{}]: give a password or a token, not both", c.name)
                 }
-                (None, None) => bail!("users[{}]: needs a password (hash) or a token", c.name),
+                // Certificate-only: the name is a client certificate's common name.
+                (None, None) => {}
                 (Some(hash), None) => {
                     PasswordHash::new(hash)
                         .ok()
@@ -172,6 +174,15 @@ impl Users {
             });
         }
         Ok(users)
+    }
+
+    /// The user named by a verified client certificate's common name.
+    pub fn by_certificate(&self, common_name: &str) -> Option<Identity> {
+        let user = &self.users[*self.by_name.get(common_name)?];
+        Some(Identity {
+            name: user.name.clone(),
+            permissions: user.permissions.clone(),
+        })
     }
 
     /// Whether clients must authenticate (some user is configured).

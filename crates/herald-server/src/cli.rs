@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the broker (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the default configuration as TOML.
     Config,
     /// Publish a message (works against herald and nats-server alike).
@@ -65,6 +65,30 @@ pub struct ServeArgs {
     /// When stream writes are forced to disk: an interval such as `1s`, or `always` (fsync before every publish ack) [default: 1s].
     #[arg(long, env = "HERALD_SYNC", value_name = "always|DURATION")]
     pub sync: Option<String>,
+    /// TLS certificate chain (PEM) for every listener; with --tls-key.
+    #[arg(
+        long,
+        env = "HERALD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(
+        long,
+        env = "HERALD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) client certificates must chain to: requires client certificates (mutual TLS).
+    #[arg(
+        long,
+        env = "HERALD_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
     /// Log filter, e.g. `info` or `herald=debug` [default: info; RUST_LOG also works].
     #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -133,6 +157,13 @@ impl ServeArgs {
         }
         if let Some(v) = &self.log {
             config.log.clone_from(v);
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls = Some(crate::tls::TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            });
         }
         if let Some(v) = &self.sync {
             config.streams.sync.clone_from(v);

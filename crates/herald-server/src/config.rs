@@ -30,6 +30,9 @@ pub struct Config {
     pub streams: StreamsConfig,
     /// Limits that apply to every connection.
     pub limits: Limits,
+    /// TLS for every listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Users; with none, every client is anonymous and may do everything.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<crate::auth::UserConfig>,
@@ -161,6 +164,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             streams: StreamsConfig::default(),
             limits: Limits::default(),
+            tls: None,
             users: Vec::new(),
         }
     }
@@ -234,6 +238,7 @@ impl Config {
             redis_config: self.redis.clone(),
             http: parse_listen("http.listen", &self.http.listen)?,
             users: std::sync::Arc::new(crate::auth::Users::from_config(&self.users)?),
+            tls: self.tls.as_ref().map(crate::tls::Tls::load).transpose()?,
             sync: parse_sync(&self.streams.sync)?,
             limits: self.limits.clone(),
         })
@@ -272,6 +277,8 @@ pub struct Ready {
     pub http: Option<SocketAddr>,
     /// Users and their permissions.
     pub users: std::sync::Arc<crate::auth::Users>,
+    /// TLS for every listener.
+    pub tls: Option<crate::tls::Tls>,
     /// Stream fsync policy.
     pub sync: herald_store::SyncPolicy,
     /// Connection limits.
@@ -290,6 +297,7 @@ impl Ready {
             redis_config: RedisConfig::default(),
             http: any,
             users: std::sync::Arc::default(),
+            tls: None,
             sync: herald_store::SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
             limits: Limits::default(),
         }

@@ -18,6 +18,7 @@ pub mod jetstream;
 pub mod listener;
 pub mod server;
 pub mod stream_cmd;
+pub mod tls;
 
 pub use config::{Config, Ready};
 pub use server::RunningServer;

@@ -41,6 +41,8 @@ pub struct Shared {
     pub store: herald_store::Store,
     /// Users and their permissions.
     pub users: Arc<crate::auth::Users>,
+    /// TLS for every listener, when configured.
+    pub tls: Option<crate::tls::Tls>,
     connections: Arc<Semaphore>,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
@@ -194,6 +196,7 @@ impl RunningServer {
             started: std::time::Instant::now(),
             store,
             users: config.users.clone(),
+            tls: config.tls.clone(),
             per_ip: Arc::new(Mutex::new(HashMap::new())),
         });
         let mut nats_addr = None;

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use crate::server::ConnectionPermit;
 use herald_core::{CloseReason, Outbox};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -80,12 +79,55 @@ pub(crate) async fn accept_loop<F, Fut>(
     }
 }
 
+/// What a connection reads from.
+pub(crate) type Reader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// A client's socket, plain or TLS.
+pub(crate) enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// The TLS step of protocols that start with it (Redis, MQTT): returns the
+/// stream to serve and the client certificate's name, or `None` when the
+/// client is refused (it spoke plain text, `refusal` tells it so, or the
+/// handshake failed).
+pub(crate) async fn secure(
+    shared: &Shared,
+    stream: TcpStream,
+    refusal: &[u8],
+) -> Option<(Stream, Option<String>)> {
+    let Some(tls) = &shared.tls else {
+        return Some((Stream::Plain(stream), None));
+    };
+    if !crate::tls::starts_with_tls(&stream).await {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = stream;
+        let _ = stream.write_all(refusal).await;
+        let _ = stream.shutdown().await;
+        tracing::debug!("plain-text client on a TLS port refused");
+        return None;
+    }
+    match tls.accept(stream).await {
+        Ok(tls_stream) => {
+            let name = crate::tls::client_name(&tls_stream);
+            Some((Stream::Tls(Box::new(tls_stream)), name))
+        }
+        Err(error) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            None
+        }
+    }
+}
+
 /// A connection's I/O as every listener sets it up: the read half for the
 /// protocol's reader, the outbox and its writer task, and a token that stops
 /// the reader when the writer fails or the server shuts down.
 pub(crate) struct ConnectionIo {
-    /// The socket's read half.
-    pub(crate) reader: OwnedReadHalf,
+    /// The socket's read half (plain or TLS).
+    pub(crate) reader: Reader,
     /// Output to the client.
     pub(crate) outbox: Arc<Outbox>,
     /// Cancelled when the writer stops or the server shuts down.
@@ -97,18 +139,34 @@ pub(crate) struct ConnectionIo {
 
 impl ConnectionIo {
     /// Splits `stream` and starts the writer for `outbox`.
-    pub(crate) fn start(shared: &Shared, stream: TcpStream, outbox: Outbox) -> Self {
-        let local = stream.local_addr().ok();
-        let (reader, socket) = stream.into_split();
+    pub(crate) fn start(shared: &Shared, stream: Stream, outbox: Outbox) -> Self {
         let outbox = Arc::new(outbox);
         let token = shared.shutdown.child_token();
-        let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
-        Self {
-            reader,
-            outbox,
-            token,
-            local,
-            writer,
+        match stream {
+            Stream::Plain(tcp) => {
+                let local = tcp.local_addr().ok();
+                let (reader, socket) = tcp.into_split();
+                let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
+                Self {
+                    reader: Box::new(reader),
+                    outbox,
+                    token,
+                    local,
+                    writer,
+                }
+            }
+            Stream::Tls(tls) => {
+                let local = tls.get_ref().0.local_addr().ok();
+                let (reader, socket) = tokio::io::split(*tls);
+                let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
+                Self {
+                    reader: Box::new(reader),
+                    outbox,
+                    token,
+                    local,
+                    writer,
+                }
+            }
         }
     }
 

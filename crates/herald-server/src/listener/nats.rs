@@ -20,12 +20,13 @@ use herald_core::{
 use herald_protocol::limits::Limits as CodecLimits;
 use herald_protocol::nats::{self as codec, ClientOp, ConnectOptions, ProtocolError, ServerInfo};
 use tokio::io::AsyncReadExt;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::auth::{Credentials, Identity};
-use crate::listener::ConnectionIo;
+use crate::listener::{ConnectionIo, Stream};
 use crate::server::{ServerStats, Shared};
 
 /// The version herald reports in INFO. Clients gate features on it
@@ -105,9 +106,43 @@ pub(crate) async fn serve(
     async move {
         let _count = shared.stats.open(|s: &ServerStats| &s.nats_connections);
         let outbox = Outbox::new(shared.limits.max_pending, shared.limits.slow_consumer);
+        let mut info = server_info(&shared, id, peer, stream.local_addr().ok());
+        let (stream, cert_name) = match &shared.tls {
+            None => (Stream::Plain(stream), None),
+            Some(tls) => {
+                // NATS: INFO in plain text first, then the client starts TLS.
+                info.tls_required = true;
+                let mut stream = stream;
+                let mut hello = BytesMut::new();
+                codec::encode_info(&mut hello, &info);
+                if stream.write_all(&hello).await.is_err() {
+                    return;
+                }
+                if !crate::tls::starts_with_tls(&stream).await {
+                    debug!("plain-text client on a TLS port");
+                    let _ = stream
+                        .write_all(b"-ERR 'Secure Connection - TLS Required'\r\n")
+                        .await;
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+                match tls.accept(stream).await {
+                    Ok(tls_stream) => {
+                        let name = crate::tls::client_name(&tls_stream);
+                        (Stream::Tls(Box::new(tls_stream)), name)
+                    }
+                    Err(error) => {
+                        debug!(%error, "TLS handshake failed");
+                        return;
+                    }
+                }
+            }
+        };
+        let plain = matches!(stream, Stream::Plain(_));
         let mut io = ConnectionIo::start(&shared, stream, outbox);
-        let info = server_info(&shared, id, peer, io.local);
-        io.outbox.push_control(|b| codec::encode_info(b, &info));
+        if plain {
+            io.outbox.push_control(|b| codec::encode_info(b, &info));
+        }
         if permit.is_none() {
             warn!("connection refused: maximum connections reached");
             send_err(&io.outbox, "maximum connections exceeded");
@@ -116,6 +151,10 @@ pub(crate) async fn serve(
         }
         debug!("connected");
         let mut conn = Connection::new(shared.clone(), id, io.outbox.clone());
+        if let Some(identity) = cert_name.and_then(|name| shared.users.by_certificate(&name)) {
+            debug!(user = %identity.name, "authenticated by client certificate");
+            conn.identity = Some(identity);
+        }
         conn.run(&mut io.reader, &io.token).await;
         conn.unsubscribe_all();
         io.finish().await;
@@ -206,11 +245,7 @@ impl Connection {
         }
     }
 
-    async fn run(
-        &mut self,
-        reader: &mut tokio::net::tcp::OwnedReadHalf,
-        token: &CancellationToken,
-    ) {
+    async fn run(&mut self, reader: &mut crate::listener::Reader, token: &CancellationToken) {
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let interval = self.shared.limits.ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);

@@ -18,3 +18,4 @@ mod nats_differential;
 mod nats_raw;
 mod redis_client;
 mod redis_differential;
+mod tls;

@@ -89,6 +89,15 @@ pub(crate) async fn require(State(web): State<Web>, mut request: Request, next: 
         request.extensions_mut().insert(Identity::anonymous());
         return next.run(request).await;
     }
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<super::Peer>>()
+        .map(|info| info.0.clone());
+    let cert_name = peer.as_ref().and_then(|p| p.cert_name.clone());
+    if let Some(identity) = cert_name.and_then(|name| users.by_certificate(&name)) {
+        request.extensions_mut().insert(identity);
+        return next.run(request).await;
+    }
     let Some(credentials) = presented(&request) else {
         return unauthorized("authentication required: a Bearer token or Basic credentials");
     };
@@ -106,7 +115,10 @@ pub(crate) async fn require(State(web): State<Web>, mut request: Request, next: 
             request.extensions_mut().insert(identity);
             next.run(request).await
         }
-        None => unauthorized("invalid credentials"),
+        None => {
+            tracing::warn!(peer = ?peer.map(|p| p.addr), "web authentication failed");
+            unauthorized("invalid credentials")
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod auth;
 mod error;
+mod incoming;
 mod nats_ws;
 mod pages;
 mod publish;
@@ -39,6 +40,7 @@ use tracing::warn;
 use crate::server::Shared;
 
 pub(crate) use error::HttpError;
+pub(crate) use incoming::Peer;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -55,11 +57,18 @@ pub(crate) async fn serve(
     nats_addr: Option<SocketAddr>,
 ) {
     let shutdown = shared.shutdown.clone();
+    let incoming = match incoming::Incoming::start(listener, shared.clone()) {
+        Ok(incoming) => incoming,
+        Err(error) => {
+            warn!(%error, "web listener failed to start");
+            return;
+        }
+    };
     let web = Web { shared, nats_addr };
     let app = router(web);
     let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        incoming,
+        app.into_make_service_with_connect_info::<incoming::Peer>(),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await });
     if let Err(error) = served.await {

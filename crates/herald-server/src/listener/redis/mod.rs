@@ -88,6 +88,11 @@ pub(crate) async fn serve(
                 bytes: config.output_buffer_soft,
                 window: config.output_buffer_soft_window,
             });
+        let Some((stream, cert_name)) =
+            crate::listener::secure(&shared, stream, b"-ERR this port requires TLS\r\n").await
+        else {
+            return;
+        };
         let mut io = ConnectionIo::start(&shared, stream, outbox);
         if permit.is_none() {
             warn!("connection refused: maximum connections reached");
@@ -98,6 +103,10 @@ pub(crate) async fn serve(
         }
         debug!("connected");
         let mut conn = Connection::new(shared.clone(), id, io.outbox.clone(), peer, io.local);
+        if let Some(identity) = cert_name.and_then(|name| shared.users.by_certificate(&name)) {
+            debug!(user = %identity.name, "authenticated by client certificate");
+            conn.identity = Some(identity);
+        }
         conn.run(&mut io.reader, &io.token).await;
         conn.unsubscribe_all();
         io.finish().await;
@@ -209,11 +218,7 @@ impl Connection {
         }
     }
 
-    async fn run(
-        &mut self,
-        reader: &mut tokio::net::tcp::OwnedReadHalf,
-        token: &CancellationToken,
-    ) {
+    async fn run(&mut self, reader: &mut crate::listener::Reader, token: &CancellationToken) {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

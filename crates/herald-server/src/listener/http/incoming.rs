@@ -1,0 +1,188 @@
+//! Accepting web connections: plain or TLS, counted against the connection
+//! limits, and handed to axum with the peer's address and, under mutual
+//! TLS, its certificate's name. TLS handshakes run on tasks of their own so
+//! a slow client never holds up the accept loop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+
+use crate::server::{ConnectionPermit, Shared};
+
+/// Who is on the other end of a web connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    /// Its address.
+    pub(crate) addr: SocketAddr,
+    /// The common name of its verified client certificate (mutual TLS).
+    pub(crate) cert_name: Option<String>,
+}
+
+/// A web connection: the socket and its place under the connection limit.
+pub(crate) struct Io {
+    stream: Stream,
+    _permit: ConnectionPermit,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.stream {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.stream {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.stream {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The accepted, ready connections, for `axum::serve`.
+pub(crate) struct Incoming {
+    rx: mpsc::Receiver<(Io, Peer)>,
+    local: SocketAddr,
+}
+
+const REFUSED_FULL: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\nmaximum connections exceeded.\r\n\r\n";
+const REFUSED_PLAIN: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 24\r\nConnection: close\r\n\r\nthis port speaks HTTPS\r\n";
+
+impl Incoming {
+    /// Starts accepting on `listener`.
+    pub(crate) fn start(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(accept_loop(listener, shared, tx));
+        Ok(Self { rx, local })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sender<(Io, Peer)>) {
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (mut tcp, addr) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, "web accept failed; backing off");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let Some(permit) = shared.admit(addr) else {
+            tokio::spawn(async move {
+                let _ = tcp.write_all(REFUSED_FULL).await;
+                let _ = tcp.shutdown().await;
+            });
+            continue;
+        };
+        let Some(tls) = shared.tls.clone() else {
+            let io = Io {
+                stream: Stream::Plain(tcp),
+                _permit: permit,
+            };
+            if tx
+                .send((
+                    io,
+                    Peer {
+                        addr,
+                        cert_name: None,
+                    },
+                ))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if !crate::tls::starts_with_tls(&tcp).await {
+                let _ = tcp.write_all(REFUSED_PLAIN).await;
+                let _ = tcp.shutdown().await;
+                return;
+            }
+            match tls.accept(tcp).await {
+                Ok(stream) => {
+                    let cert_name = crate::tls::client_name(&stream);
+                    let io = Io {
+                        stream: Stream::Tls(Box::new(stream)),
+                        _permit: permit,
+                    };
+                    let _ = tx.send((io, Peer { addr, cert_name })).await;
+                }
+                Err(error) => tracing::debug!(%error, "web TLS handshake failed"),
+            }
+        });
+    }
+}
+
+impl axum::serve::Listener for Incoming {
+    type Io = Io;
+    type Addr = Peer;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(pair) => pair,
+            // The accept loop ended (shutdown): wait for axum to stop.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(Peer {
+            addr: self.local,
+            cert_name: None,
+        })
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Incoming>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Incoming>) -> Self {
+        stream.remote_addr().clone()
+    }
+}

@@ -1,0 +1,205 @@
+//! TLS on every listener with real clients: async-nats, the redis crate
+//! (rustls) and reqwest (HTTPS), mutual TLS with the certificate's name as
+//! the user, and plain-text clients refused cleanly while the server stays up.
+
+use std::path::{Path, PathBuf};
+
+use herald_server::auth::{UserConfig, Users};
+use herald_server::tls::{Tls, TlsConfig};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
+
+use crate::common::raw::RawClient;
+use crate::common::{TestServer, sync};
+
+/// A CA, a server certificate for localhost / 127.0.0.1, and a client
+/// certificate for `alice`, as PEM files in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let mut ca_name = DistinguishedName::new();
+        ca_name.push(DnType::CommonName, "herald test CA");
+        ca_params.distinguished_name = ca_name;
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let issue = |names: Vec<String>, cn: &str| {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(names).expect("params");
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::CommonName, cn);
+            params.distinguished_name = dn;
+            let cert = params.signed_by(&key, &ca, &ca_key).expect("signed");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) =
+            issue(vec!["localhost".into(), "127.0.0.1".into()], "herald");
+        let (client_cert, client_key) = issue(vec![], "alice");
+        let write =
+            |name: &str, body: &str| std::fs::write(dir.path().join(name), body).expect("write");
+        write("ca.pem", &ca.pem());
+        write("server.pem", &server_cert);
+        write("server.key", &server_key);
+        write("client.pem", &client_cert);
+        write("client.key", &client_key);
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self, mutual: bool) -> TlsConfig {
+        TlsConfig {
+            cert: self.path("server.pem"),
+            key: self.path("server.key"),
+            client_ca: mutual.then(|| self.path("ca.pem")),
+        }
+    }
+}
+
+async fn serve(pki: &Pki, mutual: bool, users: Users) -> TestServer {
+    let tls = Tls::load(&pki.config(mutual)).expect("TLS loads");
+    TestServer::start_with(move |ready| {
+        ready.tls = Some(tls);
+        ready.users = std::sync::Arc::new(users);
+    })
+    .await
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("read")
+}
+
+#[tokio::test]
+async fn every_listener_speaks_tls_to_real_clients() {
+    let pki = Pki::new();
+    let server = serve(&pki, false, Users::default()).await;
+
+    let nats = async_nats::ConnectOptions::new()
+        .add_root_certificates(pki.path("ca.pem"))
+        .require_tls(true)
+        .connect(format!("tls://localhost:{}", server.nats.port()))
+        .await
+        .expect("async-nats connects over TLS");
+    sync(&nats).await;
+
+    let redis = redis::Client::build_with_tls(
+        format!("rediss://localhost:{}", server.redis.port()),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(read(&pki.path("ca.pem"))),
+        },
+    )
+    .expect("redis client");
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis over TLS");
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .expect("PING");
+    assert_eq!(pong, "PONG");
+
+    let https = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&read(&pki.path("ca.pem"))).expect("CA"),
+        )
+        .build()
+        .expect("client");
+    let health = https
+        .get(format!("https://localhost:{}/healthz", server.http.port()))
+        .send()
+        .await
+        .expect("HTTPS");
+    assert_eq!(health.status(), 200);
+
+    // Plain-text clients get a clean refusal, and the server stays up.
+    let mut plain = RawClient::connect(server.nats).await;
+    let info = plain.line().await;
+    assert!(info.contains("\"tls_required\":true"), "{info}");
+    plain.send("CONNECT {}\r\nPING\r\n").await;
+    assert_eq!(
+        plain.line().await,
+        "-ERR 'Secure Connection - TLS Required'"
+    );
+    assert!(plain.is_closed().await);
+    let mut plain_redis = RawClient::connect(server.redis).await;
+    plain_redis.send("PING\r\n").await;
+    assert_eq!(plain_redis.line().await, "-ERR this port requires TLS");
+    let plain_http = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.http.port()))
+        .await
+        .expect("a plain answer");
+    assert_eq!(plain_http.status(), 400);
+    assert_eq!(
+        plain_http.text().await.expect("body").trim(),
+        "this port speaks HTTPS"
+    );
+    sync(&nats).await;
+    assert_eq!(
+        https
+            .get(format!("https://localhost:{}/healthz", server.http.port()))
+            .send()
+            .await
+            .expect("still serving")
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_names_the_user_by_certificate() {
+    let pki = Pki::new();
+    let users = Users::from_config(&[UserConfig {
+        name: "alice".into(),
+        password: None,
+        token: None,
+        publish: None,
+        subscribe: None,
+    }])
+    .expect("users");
+    let server = serve(&pki, true, users).await;
+
+    // With alice's certificate, no password is needed.
+    let nats = async_nats::ConnectOptions::new()
+        .add_root_certificates(pki.path("ca.pem"))
+        .add_client_certificate(pki.path("client.pem"), pki.path("client.key"))
+        .require_tls(true)
+        .connect(format!("tls://localhost:{}", server.nats.port()))
+        .await
+        .expect("alice connects with her certificate");
+    sync(&nats).await;
+    let mut identity_pem = read(&pki.path("client.pem"));
+    identity_pem.extend(read(&pki.path("client.key")));
+    let https = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&read(&pki.path("ca.pem"))).expect("CA"),
+        )
+        .identity(reqwest::Identity::from_pem(&identity_pem).expect("identity"))
+        .build()
+        .expect("client");
+    let published = https
+        .post(format!(
+            "https://localhost:{}/v1/publish/x",
+            server.http.port()
+        ))
+        .body("hi")
+        .send()
+        .await
+        .expect("HTTPS with a client certificate");
+    assert_eq!(published.status(), 200);
+
+    // Without a certificate the handshake fails.
+    let refused = async_nats::ConnectOptions::new()
+        .add_root_certificates(pki.path("ca.pem"))
+        .require_tls(true)
+        .max_reconnects(1)
+        .connect(format!("tls://localhost:{}", server.nats.port()))
+        .await;
+    assert!(refused.is_err(), "no client certificate, no connection");
+}
