@@ -25,7 +25,9 @@
 //!     ...), the pub/sub pushes ([`resp::message_push`], [`resp::subscription_push`], ...) and
 //!     [`resp::encode_value`].
 //!   - `resp::reply`: [`resp::parse_value`] (what a client reads), for tests and tools.
+//! - [`fuzzing`]: the fuzz targets' checks, shared by `fuzz/` and the test suite.
 
+pub mod fuzzing;
 pub mod limits;
 pub mod nats;
 pub mod resp;
