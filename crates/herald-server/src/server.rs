@@ -110,6 +110,18 @@ pub struct ServerStats {
     pub sse_connections: AtomicU64,
     /// HTTP requests served.
     pub http_requests: AtomicU64,
+    /// Messages refused for exceeding the payload limit.
+    pub payload_refusals: AtomicU64,
+    /// Connections closed for exceeding the control-line (or request) limit.
+    pub control_line_refusals: AtomicU64,
+    /// Subscriptions refused by the per-connection limit.
+    pub subscription_refusals: AtomicU64,
+    /// Failed authentications.
+    pub auth_failures: AtomicU64,
+    /// Connections closed for not authenticating in time.
+    pub auth_timeouts: AtomicU64,
+    /// Publishes and subscriptions refused by permissions.
+    pub permission_refusals: AtomicU64,
     /// Connections ever accepted.
     pub total_connections: AtomicU64,
     /// Connections refused by the connection limit.

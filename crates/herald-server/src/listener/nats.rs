@@ -280,6 +280,16 @@ impl Connection {
                             ProtocolError::InvalidArguments | ProtocolError::InvalidConnect(_)
                         ) {
                             send_err(&self.outbox, error.err_text());
+                            let stats = &self.shared.stats;
+                            match error {
+                                ProtocolError::MaxPayload => {
+                                    stats.payload_refusals.fetch_add(1, Ordering::Relaxed);
+                                }
+                                ProtocolError::MaxControlLine => {
+                                    stats.control_line_refusals.fetch_add(1, Ordering::Relaxed);
+                                }
+                                _ => {}
+                            }
                         }
                         return;
                     }
@@ -295,6 +305,7 @@ impl Connection {
                 () = tokio::time::sleep_until(auth_deadline), if self.identity.is_none() => {
                     debug!("no authentication in time");
                     send_err(&self.outbox, "Authentication Timeout");
+                    self.shared.stats.auth_timeouts.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 _ = ping.tick() => {
@@ -409,6 +420,10 @@ impl Connection {
             }
             None => {
                 warn!(user = ?options.user, "authentication failed");
+                self.shared
+                    .stats
+                    .auth_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 send_err(&self.outbox, "Authorization Violation");
                 Flow::Close
             }
@@ -462,6 +477,10 @@ impl Connection {
             Subject::from_wire_unchecked(subject)
         };
         if !self.identity().may_publish(&subject) {
+            self.shared
+                .stats
+                .permission_refusals
+                .fetch_add(1, Ordering::Relaxed);
             let text = format!("Permissions Violation for Publish to \"{subject}\"");
             send_err(&self.outbox, &text);
             return;
@@ -524,6 +543,10 @@ impl Connection {
             }
         };
         if !self.identity().may_subscribe(&pattern) {
+            self.shared
+                .stats
+                .permission_refusals
+                .fetch_add(1, Ordering::Relaxed);
             let text = match &queue {
                 Some(q) => format!(
                     "Permissions Violation for Subscription to \"{pattern}\" using queue \"{q}\""
@@ -542,6 +565,10 @@ impl Connection {
         let max = self.shared.limits.max_subscriptions;
         if max > 0 && self.subs.len() >= max {
             send_err(&self.outbox, "maximum subscriptions exceeded");
+            self.shared
+                .stats
+                .subscription_refusals
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         let spec_pattern = pattern.clone();

@@ -18,4 +18,5 @@ mod nats_differential;
 mod nats_raw;
 mod redis_client;
 mod redis_differential;
+mod robustness;
 mod tls;

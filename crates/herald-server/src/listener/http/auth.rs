@@ -117,6 +117,10 @@ pub(crate) async fn require(State(web): State<Web>, mut request: Request, next: 
         }
         None => {
             tracing::warn!(peer = ?peer.map(|p| p.addr), "web authentication failed");
+            web.shared
+                .stats
+                .auth_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             unauthorized("invalid credentials")
         }
     }

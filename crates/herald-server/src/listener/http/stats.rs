@@ -171,6 +171,26 @@ pub(crate) async fn metrics(State(web): State<Web>) -> impl IntoResponse {
         &[("", b.dropped)],
     );
     metric(
+        "herald_refusals_total",
+        "counter",
+        "Requests and connections refused by a limit or by security, by reason.",
+        &[
+            ("reason=\"max_connections\"", load(&s.refused_connections)),
+            ("reason=\"max_payload\"", load(&s.payload_refusals)),
+            (
+                "reason=\"max_control_line\"",
+                load(&s.control_line_refusals),
+            ),
+            (
+                "reason=\"max_subscriptions\"",
+                load(&s.subscription_refusals),
+            ),
+            ("reason=\"auth_failure\"", load(&s.auth_failures)),
+            ("reason=\"auth_timeout\"", load(&s.auth_timeouts)),
+            ("reason=\"permission\"", load(&s.permission_refusals)),
+        ],
+    );
+    metric(
         "herald_http_requests_total",
         "counter",
         "HTTP requests served.",

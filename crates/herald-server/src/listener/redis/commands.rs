@@ -373,6 +373,10 @@ impl Connection {
     }
 
     fn no_permission(&mut self) {
+        self.shared
+            .stats
+            .permission_refusals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.err(
             "NOPERM this user has no permissions to access one of the channels used as arguments",
         );

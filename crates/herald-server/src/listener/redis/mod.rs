@@ -333,6 +333,10 @@ impl Connection {
             }
             None => {
                 warn!("authentication failed");
+                self.shared
+                    .stats
+                    .auth_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 resp::error(
                     &mut self.replies,
                     b"WRONGPASS invalid username-password pair or user is disabled.",
