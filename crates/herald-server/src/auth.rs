@@ -30,6 +30,9 @@ pub struct UserConfig {
     /// only be a client certificate's common name, under mutual TLS.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// When the token stops working (RFC 3339); absent = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires: Option<String>,
     /// What the user may publish to; absent = everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<Rules>,
@@ -99,6 +102,8 @@ struct User {
     name: String,
     hash: Option<String>,
     token: Option<String>,
+    /// Nanoseconds since the epoch after which the token is refused.
+    token_expires: Option<i64>,
     permissions: Option<Arc<Permissions>>,
 }
 
@@ -165,11 +170,21 @@ impl Users {
                     subscribe: subscribe.clone().unwrap_or_default(),
                 })),
             };
+            let token_expires = match &c.token_expires {
+                Some(text) => Some(herald_store::time::parse_rfc3339(text).with_context(|| {
+                    format!(
+                        "users[{}].token_expires: {text:?} is not an RFC 3339 time",
+                        c.name
+                    )
+                })?),
+                None => None,
+            };
             users.by_name.insert(c.name.clone(), users.users.len());
             users.users.push(User {
                 name: c.name.clone(),
                 hash: c.password.clone(),
                 token: c.token.clone(),
+                token_expires,
                 permissions,
             });
         }
@@ -202,11 +217,21 @@ impl Users {
                     .ok()?;
                 user
             }
-            Credentials::Token(token) => self.users.iter().find(|u| {
-                u.token
-                    .as_deref()
-                    .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
-            })?,
+            Credentials::Token(token) => {
+                let user = self.users.iter().find(|u| {
+                    u.token
+                        .as_deref()
+                        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+                })?;
+                if user
+                    .token_expires
+                    .is_some_and(|at| herald_store::time::now_nanos() >= at)
+                {
+                    tracing::warn!(user = %user.name, "expired token refused");
+                    return None;
+                }
+                user
+            }
         };
         Some(Identity {
             name: user.name.clone(),
@@ -285,6 +310,7 @@ mod tests {
                 name: "alice".into(),
                 password: Some(hash),
                 token: None,
+                token_expires: None,
                 publish: Some(Rules {
                     allow: vec![herald_core::Pattern::new("orders.>").unwrap()],
                     deny: vec![],
@@ -295,6 +321,7 @@ mod tests {
                 name: "svc".into(),
                 password: None,
                 token: Some("t0k3n-0123456789abcdef".into()),
+                token_expires: None,
                 publish: None,
                 subscribe: None,
             },
@@ -340,6 +367,7 @@ mod tests {
             name: "bob".into(),
             password: Some("hunter2".into()),
             token: None,
+            token_expires: None,
             publish: None,
             subscribe: None,
         }])

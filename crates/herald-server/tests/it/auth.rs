@@ -42,6 +42,7 @@ async fn secured() -> TestServer {
             name: "alice".into(),
             password: Some(hash().to_owned()),
             token: None,
+            token_expires: None,
             publish: rules(
                 &["orders.>", "_INBOX.>", "$JS.API.>"],
                 &["orders.internal.>"],
@@ -52,6 +53,7 @@ async fn secured() -> TestServer {
             name: "svc".into(),
             password: None,
             token: Some(TOKEN.into()),
+            token_expires: None,
             publish: rules(&[">"], &[]),
             subscribe: rules(&[">"], &["secret.>"]),
         },
@@ -352,4 +354,66 @@ async fn http_needs_credentials_and_checks_permissions() {
     assert!(answer.contains("permission_denied"), "{answer}");
     let refused = tokio_tungstenite::connect_async(format!("ws://{}/v1/ws", server.http)).await;
     assert!(refused.is_err(), "no credentials, no websocket");
+}
+
+#[tokio::test]
+async fn expired_and_unknown_tokens_are_refused() {
+    let users = Users::from_config(&[UserConfig {
+        name: "old".into(),
+        password: None,
+        token: Some("expired-token-0123456789".into()),
+        token_expires: Some("2020-01-01T00:00:00Z".into()),
+        publish: None,
+        subscribe: None,
+    }])
+    .expect("users");
+    let server =
+        TestServer::start_with(move |ready| ready.users = std::sync::Arc::new(users)).await;
+    for token in ["expired-token-0123456789", "never-issued-token-000000"] {
+        let err = async_nats::ConnectOptions::with_token(token.into())
+            .connect(server.nats_url())
+            .await
+            .expect_err("refused");
+        assert!(
+            err.to_string().to_lowercase().contains("authorization"),
+            "{err}"
+        );
+        let status = reqwest::Client::new()
+            .get(server.http_url("/v1/stats"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answer")
+            .status();
+        assert_eq!(status, 401);
+    }
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let server = TestServer::start_with(|ready| ready.limits.max_connections_per_ip = 2).await;
+    let mut first = RawClient::connect(server.nats).await;
+    let mut second = RawClient::connect(server.nats).await;
+    assert!(first.line().await.starts_with("INFO "));
+    assert!(second.line().await.starts_with("INFO "));
+    let mut third = RawClient::connect(server.nats).await;
+    assert!(third.line().await.starts_with("INFO "));
+    assert_eq!(third.line().await, "-ERR 'maximum connections exceeded'");
+    assert!(third.is_closed().await);
+    drop(first);
+    // A place frees up once a connection closes.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut again = RawClient::connect(server.nats).await;
+        again.line().await;
+        again.send("PING\r\n").await;
+        if again.line().await == "PONG" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the freed place was not given back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

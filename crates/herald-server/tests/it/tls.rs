@@ -159,6 +159,7 @@ async fn mutual_tls_names_the_user_by_certificate() {
         name: "alice".into(),
         password: None,
         token: None,
+        token_expires: None,
         publish: None,
         subscribe: None,
     }])
