@@ -47,6 +47,8 @@ pub struct OutboxBatch {
     buf: BytesMut,
     /// `(offset into buf, chunk)`: the chunk goes on the wire at that offset.
     large: Vec<(usize, Bytes)>,
+    /// Bytes in `large`, kept so `len` is O(1) on the hot path.
+    large_bytes: usize,
 }
 
 impl OutboxBatch {
@@ -62,7 +64,7 @@ impl OutboxBatch {
 
     /// Total bytes in the batch.
     pub fn len(&self) -> usize {
-        self.buf.len() + self.large.iter().map(|(_, b)| b.len()).sum::<usize>()
+        self.buf.len() + self.large_bytes
     }
 
     /// Empties the batch, keeping its buffer's capacity for reuse (unless a
@@ -74,6 +76,7 @@ impl OutboxBatch {
             self.buf.clear();
         }
         self.large.clear();
+        self.large_bytes = 0;
     }
 
     /// The bytes in wire order, as slices for a vectored write.
@@ -121,6 +124,7 @@ impl FrameWriter<'_> {
     pub fn put_payload(&mut self, payload: &Bytes) {
         if payload.len() >= LARGE_PAYLOAD {
             let at = self.batch.buf.len();
+            self.batch.large_bytes += payload.len();
             self.batch.large.push((at, payload.clone()));
         } else {
             self.batch.buf.put_slice(payload);
