@@ -109,6 +109,9 @@ pub struct Report {
     pub runs: Vec<Outcome>,
 }
 
+/// The herald started with `--sync always`, for the stream scenarios.
+const SYNC_ALWAYS: &str = "herald-sync-always";
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -123,6 +126,8 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
         Server::herald(&options.herald)?,
         Server::nats_server()?,
         Server::redis_server()?,
+        // Streams also with an fsync before every ack (herald's default syncs once a second).
+        Server::herald_with(&options.herald, SYNC_ALWAYS, &["--sync", "always"])?,
     ];
     let mut targets: Vec<(usize, Protocol)> = Vec::new();
     for (i, server) in servers.iter().enumerate() {
@@ -140,6 +145,11 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
                 order.rotate_left(shift);
                 for (i, protocol) in order {
                     if !scenario.supports(protocol) {
+                        continue;
+                    }
+                    if servers[i].name == SYNC_ALWAYS
+                        && (!scenario.is_stream() || protocol != Protocol::Nats)
+                    {
                         continue;
                     }
                     let server = &servers[i];
@@ -173,7 +183,7 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
     }
     let rows = summarize(&runs, &options.params);
     let mut memory = Vec::new();
-    for server in &servers {
+    for server in servers.iter().filter(|s| s.name != SYNC_ALWAYS) {
         let after_runs = server.memory()?;
         let protocol = server.endpoints[0].0;
         let per_idle_connection = if options.idle > 0 {
@@ -417,6 +427,47 @@ pub fn markdown(report: &Report) -> String {
          had them (redis-server closes subscribers past its 32 MB output-buffer limit; \
          herald's publishers wait for slow subscribers instead, up to a bound).\n"
     );
+    let streams: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.scenario.is_stream() && r.target.server == "herald")
+        .collect();
+    if !streams.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Streams
+"
+        );
+        let _ = writeln!(
+            md,
+            "Persisted publish with acks and pull consume with acks, against nats-server's \
+             file store (JetStream on, its defaults: no fsync per message). herald's default \
+             `--sync 1s` acks once the data is in the kernel and fsyncs every second; \
+             `--sync always` fsyncs before every ack (publishes that arrive together share \
+             one fsync).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| scenario | payload | herald (sync 1s) | herald (sync always) | nats-server | herald / nats-server | herald always / nats-server |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        for row in streams {
+            let herald = rate(rows, row, "herald", "nats");
+            let always = rate(rows, row, SYNC_ALWAYS, "nats");
+            let nats = rate(rows, row, "nats-server", "nats");
+            let _ = writeln!(
+                md,
+                "| {} | {} B | {} | {} | {} | {} | {} |",
+                row.label,
+                row.size,
+                fmt_rate(herald),
+                fmt_rate(always),
+                fmt_rate(nats),
+                fmt_ratio(herald, nats),
+                fmt_ratio(always, nats)
+            );
+        }
+        md.push('\n');
+    }
     let latency: Vec<&Row> = rows.iter().filter(|r| r.p99_us.is_some()).collect();
     if !latency.is_empty() {
         let _ = writeln!(md, "## Request/reply latency\n");

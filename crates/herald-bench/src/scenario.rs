@@ -74,6 +74,11 @@ impl Scenario {
         })
     }
 
+    /// Whether this is a stream (persisted) scenario.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Scenario::JsPub | Scenario::JsConsume)
+    }
+
     /// Whether `protocol` has this traffic shape (Redis has no queue groups
     /// and no request/reply).
     pub fn supports(self, protocol: Protocol) -> bool {

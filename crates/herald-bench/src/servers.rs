@@ -76,6 +76,14 @@ impl Server {
     /// # Errors
     /// The process cannot start or does not listen.
     pub fn herald(path: &Path) -> anyhow::Result<Self> {
+        Self::herald_with(path, "herald", &[])
+    }
+
+    /// Starts herald under `name` with extra flags (`--sync always`, say).
+    ///
+    /// # Errors
+    /// The process cannot start or does not listen.
+    pub fn herald_with(path: &Path, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let nats = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let data = std::env::temp_dir().join(format!("herald-bench-{}", nats.port()));
         let mut cmd = Command::new(path);
@@ -83,6 +91,8 @@ impl Server {
             .arg(nats.to_string())
             .arg("--data-dir")
             .arg(&data)
+            .args(["--http", "off"])
+            .args(extra)
             .env("RUST_LOG", "warn");
         let redis = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         cmd.arg("--redis").arg(redis.to_string());
@@ -96,7 +106,7 @@ impl Server {
             wait_listening("herald", *addr, &mut child)?;
         }
         Ok(Self {
-            name: "herald".into(),
+            name: name.into(),
             child,
             endpoints,
             _data: Some(tempfile_dir::Dir(data)),
