@@ -25,10 +25,13 @@
 //!     ...), the pub/sub pushes ([`resp::message_push`], [`resp::subscription_push`], ...) and
 //!     [`resp::encode_value`].
 //!   - `resp::reply`: [`resp::parse_value`] (what a client reads), for tests and tools.
+//! - [`mqtt`]: MQTT 3.1.1 and 5.0: every packet both ways, MQTT 5 properties and reason
+//!   codes, topic names and filters (shared subscriptions), and the topic ↔ subject mapping.
 //! - [`fuzzing`]: the fuzz targets' checks, shared by `fuzz/` and the test suite.
 
 pub mod fuzzing;
 pub mod limits;
+pub mod mqtt;
 pub mod nats;
 pub mod resp;
 

@@ -11,7 +11,9 @@ use herald_protocol::fuzzing;
 const CASES: usize = 20_000;
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds")
+        .join(target);
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|entry| std::fs::read(entry.expect("entry").path()).expect("seed"))
@@ -107,4 +109,9 @@ fn nats_parsers_survive_the_corpus_and_its_mutations() {
 #[test]
 fn resp_parsers_survive_the_corpus_and_its_mutations() {
     exercise("resp_parse", fuzzing::resp::check_input);
+}
+
+#[test]
+fn mqtt_decoders_survive_the_corpus_and_its_mutations() {
+    exercise("mqtt_parse", fuzzing::mqtt::check_input);
 }

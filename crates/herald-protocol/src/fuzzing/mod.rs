@@ -6,5 +6,6 @@
 //!
 //! Each function panics when it finds a bug, which is what a fuzzer wants.
 
+pub mod mqtt;
 pub mod nats;
 pub mod resp;

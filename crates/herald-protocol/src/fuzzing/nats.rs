@@ -7,11 +7,11 @@
 //! - every parsed client or server op, encoded again, parses back to itself;
 //! - cutting the input into two reads yields the same frames and the same outcome.
 
-use bytes::BytesMut;
 use crate::Limits;
 use crate::nats::{
     ClientOp, ProtocolError, ServerOp, encode_client, encode_server, parse_client, parse_server,
 };
+use bytes::BytesMut;
 
 /// Small enough for the fuzzer to reach both limits.
 const LIMITS: Limits = Limits {

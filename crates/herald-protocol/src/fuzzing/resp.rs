@@ -11,11 +11,11 @@
 //!   kept `RequestParser` agrees with the stateless `parse_request` at every step;
 //! - every parsed reply value re-encodes to bytes that parse and re-encode identically.
 
-use bytes::BytesMut;
 use crate::resp::{
     Proto, RequestParser, RespError, RespLimits, encode_request, encode_value, parse_request,
     parse_value,
 };
+use bytes::BytesMut;
 
 /// Small enough for the fuzzer to reach every limit.
 const LIMITS: RespLimits = RespLimits {
