@@ -1019,3 +1019,63 @@ async fn consumers_with_a_header_filter_get_only_what_passes_it() {
         .collect();
     assert_eq!(got, vec!["lowest".to_owned()]);
 }
+
+#[tokio::test]
+async fn in_progress_terminate_and_max_ack_pending() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let js = jetstream::new(client.clone());
+    let stream = orders(&js).await;
+    for i in 0..6 {
+        js.publish("ORDERS.new", format!("{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let mut terminated = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>")
+        .await
+        .unwrap();
+    crate::common::sync(&client).await;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("careful".into()),
+            ack_wait: Duration::from_millis(400),
+            max_ack_pending: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Only two may be pending at once.
+    let first = fetch(&consumer, 10).await;
+    assert_eq!(first.len(), 2, "max_ack_pending holds the rest back");
+    // Working on the first: +WPI keeps pushing its ack wait out.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        first[0]
+            .ack_with(jetstream::AckKind::Progress)
+            .await
+            .unwrap();
+    }
+    first[0].double_ack().await.unwrap();
+    // The second is given up on: no redelivery, an advisory instead.
+    first[1].ack_with(jetstream::AckKind::Term).await.unwrap();
+    let advisory = tokio::time::timeout(WAIT, terminated.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let advisory: serde_json::Value = serde_json::from_slice(&advisory.payload).unwrap();
+    assert_eq!(advisory["stream_seq"], 2);
+    let rest = fetch(&consumer, 10).await;
+    let payloads: Vec<String> = rest
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    assert_eq!(
+        payloads,
+        vec!["2".to_owned(), "3".to_owned()],
+        "in order, neither 0 nor 1 again"
+    );
+    assert!(rest.iter().all(|m| m.info().unwrap().delivered == 1));
+}
