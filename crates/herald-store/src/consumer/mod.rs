@@ -11,6 +11,7 @@
 //! another's delivery.
 
 pub(crate) mod ack;
+mod dead_letter;
 pub(crate) mod pull;
 pub(crate) mod state;
 
@@ -19,9 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use herald_core::{
-    DeliveryCtx, Headers, Message, Pattern, Sink, Subject, SubscribeSpec, Subscriber,
-};
+use herald_core::{DeliveryCtx, Message, Pattern, Sink, Subject, SubscribeSpec, Subscriber};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -29,12 +28,12 @@ use tokio::time::Instant;
 
 use crate::consumer_config::ConsumerConfig;
 use crate::info::ConsumerInfo;
-use crate::record::StoredMessage;
 use crate::state_file;
 use crate::stream::Stream;
 use crate::time::{now_nanos, rfc3339};
 use crate::{StoreError, config::Retention};
 use ack::AckKind;
+pub use dead_letter::dead_letter_headers;
 use pull::PullRequest;
 use state::{ConsumerState, Effect, SavedState};
 
@@ -373,96 +372,6 @@ impl ConsumerInner {
             }
         }
     }
-
-    fn dead_letter(&self, seq: u64, deliveries: u64, reason: &'static str) {
-        let broker = &self.stream.inner.broker;
-        let stream = self.stream.name();
-        let (kind, subject) = if reason == "terminated" {
-            ("io.nats.jetstream.advisory.v1.terminated", "MSG_TERMINATED")
-        } else {
-            (
-                "io.nats.jetstream.advisory.v1.max_deliver",
-                "MAX_DELIVERIES",
-            )
-        };
-        let advisory = serde_json::json!({
-            "type": kind,
-            "id": format!("{stream}-{}-{seq}", self.name),
-            "timestamp": rfc3339(now_nanos()),
-            "stream": stream,
-            "consumer": self.name,
-            "stream_seq": seq,
-            "deliveries": deliveries,
-        });
-        let advisory_subject = format!(
-            "$JS.EVENT.ADVISORY.CONSUMER.{subject}.{stream}.{}",
-            self.name
-        );
-        if let (Ok(s), Ok(body)) = (
-            Subject::new(&advisory_subject),
-            serde_json::to_vec(&advisory),
-        ) {
-            broker.publish_message(&Message::new(s, body));
-        }
-        let target = self.state.lock().config.dead_letter_subject.clone();
-        let Some(target) = target.and_then(|t| Subject::new(&t).ok()) else {
-            return;
-        };
-        let Ok(msg) = self.stream.get(seq) else {
-            return;
-        };
-        match dead_letter_message(&target, stream, &self.name, &msg, deliveries, reason) {
-            Some(letter) => {
-                broker.publish_message(&letter);
-            }
-            None => tracing::warn!(stream, seq, "dead letter headers could not be built"),
-        }
-    }
-}
-
-/// Header names of a dead letter.
-pub mod dead_letter_headers {
-    /// The stream the message came from.
-    pub const STREAM: &str = "Herald-Dead-Letter-Stream";
-    /// The consumer that gave up on it.
-    pub const CONSUMER: &str = "Herald-Dead-Letter-Consumer";
-    /// Its stream sequence.
-    pub const SEQUENCE: &str = "Herald-Dead-Letter-Sequence";
-    /// How many times it was delivered.
-    pub const DELIVERIES: &str = "Herald-Dead-Letter-Deliveries";
-    /// The subject it was published on (where a redrive puts it back).
-    pub const SUBJECT: &str = "Herald-Dead-Letter-Subject";
-    /// `max_deliveries` or `terminated`.
-    pub const REASON: &str = "Herald-Dead-Letter-Reason";
-}
-
-fn dead_letter_message(
-    target: &Subject,
-    stream: &str,
-    consumer: &str,
-    msg: &StoredMessage,
-    deliveries: u64,
-    reason: &str,
-) -> Option<Message> {
-    use dead_letter_headers as h;
-    let base = msg
-        .headers
-        .clone()
-        .unwrap_or_else(|| Headers::builder().build());
-    let headers = base
-        .appended(h::STREAM, stream)
-        .ok()?
-        .appended(h::CONSUMER, consumer)
-        .ok()?
-        .appended(h::SEQUENCE, &msg.seq.to_string())
-        .ok()?
-        .appended(h::DELIVERIES, &deliveries.to_string())
-        .ok()?
-        .appended(h::SUBJECT, &msg.subject.to_string())
-        .ok()?
-        .appended(h::REASON, reason)
-        .ok()?;
-    Some(Message::new(target.clone(), msg.payload.clone()).with_headers(headers))
 }
 
 /// The driver: waits for events, new messages or the next deadline, steps.

@@ -8,6 +8,7 @@
 //! acks. Everything else (reads, deletes, purges, info) takes the state lock
 //! directly.
 
+mod data;
 mod index;
 mod writer;
 
@@ -24,7 +25,7 @@ use crate::api_error::ApiError;
 use crate::config::{Discard, StorageType, StreamConfig};
 use crate::info::{PurgeRequest, StreamState};
 use crate::log::{FileLog, LogOptions};
-use crate::record::{Record, RecoveredRecord, StoredMessage};
+use crate::record::{Record, StoredMessage};
 use crate::state_file;
 use crate::time::now_nanos;
 use crate::{StoreError, SyncPolicy};
@@ -121,7 +122,7 @@ impl Stream {
             StorageType::File => {
                 let (log, state) =
                     FileLog::open(&dir.join("log"), first_seq, LogOptions::default())?;
-                let index = replay(state.records, state.active_base);
+                let index = data::replay(state.records, state.active_base);
                 tracing::info!(
                     stream = %config.name,
                     messages = index.messages(),
@@ -431,209 +432,6 @@ impl Stream {
         data.interest.retain(|(name, _)| name != consumer);
         if let Some(filters) = filters {
             data.interest.push((consumer.to_owned(), filters));
-        }
-    }
-}
-
-/// Rebuilds the index by replaying recovered records in log order.
-fn replay(records: Vec<RecoveredRecord>, active_base: u64) -> MessageIndex {
-    let mut index = MessageIndex::new(active_base);
-    let mut first = true;
-    for record in records {
-        match record {
-            RecoveredRecord::Message {
-                seq,
-                time,
-                subject,
-                stored_size,
-                location,
-            } => {
-                if first || seq > index.last_seq() {
-                    if first && index.messages() == 0 {
-                        index = MessageIndex::new(seq);
-                    }
-                    first = false;
-                    let subject = index.intern(&subject);
-                    index.push(
-                        seq,
-                        Slot {
-                            time,
-                            subject,
-                            size: stored_size,
-                            location: Some(location),
-                            body: None,
-                        },
-                    );
-                }
-            }
-            RecoveredRecord::Delete { seq } => {
-                index.remove(seq);
-            }
-            RecoveredRecord::Purge { below, filter } => {
-                if filter.is_none() && below > index.last_seq() {
-                    index.clear(below);
-                } else {
-                    for seq in index.seqs_below(below, filter.as_ref()) {
-                        index.remove(seq);
-                    }
-                }
-            }
-        }
-    }
-    if index.messages() == 0 && index.last_seq() + 1 < active_base {
-        index.clear(active_base);
-    }
-    index
-}
-
-impl StreamData {
-    /// Reads the message at `seq` from memory or disk; `None` if not live.
-    pub(crate) fn read(&self, seq: u64) -> Result<Option<StoredMessage>, ApiError> {
-        let Some(slot) = self.index.get(seq) else {
-            return Ok(None);
-        };
-        if let Some(msg) = self.index.message_in_memory(seq) {
-            return Ok(Some(msg));
-        }
-        match (&self.log, slot.location) {
-            (Some(log), Some(location)) => match log.read(&location) {
-                Ok(msg) => Ok(Some(msg)),
-                Err(StoreError::Gone) => Ok(None),
-                Err(e) => {
-                    tracing::error!(stream = %self.config.name, seq, "reading message: {e}");
-                    Err(ApiError::storage(&e))
-                }
-            },
-            _ => Ok(None),
-        }
-    }
-
-    pub(crate) fn stream_state(&self) -> StreamState {
-        let ix = &self.index;
-        // A stream that never stored anything reports 0, as nats-server does.
-        let never_stored = ix.messages() == 0 && ix.last_seq() == 0;
-        let span = (ix.last_seq() + 1).saturating_sub(ix.first_seq());
-        StreamState {
-            messages: ix.messages(),
-            bytes: ix.bytes(),
-            first_seq: if never_stored { 0 } else { ix.first_seq() },
-            num_deleted: span.saturating_sub(ix.messages()),
-            first_ts: crate::time::rfc3339(ix.first_time()),
-            last_seq: ix.last_seq(),
-            last_ts: crate::time::rfc3339(ix.last_time()),
-            num_subjects: ix.num_subjects() as u64,
-            consumer_count: 0,
-        }
-    }
-
-    /// Removes messages and records the removal in the log.
-    pub(crate) fn remove_messages(&mut self, seqs: Vec<u64>) -> Result<(), StoreError> {
-        for &seq in &seqs {
-            let freed = self.index.forget_body(seq);
-            self.cached_bytes -= freed;
-            self.index.remove(seq);
-        }
-        self.write_removals(seqs)
-    }
-
-    /// Writes tombstones for messages already removed from the index.
-    pub(crate) fn write_removals(&mut self, seqs: Vec<u64>) -> Result<(), StoreError> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let first = self.index.first_seq();
-        if let Some(log) = &mut self.log {
-            // Removals from the front are one purge record; others one delete each.
-            let mut records: Vec<Record> = seqs
-                .iter()
-                .filter(|&&s| s >= first)
-                .map(|&seq| Record::Delete { seq })
-                .collect();
-            if seqs.iter().any(|&s| s < first) {
-                records.push(Record::Purge {
-                    below: first,
-                    filter: None,
-                });
-            }
-            log.append(&records)?;
-        }
-        self.drop_old_segments()
-    }
-
-    fn drop_old_segments(&mut self) -> Result<(), StoreError> {
-        let first = self.index.first_seq();
-        if let Some(log) = &mut self.log {
-            log.remove_segments_before(first)?;
-        }
-        Ok(())
-    }
-
-    /// Removes what the limits no longer allow (discard old, age); returns
-    /// the removed sequences (already gone from the index).
-    pub(crate) fn enforce_limits(&mut self, now: i64) -> Vec<u64> {
-        let mut removed = Vec::new();
-        let config = &self.config;
-        let max_msgs = config.max_msgs;
-        let max_bytes = config.max_bytes;
-        let max_age = config.max_age;
-        let discard_old = config.discard == Discard::Old;
-        loop {
-            let over_msgs = max_msgs > 0 && self.index.messages() > max_msgs as u64;
-            let over_bytes = max_bytes > 0 && self.index.bytes() > max_bytes as u64;
-            let too_old = !max_age.is_zero()
-                && self.index.front().is_some_and(|(_, s)| {
-                    now.saturating_sub(s.time)
-                        > i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX)
-                });
-            if !(too_old || (discard_old && (over_msgs || over_bytes))) {
-                break;
-            }
-            let Some((seq, _)) = self.index.front() else {
-                break;
-            };
-            let freed = self.index.forget_body(seq);
-            self.cached_bytes -= freed;
-            self.index.remove(seq);
-            removed.push(seq);
-        }
-        removed
-    }
-
-    /// Caches a stored message's body, evicting the oldest cached bodies
-    /// past the budget (file streams), or keeps it for good (memory streams).
-    pub(crate) fn cache_body(&mut self, seq: u64, size: usize) {
-        if self.log.is_none() {
-            return;
-        }
-        self.cached_bytes += size;
-        while self.cached_bytes > BODY_CACHE_BYTES && self.cache_front < seq {
-            let front = self.cache_front.max(self.index.first_seq());
-            let freed = self.index.forget_body(front);
-            self.cached_bytes -= freed;
-            self.cache_front = front + 1;
-        }
-    }
-
-    /// Rebuilds the duplicate table from messages inside the window.
-    fn rebuild_dedup(&mut self) {
-        let window = i64::try_from(self.config.duplicate_window.as_nanos()).unwrap_or(i64::MAX);
-        let since = now_nanos().saturating_sub(window);
-        let Some(from) = self.index.first_at_or_after(since) else {
-            return;
-        };
-        for seq in from..=self.index.last_seq() {
-            if let Ok(Some(msg)) = self.read(seq) {
-                if let Some(id) = msg.headers.as_ref().and_then(|h| h.get(writer::MSG_ID)) {
-                    self.dedup.insert(id.to_owned(), seq, msg.time);
-                }
-                if seq == self.index.last_seq() {
-                    self.dedup.last_id = msg
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(writer::MSG_ID))
-                        .map(str::to_owned);
-                }
-            }
         }
     }
 }
