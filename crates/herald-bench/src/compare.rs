@@ -126,6 +126,7 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
         Server::herald(&options.herald)?,
         Server::nats_server()?,
         Server::redis_server()?,
+        Server::mosquitto()?,
         // Streams also with an fsync before every ack (herald's default syncs once a second).
         Server::herald_with(&options.herald, SYNC_ALWAYS, &["--sync", "always"])?,
     ];
@@ -464,6 +465,43 @@ pub fn markdown(report: &Report) -> String {
                 fmt_rate(nats),
                 fmt_ratio(herald, nats),
                 fmt_ratio(always, nats)
+            );
+        }
+        md.push('\n');
+    }
+    let mqtt: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.target.server == "herald" && r.target.protocol == "mqtt")
+        .collect();
+    if !mqtt.is_empty() {
+        let _ = writeln!(md, "## MQTT\n");
+        let _ = writeln!(
+            md,
+            "MQTT 3.1.1 clients (herald-bench's own, on herald's codec) against herald's MQTT \
+             listener and mosquitto (persistence off, queue limits lifted). At QoS 1 every \
+             publish and every delivery is acknowledged.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| scenario | payload | herald QoS 0 | mosquitto QoS 0 | herald / mosquitto | herald QoS 1 | mosquitto QoS 1 | herald / mosquitto |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        for row in mqtt {
+            let h0 = rate(rows, row, "herald", "mqtt");
+            let m0 = rate(rows, row, "mosquitto", "mqtt");
+            let h1 = rate(rows, row, "herald", "mqttqos1");
+            let m1 = rate(rows, row, "mosquitto", "mqttqos1");
+            let _ = writeln!(
+                md,
+                "| {} | {} B | {} | {} | {} | {} | {} | {} |",
+                row.label,
+                row.size,
+                fmt_rate(h0),
+                fmt_rate(m0),
+                fmt_ratio(h0, m0),
+                fmt_rate(h1),
+                fmt_rate(m1),
+                fmt_ratio(h1, m1)
             );
         }
         md.push('\n');

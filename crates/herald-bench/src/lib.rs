@@ -6,6 +6,7 @@
 //! | [`scenario`] | scenarios, parameters, outcomes |
 //! | [`nats`] | scenarios over NATS (async-nats) |
 //! | [`raw_nats`] | NATS throughput scenarios with a lean client of our own |
+//! | [`mqtt`] | MQTT throughput scenarios (QoS 0 and 1) with a lean client on herald's codec |
 //! | [`jetstream`] | stream scenarios: persisted publish with acks, pull consume with acks |
 //! | [`redis`] | scenarios over Redis pub/sub (redis crate) |
 //! | [`servers`] | server processes, memory, idle connections |
@@ -15,6 +16,7 @@
 pub mod chart;
 pub mod compare;
 pub mod jetstream;
+pub mod mqtt;
 pub mod nats;
 pub mod raw_nats;
 pub mod redis;

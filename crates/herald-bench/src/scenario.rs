@@ -88,6 +88,9 @@ impl Scenario {
                 self,
                 Scenario::Queue | Scenario::ReqRep | Scenario::JsPub | Scenario::JsConsume
             ),
+            Protocol::Mqtt | Protocol::MqttQos1 => {
+                matches!(self, Scenario::PubSub | Scenario::Fanout | Scenario::Fanin)
+            }
         }
     }
 }
@@ -127,6 +130,10 @@ pub enum Protocol {
     Nats,
     /// Redis pub/sub, through the redis crate.
     Redis,
+    /// MQTT 3.1.1 at QoS 0, through herald-bench's own client.
+    Mqtt,
+    /// MQTT 3.1.1 at QoS 1 (publishes acknowledged, deliveries acknowledged).
+    MqttQos1,
 }
 
 /// Which client drives NATS throughput scenarios.
@@ -416,6 +423,9 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     match protocol {
         Protocol::Redis => crate::redis::run(url, scenario, params).await,
+        Protocol::Mqtt | Protocol::MqttQos1 => {
+            crate::mqtt::run(url, protocol, scenario, params).await
+        }
         Protocol::Nats if matches!(scenario, Scenario::JsPub | Scenario::JsConsume) => {
             crate::jetstream::run(url, scenario, params).await
         }

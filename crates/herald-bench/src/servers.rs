@@ -96,7 +96,20 @@ impl Server {
             .env("RUST_LOG", "warn");
         let redis = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         cmd.arg("--redis").arg(redis.to_string());
-        let endpoints = vec![(Protocol::Nats, nats), (Protocol::Redis, redis)];
+        let mqtt = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        // Lift MQTT's per-client queue limits, as mosquitto's are lifted below.
+        cmd.arg("--mqtt").arg(mqtt.to_string()).args([
+            "--mqtt-max-inflight",
+            "65535",
+            "--mqtt-max-queued",
+            "100000000",
+        ]);
+        let endpoints = vec![
+            (Protocol::Nats, nats),
+            (Protocol::Redis, redis),
+            (Protocol::Mqtt, mqtt),
+            (Protocol::MqttQos1, mqtt),
+        ];
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -178,6 +191,44 @@ impl Server {
         })
     }
 
+    /// Starts Debian's mosquitto on loopback, anonymous, without persistence,
+    /// with queues large enough that its own limits do not drop messages in
+    /// a benchmark.
+    ///
+    /// # Errors
+    /// Not installed, or does not start.
+    pub fn mosquitto() -> anyhow::Result<Self> {
+        let program = find_program("mosquitto").context("mosquitto is not installed")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let dir = std::env::temp_dir().join(format!("herald-bench-mosquitto-{}", addr.port()));
+        std::fs::create_dir_all(&dir).context("creating mosquitto's directory")?;
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n\
+                 max_connections -1\n",
+                addr.port()
+            ),
+        )
+        .context("writing mosquitto.conf")?;
+        let mut child = Command::new(program)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting mosquitto")?;
+        wait_listening("mosquitto", addr, &mut child)?;
+        Ok(Self {
+            name: "mosquitto".into(),
+            child,
+            endpoints: vec![(Protocol::Mqtt, addr), (Protocol::MqttQos1, addr)],
+            _data: Some(tempfile_dir::Dir(dir)),
+        })
+    }
+
     /// The address for `protocol`, if this server speaks it.
     pub fn endpoint(&self, protocol: Protocol) -> Option<SocketAddr> {
         self.endpoints
@@ -191,6 +242,7 @@ impl Server {
         self.endpoint(protocol).map(|addr| match protocol {
             Protocol::Nats => format!("nats://{addr}"),
             Protocol::Redis => format!("redis://{addr}"),
+            Protocol::Mqtt | Protocol::MqttQos1 => format!("mqtt://{addr}"),
         })
     }
 
@@ -249,6 +301,8 @@ pub fn idle_connection_cost(
     let hello: &[u8] = match protocol {
         Protocol::Nats => b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n",
         Protocol::Redis => b"PING\r\n",
+        // CONNECT, MQTT 3.1.1, clean session, keep-alive 0, empty client id.
+        Protocol::Mqtt | Protocol::MqttQos1 => b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x00\x00\x00",
     };
     for conn in &mut conns {
         conn.write_all(hello)?;

@@ -21,11 +21,27 @@ fn small(client: NatsClient) -> Params {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_delivers_everything() {
     let data = tempfile::tempdir().expect("temp dir");
-    let server = RunningServer::start(Ready::ephemeral(data.path().to_path_buf()))
-        .await
-        .expect("herald starts");
+    let mut ready = Ready::ephemeral(data.path().to_path_buf());
+    // As the benchmark runs it: MQTT queue limits lifted.
+    ready.mqtt_config.max_inflight = u16::MAX;
+    ready.mqtt_config.max_queued = 100_000_000;
+    let server = RunningServer::start(ready).await.expect("herald starts");
     let nats = format!("nats://{}", server.nats_addr().expect("nats"));
     let redis = format!("redis://{}", server.redis_addr().expect("redis"));
+    let mqtt = format!("mqtt://{}", server.mqtt_addr().expect("mqtt"));
+    for protocol in [Protocol::Mqtt, Protocol::MqttQos1] {
+        for scenario in [Scenario::PubSub, Scenario::Fanout, Scenario::Fanin] {
+            let params = small(NatsClient::Raw);
+            let outcome = run(&mqtt, protocol, scenario, &params)
+                .await
+                .expect("mqtt runs");
+            assert_eq!(outcome.lost, 0, "{scenario:?} {protocol:?}");
+            assert_eq!(
+                outcome.received, outcome.expected,
+                "{scenario:?} {protocol:?}"
+            );
+        }
+    }
     for client in [NatsClient::Raw, NatsClient::AsyncNats] {
         for scenario in Scenario::ALL {
             let params = small(client);

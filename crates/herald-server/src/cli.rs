@@ -56,6 +56,15 @@ pub struct ServeArgs {
     /// Redis listen address (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:6379].
     #[arg(long, env = "HERALD_REDIS", value_name = "ADDR")]
     pub redis: Option<String>,
+    /// MQTT listen address (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:1883].
+    #[arg(long, env = "HERALD_MQTT", value_name = "ADDR")]
+    pub mqtt: Option<String>,
+    /// MQTT QoS 1/2 deliveries in flight per client, unacknowledged [default: 20].
+    #[arg(long, env = "HERALD_MQTT_MAX_INFLIGHT", value_name = "N")]
+    pub mqtt_max_inflight: Option<u16>,
+    /// MQTT QoS 1/2 messages queued per client beyond those in flight; more are dropped and counted [default: 1000].
+    #[arg(long, env = "HERALD_MQTT_MAX_QUEUED", value_name = "N")]
+    pub mqtt_max_queued: Option<usize>,
     /// Web listen address: pages, REST, WebSocket, SSE, metrics (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:8080].
     #[arg(long, env = "HERALD_HTTP", value_name = "ADDR")]
     pub http: Option<String>,
@@ -148,6 +157,15 @@ impl ServeArgs {
         }
         if let Some(v) = &self.redis {
             config.redis.listen.clone_from(v);
+        }
+        if let Some(v) = &self.mqtt {
+            config.mqtt.listen.clone_from(v);
+        }
+        if let Some(v) = self.mqtt_max_inflight {
+            config.mqtt.max_inflight = v;
+        }
+        if let Some(v) = self.mqtt_max_queued {
+            config.mqtt.max_queued = v;
         }
         if let Some(v) = &self.http {
             config.http.listen.clone_from(v);

@@ -24,6 +24,8 @@ pub struct Config {
     pub nats: NatsConfig,
     /// The Redis listener.
     pub redis: RedisConfig,
+    /// The MQTT listener and its sessions.
+    pub mqtt: MqttConfig,
     /// The web listener: pages, REST, WebSocket, SSE, metrics.
     pub http: HttpConfig,
     /// Durable streams.
@@ -126,6 +128,38 @@ impl Default for RedisConfig {
     }
 }
 
+/// The MQTT listener (3.1.1 and 5.0) and its sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `host:port` to listen on (port 0 picks a free port), or `off`.
+    pub listen: String,
+    /// QoS 1 and 2 messages sent to one client and not yet acknowledged, at most
+    /// (mosquitto's `max_inflight_messages`); an MQTT 5 client's smaller Receive
+    /// Maximum wins. Further messages wait in the session's queue.
+    pub max_inflight: u16,
+    /// QoS 1 and 2 messages a session holds beyond those in flight, while its
+    /// client is offline or busy (mosquitto's `max_queued_messages`); past it new
+    /// messages for that session are dropped and counted.
+    pub max_queued: usize,
+    /// Longest a session outlives its connection, whatever the client asks
+    /// (`0s` = no cap). MQTT 3.1.1 persistent sessions (clean session 0) never
+    /// expire unless this caps them.
+    #[serde(with = "humantime_serde")]
+    pub max_session_expiry: Duration,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:1883".to_owned(),
+            max_inflight: 20,
+            max_queued: 1000,
+            max_session_expiry: Duration::ZERO,
+        }
+    }
+}
+
 /// Connection limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -161,6 +195,7 @@ impl Default for Config {
             log: "info".to_owned(),
             nats: NatsConfig::default(),
             redis: RedisConfig::default(),
+            mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
             streams: StreamsConfig::default(),
             limits: Limits::default(),
@@ -231,11 +266,16 @@ impl Config {
         if self.redis.output_buffer_hard < self.limits.max_payload {
             bail!("redis.output_buffer_hard must be at least limits.max_payload");
         }
+        if self.mqtt.max_inflight == 0 {
+            bail!("mqtt.max_inflight must be greater than 0");
+        }
         Ok(Ready {
             data_dir: self.data_dir.clone(),
             nats: parse_listen("nats.listen", &self.nats.listen)?,
             redis: parse_listen("redis.listen", &self.redis.listen)?,
             redis_config: self.redis.clone(),
+            mqtt: parse_listen("mqtt.listen", &self.mqtt.listen)?,
+            mqtt_config: self.mqtt.clone(),
             http: parse_listen("http.listen", &self.http.listen)?,
             users: std::sync::Arc::new(crate::auth::Users::from_config(&self.users)?),
             tls: self.tls.as_ref().map(crate::tls::Tls::load).transpose()?,
@@ -273,6 +313,10 @@ pub struct Ready {
     pub redis: Option<SocketAddr>,
     /// Redis listener settings.
     pub redis_config: RedisConfig,
+    /// The MQTT listener's address, if it is on.
+    pub mqtt: Option<SocketAddr>,
+    /// MQTT listener and session settings.
+    pub mqtt_config: MqttConfig,
     /// The web listener's address, if it is on.
     pub http: Option<SocketAddr>,
     /// Users and their permissions.
@@ -295,6 +339,8 @@ impl Ready {
             nats: any,
             redis: any,
             redis_config: RedisConfig::default(),
+            mqtt: any,
+            mqtt_config: MqttConfig::default(),
             http: any,
             users: std::sync::Arc::default(),
             tls: None,
@@ -325,6 +371,29 @@ mod tests {
         assert_eq!(parsed.limits.ping_interval, Duration::from_secs(30));
         let ready = parsed.validate()?;
         assert_eq!(ready.nats, Some("127.0.0.1:0".parse()?));
+        Ok(())
+    }
+
+    #[test]
+    fn mqtt_settings() -> anyhow::Result<()> {
+        let parsed: Config = toml::from_str(
+            "[mqtt]\nlisten = \"127.0.0.1:0\"\nmax_inflight = 5\nmax_session_expiry = \"1h\"\n",
+        )?;
+        assert_eq!(parsed.mqtt.max_inflight, 5);
+        assert_eq!(parsed.mqtt.max_queued, MqttConfig::default().max_queued);
+        let ready = parsed.validate()?;
+        assert_eq!(ready.mqtt, Some("127.0.0.1:0".parse()?));
+        assert_eq!(
+            ready.mqtt_config.max_session_expiry,
+            Duration::from_secs(3600)
+        );
+        let mut config = Config::default();
+        config.mqtt.max_inflight = 0;
+        let err = config.validate().map(|_| ()).expect_err("refused");
+        assert!(err.to_string().contains("mqtt.max_inflight"), "{err}");
+        config.mqtt.max_inflight = 1;
+        config.mqtt.listen = "off".into();
+        assert_eq!(config.validate().map(|r| r.mqtt).ok(), Some(None));
         Ok(())
     }
 

@@ -104,6 +104,8 @@ pub struct ServerStats {
     pub nats_connections: AtomicU64,
     /// Redis connections open now.
     pub redis_connections: AtomicU64,
+    /// MQTT connections open now.
+    pub mqtt_connections: AtomicU64,
     /// WebSocket connections open now (JSON protocol and NATS over WebSocket).
     pub websocket_connections: AtomicU64,
     /// Server-Sent Events streams open now.
@@ -155,7 +157,9 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     nats_addr: Option<SocketAddr>,
     redis_addr: Option<SocketAddr>,
+    mqtt_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
+    mqtt: Option<Arc<listener::mqtt::MqttServer>>,
 }
 
 /// How long shutdown waits for connections to flush before giving up on them.
@@ -211,6 +215,28 @@ impl RunningServer {
             tls: config.tls.clone(),
             per_ip: Arc::new(Mutex::new(HashMap::new())),
         });
+        let mut mqtt_addr = None;
+        let mut mqtt = None;
+        if let Some(addr) = config.mqtt {
+            // Saved sessions come back before the first client of any protocol can
+            // connect (their subscriptions collect messages from the start).
+            let server = listener::mqtt::MqttServer::start(
+                shared.clone(),
+                config.mqtt_config.clone(),
+                &config.data_dir,
+            )
+            .await?;
+            let socket = listener::bind("mqtt", addr).await?;
+            mqtt_addr = Some(socket.local_addr()?);
+            let handler = server.clone();
+            shared.tracker.spawn(listener::accept_loop(
+                socket,
+                "mqtt",
+                shared.clone(),
+                move |stream, peer, _shared, permit| handler.clone().serve(stream, peer, permit),
+            ));
+            mqtt = Some(server);
+        }
         let mut nats_addr = None;
         if let Some(addr) = config.nats {
             let socket = listener::bind("nats", addr).await?;
@@ -245,13 +271,20 @@ impl RunningServer {
             shared,
             nats_addr,
             redis_addr,
+            mqtt_addr,
             http_addr,
+            mqtt,
         })
     }
 
     /// The Redis listener's bound address, if it is on.
     pub fn redis_addr(&self) -> Option<SocketAddr> {
         self.redis_addr
+    }
+
+    /// The MQTT listener's bound address, if it is on.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_addr
     }
 
     /// The web listener's bound address, if it is on.
@@ -285,6 +318,10 @@ impl RunningServer {
             .is_err()
         {
             warn!("some connections did not close within the grace period");
+        }
+        if let Some(mqtt) = &self.mqtt {
+            // Connections are closed and their Wills published: save the sessions.
+            mqtt.stop().await;
         }
         let store = self.shared.store.clone();
         // Stores what is queued, syncs, and saves consumer progress.

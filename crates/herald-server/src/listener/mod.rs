@@ -7,6 +7,7 @@
 //! `accept` fails (out of file descriptors, say) instead of spinning.
 
 pub mod http;
+pub mod mqtt;
 pub mod nats;
 pub mod redis;
 mod writer;

@@ -34,6 +34,8 @@ fn serve() -> Served {
             "127.0.0.1:0",
             "--redis",
             "127.0.0.1:0",
+            "--mqtt",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data.path())

@@ -57,6 +57,8 @@ impl Herald {
                 "off",
                 "--http",
                 "off",
+                "--mqtt",
+                "off",
             ])
             .arg("--data-dir")
             .arg(data)

@@ -47,7 +47,7 @@ pub(crate) fn snapshot(web: &Web) -> Value {
         "connections": {
             "nats": s.nats_connections.load(Ordering::Relaxed),
             "redis": s.redis_connections.load(Ordering::Relaxed),
-            "mqtt": 0,
+            "mqtt": s.mqtt_connections.load(Ordering::Relaxed),
             "websocket": s.websocket_connections.load(Ordering::Relaxed),
             "sse": s.sse_connections.load(Ordering::Relaxed),
         },
@@ -111,7 +111,7 @@ pub(crate) async fn metrics(State(web): State<Web>) -> impl IntoResponse {
         &[
             ("protocol=\"nats\"", load(&s.nats_connections)),
             ("protocol=\"redis\"", load(&s.redis_connections)),
-            ("protocol=\"mqtt\"", 0),
+            ("protocol=\"mqtt\"", load(&s.mqtt_connections)),
             ("protocol=\"websocket\"", load(&s.websocket_connections)),
             ("protocol=\"sse\"", load(&s.sse_connections)),
         ],

@@ -16,6 +16,8 @@ pub struct TestServer {
     pub nats: SocketAddr,
     /// The Redis listener's address.
     pub redis: SocketAddr,
+    /// The MQTT listener's address.
+    pub mqtt: SocketAddr,
     /// The web listener's address.
     pub http: SocketAddr,
     _data: TempDir,
@@ -36,11 +38,13 @@ impl TestServer {
         let server = RunningServer::start(ready).await.expect("server starts");
         let nats = server.nats_addr().expect("nats listener on");
         let redis = server.redis_addr().expect("redis listener on");
+        let mqtt = server.mqtt_addr().expect("mqtt listener on");
         let http = server.http_addr().expect("http listener on");
         Self {
             server: Some(server),
             nats,
             redis,
+            mqtt,
             http,
             _data: data,
         }
@@ -59,6 +63,11 @@ impl TestServer {
     /// `redis://127.0.0.1:<port>`.
     pub fn redis_url(&self) -> String {
         format!("redis://{}", self.redis)
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
     }
 
     /// The running server.
@@ -83,6 +92,7 @@ impl TestServer {
         let server = RunningServer::start(ready).await.expect("server restarts");
         self.nats = server.nats_addr().expect("nats listener on");
         self.redis = server.redis_addr().expect("redis listener on");
+        self.mqtt = server.mqtt_addr().expect("mqtt listener on");
         self.http = server.http_addr().expect("http listener on");
         self.server = Some(server);
         self

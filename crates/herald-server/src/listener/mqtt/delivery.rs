@@ -1,0 +1,210 @@
+//! What travels to an MQTT client: [`Outgoing`] messages, how they are written into a
+//! connection's outbox, and the [`Origin`] of a publish made by an MQTT client.
+//!
+//! The broker's [`Message`] has no QoS, RETAIN flag or MQTT 5 properties, and adding them
+//! as headers would show MQTT plumbing to every NATS subscriber. Deliveries happen
+//! synchronously inside the publisher's `publish` call, on its thread, so the MQTT
+//! publisher leaves the [`Origin`] of the message in a thread-local for the duration of
+//! the call, and the MQTT sinks read it from there ([`origin_of`]). A message that did
+//! not come from MQTT (NATS, Redis, HTTP, a stream) has no origin: it counts as a QoS 0
+//! publish, as in nats-server.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_core::{Delivery, DeliveryCtx, Message, Outbox, Subject};
+use herald_protocol::mqtt::{
+    PacketId, Publish, PublishProperties, QoS, QosPid, SubscriptionId, TopicName, UserProperty,
+    Version, encode_publish_head, subject_to_topic,
+};
+
+/// Milliseconds since the Unix epoch: expiry times are wall-clock so they survive a restart.
+pub(super) fn now_ms() -> u64 {
+    u64::try_from(herald_store::time::now_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// A message on its way to one MQTT session.
+#[derive(Debug, Clone)]
+pub(super) struct Outgoing {
+    /// The topic the client sees.
+    pub(super) topic: TopicName,
+    /// The payload, shared with every other receiver.
+    pub(super) payload: Bytes,
+    /// The QoS it is delivered with: min(published, granted).
+    pub(super) qos: QoS,
+    /// The RETAIN flag to send.
+    pub(super) retain: bool,
+    /// MQTT 5 properties to forward (never a Topic Alias, Subscription Identifier or Message
+    /// Expiry Interval: those are per hop and added when the packet is written).
+    pub(super) props: Option<Arc<PublishProperties>>,
+    /// The Subscription Identifier of the subscription that matched (MQTT 5).
+    pub(super) sub_id: Option<SubscriptionId>,
+    /// When the message expires (ms since the epoch), from its Message Expiry Interval.
+    pub(super) expires_at: Option<u64>,
+}
+
+impl Outgoing {
+    /// Whether its Message Expiry Interval has run out at `now` (ms).
+    pub(super) fn expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// A rough size for the outbox's pending-bytes accounting.
+    pub(super) fn wire_size(&self) -> usize {
+        let props = self.props.as_ref().map_or(0, |p| {
+            p.user_properties
+                .iter()
+                .map(|u| u.name.len() + u.value.len() + 5)
+                .sum::<usize>()
+                + p.content_type.as_ref().map_or(0, String::len)
+                + p.response_topic.as_ref().map_or(0, TopicName::len)
+                + p.correlation_data.as_ref().map_or(0, Bytes::len)
+                + 16
+        });
+        self.topic.len() + self.payload.len() + props + 16
+    }
+
+    /// The `PUBLISH` packet for this message, without its payload being copied.
+    pub(super) fn packet(&self, version: Version, pid: Option<PacketId>, dup: bool) -> Publish {
+        let qos = match (self.qos, pid) {
+            (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
+            (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
+            _ => QosPid::AtMostOnce,
+        };
+        let mut properties = PublishProperties::default();
+        if version == Version::V5 {
+            if let Some(props) = &self.props {
+                properties = PublishProperties::clone(props);
+            }
+            properties.topic_alias = None;
+            properties.subscription_identifiers.clear();
+            properties.subscription_identifiers.extend(self.sub_id);
+            properties.message_expiry_interval = self.expires_at.map(|at| {
+                // The remaining lifetime, rounded up so a live message keeps its interval.
+                let left = at.saturating_sub(now_ms()).div_ceil(1000);
+                u32::try_from(left).unwrap_or(u32::MAX)
+            });
+        }
+        Publish {
+            dup: dup && qos != QosPid::AtMostOnce,
+            qos,
+            retain: self.retain,
+            topic: self.topic.clone(),
+            properties,
+            payload: self.payload.clone(),
+        }
+    }
+}
+
+/// Appends a `PUBLISH` for `out` to `outbox`, held to the outbox's pending limit.
+///
+/// A packet larger than the client's Maximum Packet Size is not sent (MQTT 5 §3.1.2.11.4:
+/// the server discards it as if it had been delivered); `Delivered` is returned for it.
+pub(super) fn push_publish(
+    outbox: &Arc<Outbox>,
+    version: Version,
+    max_packet: usize,
+    out: &Outgoing,
+    pid: Option<PacketId>,
+    dup: bool,
+    ctx: &mut DeliveryCtx,
+) -> Delivery {
+    let publish = out.packet(version, pid, dup);
+    if max_packet < usize::MAX {
+        let packet = herald_protocol::mqtt::Packet::Publish(publish.clone());
+        match herald_protocol::mqtt::encoded_len(version, &packet) {
+            Ok(len) if len <= max_packet => {}
+            _ => {
+                tracing::debug!(topic = %out.topic, "message larger than the client accepts; dropped");
+                return Delivery::Delivered;
+            }
+        }
+    }
+    outbox.push_message(ctx, out.wire_size(), |w| {
+        // The head is written only when the whole packet can be encoded; the payload
+        // then follows it as its own (shared) part.
+        if encode_publish_head(w.buf(), version, &publish).is_ok() {
+            w.put_payload(&publish.payload);
+        }
+    })
+}
+
+/// An MQTT client's publish, as the MQTT sinks need to see it.
+#[derive(Debug)]
+pub(super) struct Origin {
+    /// The subject it is published on, to recognise the message.
+    pub(super) subject: Subject,
+    /// Its payload (the same `Bytes` as the message's).
+    pub(super) payload: Bytes,
+    /// The topic as the publisher wrote it (saves mapping the subject back).
+    pub(super) topic: TopicName,
+    /// The QoS it was published with.
+    pub(super) qos: QoS,
+    /// Its RETAIN flag (forwarded only to Retain As Published subscriptions).
+    pub(super) retain: bool,
+    /// Its MQTT 5 properties, Topic Alias and Message Expiry Interval removed.
+    pub(super) props: Option<Arc<PublishProperties>>,
+    /// When it expires (ms since the epoch).
+    pub(super) expires_at: Option<u64>,
+}
+
+impl Origin {
+    fn is(&self, msg: &Message) -> bool {
+        // The payload is the very same buffer, so a message published from inside a
+        // delivery (a nested publish) is never mistaken for this one.
+        self.payload.as_ptr() == msg.payload.as_ptr()
+            && self.payload.len() == msg.payload.len()
+            && self.subject == msg.subject
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Origin>>> = const { RefCell::new(None) };
+}
+
+/// Restores the previous origin even if the publish unwinds.
+struct Restore(Option<Arc<Origin>>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CURRENT.with(|current| *current.borrow_mut() = previous);
+    }
+}
+
+/// Runs `publish` with `origin` visible to the MQTT sinks it delivers to.
+pub(super) fn publishing<R>(origin: &Arc<Origin>, publish: impl FnOnce() -> R) -> R {
+    let previous = CURRENT.with(|current| current.borrow_mut().replace(origin.clone()));
+    let _restore = Restore(previous);
+    publish()
+}
+
+/// The origin of `msg` if it is the MQTT publish being delivered on this thread.
+pub(super) fn origin_of(msg: &Message) -> Option<Arc<Origin>> {
+    CURRENT.with(|current| current.borrow().as_ref().filter(|o| o.is(msg)).cloned())
+}
+
+/// The MQTT 5 properties of a message from another protocol: its NATS headers become User
+/// Properties (in order) and its reply subject the Response Topic, so an MQTT 5 client can
+/// read both and answer a NATS request.
+pub(super) fn foreign_properties(msg: &Message) -> Option<Arc<PublishProperties>> {
+    let response_topic = msg
+        .reply
+        .as_ref()
+        .and_then(|reply| subject_to_topic(reply.as_bytes()).ok())
+        .and_then(|topic| TopicName::new(&topic).ok());
+    let user_properties: Vec<UserProperty> = msg
+        .headers
+        .as_ref()
+        .map(|h| h.iter().map(|(n, v)| UserProperty::new(n, v)).collect())
+        .unwrap_or_default();
+    if response_topic.is_none() && user_properties.is_empty() {
+        return None;
+    }
+    Some(Arc::new(PublishProperties {
+        response_topic,
+        user_properties,
+        ..PublishProperties::default()
+    }))
+}

@@ -1,0 +1,715 @@
+//! MQTT packet by packet, with herald's own codec on the client side: the flows real
+//! clients hide (packet ids, DUP on resend, keep-alive expiry, take-over, QoS 2
+//! duplicates, refusals), checked on the wire. `RawMqtt` is also the differential tests'
+//! client.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU16;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use herald_protocol::mqtt::{
+    Ack, ConnAck, Connect, ConnectProperties, Disconnect, MqttLimits, Packet, PacketId, Publish,
+    QoS, QosPid, ReasonCode, RetainHandling, Subscribe, SubscribeProperties, Subscription,
+    SubscriptionOptions, TopicFilter, TopicName, Version, Will, WillProperties, encode,
+    parse_server,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::TestServer;
+use crate::common::raw::PATIENCE;
+
+/// A raw MQTT connection: packets out with `encode`, packets in with `parse_server`.
+pub struct RawMqtt {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// The version packets are encoded and decoded in.
+    pub version: Version,
+}
+
+/// Shorthand for a packet id.
+pub fn pid(n: u16) -> PacketId {
+    PacketId::new(n).expect("non-zero packet id")
+}
+
+/// Shorthand for a topic name.
+pub fn topic(s: &str) -> TopicName {
+    TopicName::new(s).expect("valid topic")
+}
+
+/// A `CONNECT` with everything off: clean start, no Will, no credentials.
+pub fn connect_packet(version: Version, client_id: &str) -> Connect {
+    Connect {
+        version,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: client_id.to_owned(),
+        will: None,
+        username: None,
+        password: None,
+        properties: ConnectProperties::default(),
+    }
+}
+
+/// A `SUBSCRIBE` of one filter.
+pub fn subscribe_packet(id: u16, filter: &str, qos: QoS) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: pid(id),
+        properties: SubscribeProperties::default(),
+        subscriptions: vec![Subscription {
+            filter: TopicFilter::new(filter).expect("valid filter"),
+            options: SubscriptionOptions {
+                qos,
+                ..SubscriptionOptions::default()
+            },
+        }],
+    })
+}
+
+/// A `PUBLISH` at `qos` (id `id` when QoS > 0).
+pub fn publish_packet(name: &str, payload: &str, qos: QoS, id: u16) -> Packet {
+    let mut publish = Publish::new(topic(name), Bytes::copy_from_slice(payload.as_bytes()));
+    publish.qos = match qos {
+        QoS::AtMostOnce => QosPid::AtMostOnce,
+        QoS::AtLeastOnce => QosPid::AtLeastOnce(pid(id)),
+        QoS::ExactlyOnce => QosPid::ExactlyOnce(pid(id)),
+    };
+    Packet::Publish(publish)
+}
+
+impl RawMqtt {
+    /// Opens a TCP connection; nothing is sent.
+    pub async fn open(addr: SocketAddr, version: Version) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            version,
+        }
+    }
+
+    /// Connects with `connect` and returns the `CONNACK`.
+    pub async fn connect(addr: SocketAddr, connect: Connect) -> (Self, ConnAck) {
+        let mut client = Self::open(addr, connect.version).await;
+        client.send(&Packet::Connect(Box::new(connect))).await;
+        match client.recv().await {
+            Some(Packet::ConnAck(connack)) => (client, *connack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Connects a clean session with `client_id` and checks it is accepted.
+    pub async fn connected(addr: SocketAddr, version: Version, client_id: &str) -> Self {
+        let (client, connack) = Self::connect(addr, connect_packet(version, client_id)).await;
+        assert_eq!(connack.reason_code, ReasonCode::Success, "{connack:?}");
+        client
+    }
+
+    /// Sends one packet.
+    pub async fn send(&mut self, packet: &Packet) {
+        let mut out = BytesMut::new();
+        encode(&mut out, self.version, packet).expect("encodable");
+        self.send_bytes(&out).await;
+    }
+
+    /// Sends bytes as they are (the server may have closed already).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    /// The next packet; `None` when the server closed the connection.
+    pub async fn recv(&mut self) -> Option<Packet> {
+        let limits = MqttLimits {
+            max_packet_size: MqttLimits::PROTOCOL_MAX_PACKET_SIZE,
+        };
+        loop {
+            match parse_server(&mut self.buf, &limits, self.version) {
+                Ok(Some(packet)) => return Some(packet),
+                Ok(None) => {}
+                Err(error) => panic!("server sent an invalid packet: {error}"),
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match tokio::time::timeout(PATIENCE, self.stream.read(&mut chunk)).await {
+                Ok(Ok(0) | Err(_)) => return None,
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => panic!("no packet within {PATIENCE:?}"),
+            }
+        }
+    }
+
+    /// The next packet, which must be a `PUBLISH`.
+    pub async fn publish(&mut self) -> Publish {
+        match self.recv().await {
+            Some(Packet::Publish(publish)) => publish,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+
+    /// Sends `PINGREQ` and returns every packet before the `PINGRESP`: all the server had
+    /// to say about what was sent before (it answers in order). Stops early if the server
+    /// closes.
+    pub async fn until_ping(&mut self) -> Vec<Packet> {
+        self.send(&Packet::PingReq).await;
+        let mut packets = Vec::new();
+        while let Some(packet) = self.recv().await {
+            if packet == Packet::PingResp {
+                return packets;
+            }
+            packets.push(packet);
+        }
+        packets
+    }
+
+    /// Waits for the server to close, returning what it sent first.
+    pub async fn until_closed(&mut self) -> Vec<Packet> {
+        let mut packets = Vec::new();
+        while let Some(packet) = self.recv().await {
+            packets.push(packet);
+        }
+        packets
+    }
+}
+
+/// A subscriber that has subscribed to `filter` (QoS 2) and seen the `SUBACK`.
+async fn subscriber(addr: SocketAddr, version: Version, id: &str, filter: &str) -> RawMqtt {
+    let mut client = RawMqtt::connected(addr, version, id).await;
+    client
+        .send(&subscribe_packet(1, filter, QoS::ExactlyOnce))
+        .await;
+    match client.recv().await {
+        Some(Packet::SubAck(suback)) => assert!(!suback.reason_codes[0].is_error()),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+    client
+}
+
+#[tokio::test]
+async fn unacknowledged_messages_are_resent_with_dup_and_their_ids() {
+    let server = TestServer::start().await;
+    let mut connect = connect_packet(Version::V311, "resender");
+    connect.clean_start = false;
+    let (mut sub, _) = RawMqtt::connect(server.mqtt, connect.clone()).await;
+    sub.send(&subscribe_packet(1, "jobs/+", QoS::ExactlyOnce))
+        .await;
+    assert!(matches!(sub.recv().await, Some(Packet::SubAck(_))));
+    let mut publisher = RawMqtt::connected(server.mqtt, Version::V311, "pub").await;
+    publisher
+        .send(&publish_packet("jobs/a", "one", QoS::AtLeastOnce, 1))
+        .await;
+    publisher
+        .send(&publish_packet("jobs/b", "two", QoS::ExactlyOnce, 2))
+        .await;
+    let first = sub.publish().await;
+    let second = sub.publish().await;
+    assert!(!first.dup && !second.dup);
+    // Receive the QoS 2 one and answer PUBREC: the server must then only resend PUBREL.
+    let second_id = second.qos.packet_id().expect("QoS 2 has an id");
+    sub.send(&Packet::PubRec(Ack::new(second_id))).await;
+    assert_eq!(sub.recv().await, Some(Packet::PubRel(Ack::new(second_id))));
+    drop(sub);
+
+    let (mut again, connack) = RawMqtt::connect(server.mqtt, connect).await;
+    assert!(connack.session_present);
+    let resent = again.publish().await;
+    assert!(resent.dup, "a resent PUBLISH has DUP set");
+    assert_eq!(resent.qos, first.qos, "same QoS and packet id");
+    assert_eq!(resent.payload, first.payload);
+    assert_eq!(
+        again.recv().await,
+        Some(Packet::PubRel(Ack::new(second_id))),
+        "the released QoS 2 flow resumes at PUBREL"
+    );
+    let first_id = first.qos.packet_id().expect("QoS 1 has an id");
+    again.send(&Packet::PubAck(Ack::new(first_id))).await;
+    again.send(&Packet::PubComp(Ack::new(second_id))).await;
+    assert!(again.until_ping().await.is_empty());
+    again.send(&Packet::Disconnect(Disconnect::default())).await;
+    let (mut third, connack) = RawMqtt::connect(
+        server.mqtt,
+        Connect {
+            clean_start: false,
+            ..connect_packet(Version::V311, "resender")
+        },
+    )
+    .await;
+    assert!(connack.session_present);
+    assert!(
+        third.until_ping().await.is_empty(),
+        "nothing left to resend"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_qos2_publish_is_forwarded_once() {
+    let server = TestServer::start().await;
+    let mut sub = subscriber(server.mqtt, Version::V311, "s", "once/#").await;
+    let mut publisher = RawMqtt::connected(server.mqtt, Version::V311, "p").await;
+    let packet = publish_packet("once/x", "exactly", QoS::ExactlyOnce, 7);
+    publisher.send(&packet).await;
+    publisher.send(&packet).await;
+    assert_eq!(
+        publisher.until_ping().await,
+        vec![
+            Packet::PubRec(Ack::new(pid(7))),
+            Packet::PubRec(Ack::new(pid(7)))
+        ]
+    );
+    publisher.send(&Packet::PubRel(Ack::new(pid(7)))).await;
+    publisher.send(&Packet::PubRel(Ack::new(pid(7)))).await;
+    // Every PUBREL is answered, the unknown one too.
+    assert_eq!(
+        publisher.until_ping().await,
+        vec![
+            Packet::PubComp(Ack::new(pid(7))),
+            Packet::PubComp(Ack::new(pid(7)))
+        ]
+    );
+    publisher
+        .send(&publish_packet("once/marker", "end", QoS::AtMostOnce, 0))
+        .await;
+    let first = sub.publish().await;
+    assert_eq!(first.payload, "exactly");
+    let next = sub.publish().await;
+    assert_eq!(next.payload, "end", "the duplicate was not forwarded");
+}
+
+#[tokio::test]
+async fn keep_alive_expiry_closes_and_publishes_the_will() {
+    let server = TestServer::start().await;
+    let mut watcher = subscriber(server.mqtt, Version::V311, "watcher", "status/#").await;
+    let mut connect = connect_packet(Version::V5, "sleepy");
+    connect.keep_alive = 1;
+    connect.will = Some(Will {
+        topic: topic("status/sleepy"),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: WillProperties::default(),
+    });
+    let (mut sleepy, connack) = RawMqtt::connect(server.mqtt, connect).await;
+    assert_eq!(connack.reason_code, ReasonCode::Success);
+    // Say nothing: after 1.5 s the server gives up on the client.
+    let last = sleepy.until_closed().await;
+    assert_eq!(
+        last,
+        vec![Packet::Disconnect(Disconnect {
+            reason_code: ReasonCode::KeepAliveTimeout,
+            ..Disconnect::default()
+        })]
+    );
+    let will = watcher.publish().await;
+    assert_eq!(will.topic.as_str(), "status/sleepy");
+    assert_eq!(will.payload, "gone");
+}
+
+#[tokio::test]
+async fn pings_keep_a_connection_alive() {
+    let server = TestServer::start().await;
+    let mut connect = connect_packet(Version::V311, "pinger");
+    connect.keep_alive = 1;
+    let (mut client, _) = RawMqtt::connect(server.mqtt, connect).await;
+    // Six pings half a second apart span three keep-alive periods.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(client.until_ping().await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_second_connection_takes_the_session_over() {
+    let server = TestServer::start().await;
+    let mut watcher = subscriber(server.mqtt, Version::V311, "watcher", "lwt/#").await;
+    let mut connect = connect_packet(Version::V5, "twin");
+    connect.will = Some(Will {
+        topic: topic("lwt/twin"),
+        payload: Bytes::from_static(b"first went away"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: WillProperties::default(),
+    });
+    let (mut first, _) = RawMqtt::connect(server.mqtt, connect).await;
+    let (_second, connack) =
+        RawMqtt::connect(server.mqtt, connect_packet(Version::V5, "twin")).await;
+    assert_eq!(connack.reason_code, ReasonCode::Success);
+    assert_eq!(
+        first.until_closed().await,
+        vec![Packet::Disconnect(Disconnect {
+            reason_code: ReasonCode::SessionTakenOver,
+            ..Disconnect::default()
+        })]
+    );
+    // The first connection ended without DISCONNECT: its Will goes out.
+    assert_eq!(watcher.publish().await.payload, "first went away");
+}
+
+#[tokio::test]
+async fn topics_starting_with_dollar_escape_leading_wildcards() {
+    let server = TestServer::start().await;
+    let mut all = subscriber(server.mqtt, Version::V311, "all", "#").await;
+    let mut plus = subscriber(server.mqtt, Version::V311, "plus", "+/stats").await;
+    let mut dollar = subscriber(server.mqtt, Version::V311, "dollar", "$app/#").await;
+    let mut publisher = RawMqtt::connected(server.mqtt, Version::V311, "p").await;
+    publisher
+        .send(&publish_packet("$app/stats", "hidden", QoS::AtMostOnce, 0))
+        .await;
+    publisher
+        .send(&publish_packet("app/stats", "visible", QoS::AtMostOnce, 0))
+        .await;
+    assert_eq!(dollar.publish().await.payload, "hidden");
+    assert_eq!(all.publish().await.payload, "visible");
+    assert_eq!(plus.publish().await.payload, "visible");
+}
+
+#[tokio::test]
+async fn refusals_in_connack() {
+    let server = TestServer::start().await;
+    // An unknown protocol level: the 3.1.1 return code 1, as mosquitto answers.
+    let mut client = RawMqtt::open(server.mqtt, Version::V311).await;
+    client
+        .send_bytes(&[
+            0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x06, 0x02, 0x00, 0x3c, 0x00, 0x00,
+        ])
+        .await;
+    assert_eq!(
+        client.until_closed().await,
+        vec![Packet::ConnAck(Box::new(ConnAck {
+            reason_code: ReasonCode::UnsupportedProtocolVersion,
+            ..ConnAck::default()
+        }))]
+    );
+    // 3.1.1 with an empty client id and a persistent session: identifier rejected.
+    let mut connect = connect_packet(Version::V311, "");
+    connect.clean_start = false;
+    let (mut client, connack) = RawMqtt::connect(server.mqtt, connect).await;
+    assert_eq!(connack.reason_code, ReasonCode::ClientIdentifierNotValid);
+    assert!(client.until_closed().await.is_empty());
+    // MQTT 5 with an empty client id: the server assigns one.
+    let (_client, connack) = RawMqtt::connect(server.mqtt, connect_packet(Version::V5, "")).await;
+    assert_eq!(connack.reason_code, ReasonCode::Success);
+    let assigned = connack
+        .properties
+        .assigned_client_identifier
+        .expect("assigned id");
+    assert!(!assigned.is_empty());
+    // Enhanced authentication is not offered.
+    let mut connect = connect_packet(Version::V5, "auth");
+    connect.properties.authentication_method = Some("SCRAM-SHA-1".into());
+    let (_client, connack) = RawMqtt::connect(server.mqtt, connect).await;
+    assert_eq!(connack.reason_code, ReasonCode::BadAuthenticationMethod);
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_a_reason() {
+    let server = TestServer::start().await;
+    // A second CONNECT.
+    let mut client = RawMqtt::connected(server.mqtt, Version::V5, "twice").await;
+    client
+        .send(&Packet::Connect(Box::new(connect_packet(
+            Version::V5,
+            "twice",
+        ))))
+        .await;
+    assert_eq!(
+        client.until_closed().await,
+        vec![Packet::Disconnect(Disconnect {
+            reason_code: ReasonCode::ProtocolError,
+            ..Disconnect::default()
+        })]
+    );
+    // An unknown Topic Alias.
+    let mut client = RawMqtt::connected(server.mqtt, Version::V5, "alias").await;
+    let mut publish = Publish::new(TopicName::default(), Bytes::from_static(b"x"));
+    publish.properties.topic_alias = NonZeroU16::new(3);
+    client.send(&Packet::Publish(publish)).await;
+    assert_eq!(
+        client.until_closed().await,
+        vec![Packet::Disconnect(Disconnect {
+            reason_code: ReasonCode::ProtocolError,
+            ..Disconnect::default()
+        })]
+    );
+    // 3.1.1: a malformed packet closes without a word (SUBSCRIBE with flags 0).
+    let mut client = RawMqtt::connected(server.mqtt, Version::V311, "bad").await;
+    client
+        .send_bytes(&[0x80, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x00])
+        .await;
+    assert!(client.until_closed().await.is_empty());
+    // The first packet must be CONNECT.
+    let mut client = RawMqtt::open(server.mqtt, Version::V311).await;
+    client.send(&Packet::PingReq).await;
+    assert!(client.until_closed().await.is_empty());
+}
+
+#[tokio::test]
+async fn topic_aliases_name_topics_after_their_first_use() {
+    let server = TestServer::start().await;
+    let mut sub = subscriber(server.mqtt, Version::V5, "s", "alias/#").await;
+    let mut client = RawMqtt::connected(server.mqtt, Version::V5, "aliaser").await;
+    let mut first = Publish::new(topic("alias/long/name"), Bytes::from_static(b"1"));
+    first.properties.topic_alias = NonZeroU16::new(1);
+    client.send(&Packet::Publish(first)).await;
+    let mut second = Publish::new(TopicName::default(), Bytes::from_static(b"2"));
+    second.properties.topic_alias = NonZeroU16::new(1);
+    client.send(&Packet::Publish(second)).await;
+    for payload in ["1", "2"] {
+        let got = sub.publish().await;
+        assert_eq!(got.topic.as_str(), "alias/long/name");
+        assert_eq!(got.payload, payload);
+        assert_eq!(got.properties.topic_alias, None, "aliases are per hop");
+    }
+}
+
+#[tokio::test]
+async fn pipelined_packets_after_connect_are_processed_in_order() {
+    let server = TestServer::start().await;
+    let mut client = RawMqtt::open(server.mqtt, Version::V311).await;
+    let mut bytes = BytesMut::new();
+    for packet in [
+        Packet::Connect(Box::new(connect_packet(Version::V311, "eager"))),
+        subscribe_packet(1, "eager/t", QoS::AtLeastOnce),
+        publish_packet("eager/t", "to myself", QoS::AtLeastOnce, 2),
+        Packet::PingReq,
+    ] {
+        encode(&mut bytes, Version::V311, &packet).expect("encodes");
+    }
+    client.send_bytes(&bytes).await;
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        got.push(client.recv().await.expect("a packet"));
+    }
+    assert!(matches!(got[0], Packet::ConnAck(_)), "{got:?}");
+    assert!(matches!(got[1], Packet::SubAck(_)), "{got:?}");
+    // The PUBACK and the delivery of the client's own message may come in either order;
+    // the PINGRESP after the PUBACK.
+    let position = |f: &dyn Fn(&Packet) -> bool| got.iter().position(f).expect("present");
+    let puback = position(&|p| matches!(p, Packet::PubAck(a) if a.packet_id == pid(2)));
+    let ping = position(&|p| *p == Packet::PingResp);
+    assert!(puback < ping, "{got:?}");
+    assert!(
+        got.iter()
+            .any(|p| matches!(p, Packet::Publish(x) if x.payload == "to myself"))
+    );
+}
+
+#[tokio::test]
+async fn retain_handling_and_retain_as_published() {
+    let server = TestServer::start().await;
+    let mut publisher = RawMqtt::connected(server.mqtt, Version::V5, "p").await;
+    let mut retained = Publish::new(topic("rh/a"), Bytes::from_static(b"kept"));
+    retained.retain = true;
+    retained.qos = QosPid::AtLeastOnce(pid(1));
+    publisher.send(&Packet::Publish(retained.clone())).await;
+    assert_eq!(publisher.until_ping().await.len(), 1, "PUBACK");
+
+    let mut client = RawMqtt::connected(server.mqtt, Version::V5, "c").await;
+    let sub = |id: u16, filter: &str, handling: RetainHandling, rap: bool| {
+        Packet::Subscribe(Subscribe {
+            packet_id: pid(id),
+            properties: SubscribeProperties::default(),
+            subscriptions: vec![Subscription {
+                filter: TopicFilter::new(filter).expect("filter"),
+                options: SubscriptionOptions {
+                    qos: QoS::AtMostOnce,
+                    no_local: false,
+                    retain_as_published: rap,
+                    retain_handling: handling,
+                },
+            }],
+        })
+    };
+    // 2: never send retained messages.
+    client
+        .send(&sub(1, "rh/#", RetainHandling::DoNotSend, true))
+        .await;
+    let got = client.until_ping().await;
+    assert_eq!(got.len(), 1, "only the SUBACK: {got:?}");
+    // 1: only for a new subscription, so not for this repeat.
+    client
+        .send(&sub(2, "rh/#", RetainHandling::SendIfNew, true))
+        .await;
+    assert_eq!(client.until_ping().await.len(), 1);
+    // 0: always.
+    client
+        .send(&sub(3, "rh/#", RetainHandling::SendAtSubscribe, true))
+        .await;
+    let got = client.until_ping().await;
+    assert!(
+        matches!(&got[..], [Packet::SubAck(_), Packet::Publish(p)] if p.retain && p.payload == "kept"),
+        "{got:?}"
+    );
+    // Retain As Published keeps the flag on live messages.
+    publisher.send(&Packet::Publish(retained)).await;
+    let live = client.publish().await;
+    assert!(live.retain);
+}
+
+#[tokio::test]
+async fn mqtt5_acks_say_what_went_wrong() {
+    let server = TestServer::start_with(|ready| ready.limits.max_payload = 1024).await;
+    let mut client = RawMqtt::connected(server.mqtt, Version::V5, "codes").await;
+    // PUBREL for an id never received: PUBCOMP with 0x92.
+    client.send(&Packet::PubRel(Ack::new(pid(4)))).await;
+    // A payload over `limits.max_payload`: 0x97.
+    let big = "x".repeat(2000);
+    client
+        .send(&publish_packet("codes/big", &big, QoS::AtLeastOnce, 5))
+        .await;
+    // A topic herald keeps for itself, and one with no subject: 0x90.
+    client
+        .send(&publish_packet(
+            "$MQTT/retained/x",
+            "no",
+            QoS::AtLeastOnce,
+            6,
+        ))
+        .await;
+    client
+        .send(&publish_packet("a b", "no", QoS::ExactlyOnce, 7))
+        .await;
+    let code = |packet: &Packet| match packet {
+        Packet::PubComp(a) | Packet::PubAck(a) | Packet::PubRec(a) => {
+            (a.packet_id.get(), a.reason_code)
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    let got: Vec<_> = client.until_ping().await.iter().map(code).collect();
+    assert_eq!(
+        got,
+        vec![
+            (4, ReasonCode::PacketIdentifierNotFound),
+            (5, ReasonCode::QuotaExceeded),
+            (6, ReasonCode::TopicNameInvalid),
+            (7, ReasonCode::TopicNameInvalid),
+        ]
+    );
+    // A refused QoS 2 flow is over: its PUBREL finds nothing.
+    client.send(&Packet::PubRel(Ack::new(pid(7)))).await;
+    assert_eq!(
+        client
+            .until_ping()
+            .await
+            .iter()
+            .map(code)
+            .collect::<Vec<_>>(),
+        vec![(7, ReasonCode::PacketIdentifierNotFound)]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_tells_mqtt5_clients_and_publishes_wills() {
+    let server = TestServer::start().await;
+    let mut connect = connect_packet(Version::V5, "leaving");
+    connect.will = Some(Will {
+        topic: topic("bye/leaving"),
+        payload: Bytes::from_static(b"server went away"),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+        properties: WillProperties::default(),
+    });
+    let (mut client, _) = RawMqtt::connect(server.mqtt, connect).await;
+    let server = server.restart().await;
+    assert_eq!(
+        client.until_closed().await,
+        vec![Packet::Disconnect(Disconnect {
+            reason_code: ReasonCode::ServerShuttingDown,
+            ..Disconnect::default()
+        })]
+    );
+    // The Will was retained, so it is still there after the restart.
+    let mut late = RawMqtt::connected(server.mqtt, Version::V311, "late").await;
+    late.send(&subscribe_packet(1, "bye/#", QoS::AtLeastOnce))
+        .await;
+    let got = late.until_ping().await;
+    assert!(
+        matches!(&got[..], [Packet::SubAck(_), Packet::Publish(p)]
+            if p.retain && p.payload == "server went away"),
+        "{got:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_server_answers_server_busy() {
+    let server = TestServer::start_with(|ready| ready.limits.max_connections = 1).await;
+    let _first = RawMqtt::connected(server.mqtt, Version::V311, "first").await;
+    let (mut v5, connack) = RawMqtt::connect(server.mqtt, connect_packet(Version::V5, "v5")).await;
+    assert_eq!(connack.reason_code, ReasonCode::ServerBusy);
+    assert!(v5.until_closed().await.is_empty());
+    let (_, connack) = RawMqtt::connect(server.mqtt, connect_packet(Version::V311, "v3")).await;
+    // 3.1.1 has no "busy": Server unavailable (3).
+    assert_eq!(connack.reason_code, ReasonCode::ServerUnavailable);
+    server.stop().await;
+}
+
+/// Random bytes on the MQTT port, alone and after a valid `CONNECT` of either version,
+/// while a subscriber and a publisher exchange QoS 1 messages: the good pair loses
+/// nothing and the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bytes_harm_no_other_client() {
+    let server = TestServer::start().await;
+    let mut sub = subscriber(server.mqtt, Version::V5, "good-sub", "good/#").await;
+    let addr = server.mqtt;
+    let garbage = tokio::spawn(async move {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..300u64 {
+            let Ok(mut conn) = TcpStream::connect(addr).await else {
+                continue;
+            };
+            let mut bytes = BytesMut::new();
+            match round % 3 {
+                0 => {}
+                1 => {
+                    let connect = connect_packet(Version::V311, &format!("junk-{round}"));
+                    encode(
+                        &mut bytes,
+                        Version::V311,
+                        &Packet::Connect(Box::new(connect)),
+                    )
+                    .expect("encodes");
+                }
+                _ => {
+                    let connect = connect_packet(Version::V5, &format!("junk-{round}"));
+                    encode(&mut bytes, Version::V5, &Packet::Connect(Box::new(connect)))
+                        .expect("encodes");
+                }
+            }
+            let len = 1 + (next() % 2048) as usize;
+            bytes.extend((0..len).map(|_| next() as u8));
+            let _ = conn.write_all(&bytes).await;
+            let mut sink = vec![0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_millis(10), conn.read(&mut sink)).await;
+        }
+    });
+    let mut publisher = RawMqtt::connected(server.mqtt, Version::V311, "good-pub").await;
+    const GOOD: u16 = 300;
+    for i in 1..=GOOD {
+        publisher
+            .send(&publish_packet(
+                "good/n",
+                &i.to_string(),
+                QoS::AtLeastOnce,
+                i,
+            ))
+            .await;
+        assert_eq!(
+            publisher.recv().await,
+            Some(Packet::PubAck(Ack::new(pid(i))))
+        );
+        let got = sub.publish().await;
+        assert_eq!(got.payload, i.to_string());
+        let id = got.qos.packet_id().expect("QoS 1");
+        sub.send(&Packet::PubAck(Ack::new(id))).await;
+    }
+    garbage.await.expect("garbage task");
+    let _ = RawMqtt::connected(server.mqtt, Version::V5, "after").await;
+    server.stop().await;
+}
