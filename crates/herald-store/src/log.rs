@@ -298,6 +298,21 @@ impl FileLog {
             .read(location)
     }
 
+    /// Reads the message at `location` and those after it in its segment,
+    /// up to about `window` bytes, with one read.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read), for the first message.
+    pub fn read_ahead(
+        &self,
+        location: &Location,
+        window: u64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.segment(location.segment)
+            .ok_or(StoreError::Gone)?
+            .read_ahead(location, window)
+    }
+
     fn segment(&self, base: u64) -> Option<&Segment> {
         if base == self.active.base {
             return Some(&self.active);

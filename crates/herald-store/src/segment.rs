@@ -320,6 +320,46 @@ impl Segment {
     }
 
     /// Reads back and verifies the message record at `location`.
+    /// Reads the message at `location` and the message records that follow
+    /// it, up to about `window` bytes in one read (a consumer reading in
+    /// order then pays one system call per window, not per message).
+    pub(crate) fn read_ahead(
+        &self,
+        location: &Location,
+        window: u64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let first = self.read(location)?;
+        let start = location.offset + u64::from(location.len);
+        let end = self.len.min(start.saturating_add(window));
+        let mut out = vec![first];
+        if end <= start {
+            return Ok(out);
+        }
+        let mut buf = BytesMut::zeroed((end - start) as usize);
+        if self.file.read_exact_at(&mut buf, start).is_err() {
+            return Ok(out);
+        }
+        let buf = buf.freeze();
+        let mut pos = 0usize;
+        while pos + codec::HEAD_LEN <= buf.len() {
+            let Some(head_bytes) = buf[pos..pos + codec::HEAD_LEN].first_chunk() else {
+                break;
+            };
+            let Ok(head) = codec::parse_head(head_bytes) else {
+                break;
+            };
+            let len = head.len as usize;
+            if pos + len > buf.len() || codec::check_crc(&buf[pos..pos + len]).is_err() {
+                break;
+            }
+            if head.kind == Kind::Message {
+                out.push(codec::message(&head, &buf.slice(pos..pos + len)));
+            }
+            pos += len;
+        }
+        Ok(out)
+    }
+
     pub(crate) fn read(&self, location: &Location) -> Result<StoredMessage, StoreError> {
         let corrupt = |reason: String| StoreError::Corrupt {
             path: self.path.clone(),

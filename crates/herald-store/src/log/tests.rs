@@ -596,3 +596,27 @@ fn a_preallocated_tail_left_by_a_crash_is_not_damage() {
         data_end + u64::from(more[0].len)
     );
 }
+
+#[test]
+fn read_ahead_returns_the_following_messages_in_one_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = FileLog::open(dir.path(), 1, LogOptions::default()).unwrap();
+    let mut records: Vec<_> = (1..=5).map(plain).collect();
+    records.insert(2, Record::Delete { seq: 1 });
+    let locations = log.append(&records).unwrap();
+    let ahead = log.read_ahead(&locations[0], 1 << 20).unwrap();
+    let seqs: Vec<u64> = ahead.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5], "tombstones are skipped");
+    for (msg, location) in ahead
+        .iter()
+        .zip(locations.iter().filter(|l| l.offset != locations[2].offset))
+    {
+        assert_eq!(msg, &log.read(location).unwrap());
+    }
+    let short = log.read_ahead(&locations[0], 10).unwrap();
+    assert_eq!(
+        short.len(),
+        1,
+        "a window smaller than a record reads just the first"
+    );
+}

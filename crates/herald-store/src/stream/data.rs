@@ -2,6 +2,9 @@
 //! memory or disk, removals and their tombstones, limits, the body cache and
 //! the duplicate table.
 
+/// Bytes read ahead from a segment when a message must come from disk.
+const READ_AHEAD_BYTES: u64 = 256 * 1024;
+
 use super::{BODY_CACHE_BYTES, Discard, MessageIndex, Slot, StreamData, writer};
 use crate::StoreError;
 use crate::api_error::ApiError;
@@ -69,9 +72,19 @@ impl StreamData {
         if let Some(msg) = self.index.message_in_memory(seq) {
             return Ok(Some(msg));
         }
+        {
+            let ahead = self.read_ahead.borrow();
+            if let Ok(i) = ahead.binary_search_by_key(&seq, |m| m.seq) {
+                return Ok(Some(ahead[i].clone()));
+            }
+        }
         match (&self.log, slot.location) {
-            (Some(log), Some(location)) => match log.read(&location) {
-                Ok(msg) => Ok(Some(msg)),
+            (Some(log), Some(location)) => match log.read_ahead(&location, READ_AHEAD_BYTES) {
+                Ok(mut msgs) => {
+                    let first = msgs.remove(0);
+                    *self.read_ahead.borrow_mut() = msgs.into();
+                    Ok(Some(first))
+                }
                 Err(StoreError::Gone) => Ok(None),
                 Err(e) => {
                     tracing::error!(stream = %self.config.name, seq, "reading message: {e}");

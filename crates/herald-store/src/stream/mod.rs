@@ -80,6 +80,9 @@ pub(crate) struct StreamData {
     pub(crate) failed: Option<String>,
     /// Consumers' filters, for interest retention: (consumer name, filters).
     pub(crate) interest: Vec<(String, Vec<Pattern>)>,
+    /// Messages read ahead from disk, in sequence order (only touched under
+    /// the state lock): consumers reading in order share one read per window.
+    pub(crate) read_ahead: std::cell::RefCell<std::collections::VecDeque<StoredMessage>>,
 }
 
 impl Stream {
@@ -142,6 +145,7 @@ impl Stream {
             cached_bytes: 0,
             failed: None,
             interest: Vec::new(),
+            read_ahead: std::cell::RefCell::new(std::collections::VecDeque::new()),
         };
         data.rebuild_dedup();
         let (stored, _) = watch::channel(last);
