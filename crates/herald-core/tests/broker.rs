@@ -476,3 +476,30 @@ async fn header_filters_decide_delivery() {
     assert_eq!(got.payload.as_ref(), b"c");
     assert_eq!(eu.pending(), 0, "only the matching message was delivered");
 }
+
+#[test]
+fn deferred_work_runs_once_per_task_per_batch() {
+    struct Count(AtomicUsize);
+    impl herald_core::Deferred for Count {
+        fn run(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let task = Arc::new(Count(AtomicUsize::new(0)));
+    let mut ctx = DeliveryCtx::new();
+    for _ in 0..3 {
+        ctx.defer(task.clone());
+    }
+    ctx.wake_all();
+    assert_eq!(
+        task.0.load(Ordering::Relaxed),
+        1,
+        "asked three times, run once"
+    );
+    ctx.wake_all();
+    assert_eq!(
+        task.0.load(Ordering::Relaxed),
+        1,
+        "nothing left for the next batch"
+    );
+}

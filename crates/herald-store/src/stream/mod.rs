@@ -192,9 +192,7 @@ impl Stream {
         let conn = self.inner.broker.new_conn_id();
         for pattern in patterns {
             let spec = SubscribeSpec::internal(pattern, conn);
-            let sink = Arc::new(writer::CaptureSink {
-                stream: Arc::downgrade(&self.inner),
-            });
+            let sink = Arc::new(writer::CaptureSink::new(Arc::downgrade(&self.inner)));
             capture.push(self.inner.broker.subscribe_sink(spec, sink));
         }
     }

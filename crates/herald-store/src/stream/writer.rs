@@ -123,6 +123,19 @@ impl WriterQueue {
 /// The broker subscription through which a stream captures its subjects.
 pub(crate) struct CaptureSink {
     pub(crate) stream: Weak<StreamInner>,
+    /// The stream's end-of-batch round, one allocation for the sink's life:
+    /// `DeliveryCtx::defer` keeps one task per pointer, so every message a
+    /// publisher captures in a batch shares one round.
+    round: Arc<InlineRound>,
+}
+
+impl CaptureSink {
+    pub(crate) fn new(stream: Weak<StreamInner>) -> Self {
+        Self {
+            round: Arc::new(InlineRound(stream.clone())),
+            stream,
+        }
+    }
 }
 
 impl Sink for CaptureSink {
@@ -148,7 +161,7 @@ impl Sink for CaptureSink {
             // batch ends. No thread hand-off on the way to the ack.
             SyncPolicy::Interval(_) => {
                 inner.queue.push(pending, false);
-                ctx.defer(Arc::new(InlineRound(inner)));
+                ctx.defer(self.round.clone());
             }
         }
         herald_core::Delivery::Delivered
@@ -156,15 +169,18 @@ impl Sink for CaptureSink {
 }
 
 /// A stream's round of storing, run by a publisher when its batch ends.
-struct InlineRound(Arc<StreamInner>);
+struct InlineRound(Weak<StreamInner>);
 
 impl herald_core::Deferred for InlineRound {
     fn run(&self) {
-        let acks = store_batch(&self.0);
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let acks = store_batch(&inner);
         if acks.wrote {
-            self.0.queue.state.lock().unsynced = true;
+            inner.queue.state.lock().unsynced = true;
         }
-        acks.send(&self.0);
+        acks.send(&inner);
     }
 }
 
