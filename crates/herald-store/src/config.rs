@@ -238,7 +238,7 @@ impl StreamConfig {
             let p = Pattern::new(subject).map_err(|e| ApiError::stream_config(e.to_string()))?;
             for other in &self.subjects[..i] {
                 let o = Pattern::new(other).map_err(|e| ApiError::stream_config(e.to_string()))?;
-                if patterns_overlap(&p, &o) {
+                if p.overlaps(&o) {
                     return Err(ApiError::stream_config("duplicate subjects detected"));
                 }
             }
@@ -373,23 +373,9 @@ pub fn validate_name(name: &str, kind: NameKind) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whether some subject matches both patterns.
-pub fn patterns_overlap(a: &Pattern, b: &Pattern) -> bool {
-    a.overlaps(b)
-}
-
-/// Whether every subject `inner` matches is also matched by `outer`.
-pub fn pattern_contains(outer: &Pattern, inner: &Pattern) -> bool {
-    outer.contains(inner)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn p(s: &str) -> Pattern {
-        Pattern::new(s).unwrap()
-    }
 
     #[test]
     fn async_nats_default_config_normalises_as_nats_server_reports_it() {
@@ -419,18 +405,5 @@ mod tests {
         assert!(bad.normalize().is_err());
         let mut bad = StreamConfig::new("a/b", &["x"]);
         assert_eq!(bad.normalize().unwrap_err().err_code, 10128);
-    }
-
-    #[test]
-    fn overlap_and_containment() {
-        assert!(patterns_overlap(&p("a.*"), &p("a.b")));
-        assert!(patterns_overlap(&p("a.>"), &p("*.b.c")));
-        assert!(!patterns_overlap(&p("a.*"), &p("a.b.c")));
-        assert!(!patterns_overlap(&p("a.b"), &p("a.c")));
-        assert!(pattern_contains(&p("a.>"), &p("a.b.*")));
-        assert!(pattern_contains(&p("a.*"), &p("a.b")));
-        assert!(!pattern_contains(&p("a.*"), &p("a.>")));
-        assert!(!pattern_contains(&p("a.b"), &p("a.*")));
-        assert!(pattern_contains(&p(">"), &p("x")));
     }
 }

@@ -11,9 +11,7 @@ use herald_core::Pattern;
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
-use crate::config::{
-    NameKind, Retention, StreamConfig, pattern_contains, patterns_overlap, validate_name,
-};
+use crate::config::{NameKind, Retention, StreamConfig, validate_name};
 use crate::serde_util::{
     is_false, is_zero_duration, is_zero_i64, is_zero_u64, nanos, nanos_list, null_default,
 };
@@ -280,7 +278,7 @@ impl ConsumerConfig {
             .iter()
             .chain(self.filter_subjects.iter())
             .collect();
-        let mut parsed = Vec::new();
+        let mut parsed: Vec<Pattern> = Vec::new();
         for f in filters {
             let p = Pattern::new(f).map_err(|_| {
                 ApiError::new(
@@ -289,14 +287,14 @@ impl ConsumerConfig {
                     "consumer filter subject is not a valid subset of the interest subjects",
                 )
             })?;
-            if !stream_patterns.iter().any(|s| patterns_overlap(s, &p)) {
+            if !stream_patterns.iter().any(|s| s.overlaps(&p)) {
                 return Err(ApiError::new(
                     400,
                     10093,
                     "consumer filter subject is not a valid subset of the interest subjects",
                 ));
             }
-            if parsed.iter().any(|q| patterns_overlap(q, &p)) {
+            if parsed.iter().any(|q| q.overlaps(&p)) {
                 return Err(ApiError::new(
                     400,
                     10138,
@@ -417,7 +415,7 @@ impl ConsumerConfig {
                 .ok_or_else(|| {
                     ApiError::bad_request(format!("invalid dead letter subject {dl:?}"))
                 })?;
-            if stream_patterns.iter().any(|s| pattern_contains(s, &target)) {
+            if stream_patterns.iter().any(|s| s.contains(&target)) {
                 return Err(ApiError::bad_request(
                     "dead letter subject must not be captured by its own stream",
                 ));

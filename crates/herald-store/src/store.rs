@@ -18,9 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 use crate::api_error::ApiError;
-use crate::config::{
-    NameKind, Retention, StorageType, StreamConfig, patterns_overlap, validate_name,
-};
+use crate::config::{NameKind, Retention, StorageType, StreamConfig, validate_name};
 use crate::consumer::ack::{parse_ack, parse_ack_subject};
 use crate::consumer::{self, Consumer, Event};
 use crate::consumer_config::ConsumerConfig;
@@ -244,7 +242,7 @@ impl Store {
             if config
                 .patterns()
                 .iter()
-                .any(|p| theirs.iter().any(|q| patterns_overlap(p, q)))
+                .any(|p| theirs.iter().any(|q| p.overlaps(q)))
             {
                 return Err(ApiError::new(
                     400,
@@ -308,13 +306,9 @@ impl Store {
             .read()
             .values()
             .filter(|e| {
-                filter.as_ref().is_none_or(|f| {
-                    e.stream
-                        .config()
-                        .patterns()
-                        .iter()
-                        .any(|p| patterns_overlap(p, f))
-                })
+                filter
+                    .as_ref()
+                    .is_none_or(|f| e.stream.config().patterns().iter().any(|p| p.overlaps(f)))
             })
             .map(|e| e.stream.name().to_owned())
             .collect()
@@ -384,9 +378,7 @@ impl Store {
                             "multiple non-filtered consumers not allowed on workqueue stream",
                         ));
                     }
-                    let overlap = mine
-                        .iter()
-                        .any(|m| theirs.iter().any(|t| patterns_overlap(m, t)));
+                    let overlap = mine.iter().any(|m| theirs.iter().any(|t| m.overlaps(t)));
                     if overlap {
                         return Err(ApiError::new(
                             400,
@@ -529,10 +521,7 @@ fn check_overlap(
     let mine = config.patterns();
     for entry in streams.values() {
         let theirs = entry.stream.config().patterns();
-        if mine
-            .iter()
-            .any(|p| theirs.iter().any(|q| patterns_overlap(p, q)))
-        {
+        if mine.iter().any(|p| theirs.iter().any(|q| p.overlaps(q))) {
             return Err(ApiError::new(
                 400,
                 10065,

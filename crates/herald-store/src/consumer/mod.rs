@@ -159,12 +159,7 @@ impl Consumer {
     pub fn info(&self) -> ConsumerInfo {
         let state = self.inner.state.lock();
         let data = self.inner.stream.inner.state.lock();
-        let push_bound = state
-            .config
-            .deliver_subject
-            .as_deref()
-            .and_then(|s| Subject::new(s).ok())
-            .is_some_and(|s| self.inner.stream.inner.broker.has_subscribers(&s));
+        let push_bound = push_bound(&self.inner, &state.config);
         ConsumerInfo {
             stream_name: self.inner.stream.name().to_owned(),
             name: self.inner.name.clone(),
@@ -299,12 +294,7 @@ impl ConsumerInner {
                 Event::FlowControl(subject) => state.flow_control_answered(&subject),
             }
         }
-        let push_bound = state
-            .config
-            .deliver_subject
-            .as_deref()
-            .and_then(|s| Subject::new(s).ok())
-            .is_some_and(|s| broker.has_subscribers(&s));
+        let push_bound = push_bound(self, &state.config);
         let data = self.stream.inner.state.lock();
         let has_interest = |s: &Subject| broker.has_subscribers(s);
         effects.extend(state.pump(
@@ -429,6 +419,7 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
     }
 }
 
+/// Whether a push consumer's deliver subject has interest (false for pull).
 fn push_bound(inner: &ConsumerInner, config: &ConsumerConfig) -> bool {
     config
         .deliver_subject

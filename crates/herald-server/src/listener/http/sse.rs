@@ -19,7 +19,6 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use herald_core::{HeaderFilter, Message, Pattern, Permissions, SubscribeOptions};
-use herald_store::config::pattern_contains;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -110,7 +109,7 @@ fn stream_for(web: &Web, pattern: &Pattern) -> Option<herald_store::Stream> {
             config
                 .patterns()
                 .iter()
-                .any(|p| pattern_contains(p, pattern))
+                .any(|p| p.contains(pattern))
                 .then_some(stream)
         })
 }
