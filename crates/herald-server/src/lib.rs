@@ -28,35 +28,65 @@ pub use server::RunningServer;
 /// # Errors
 /// Invalid configuration or a listener that cannot bind.
 pub async fn serve(ready: Ready) -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives while the listeners start (the
+    // log already says one is listening) must stop the server gracefully,
+    // not kill it.
+    let stop = ShutdownSignal::install();
     let server = RunningServer::start(ready).await?;
-    shutdown_signal().await;
+    stop.wait().await;
     server.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGINT and SIGTERM, registered as soon as this is built.
+struct ShutdownSignal {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let register = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for {name}");
+                    None
+                }
+            };
+            Self {
+                terminate: register(SignalKind::terminate(), "SIGTERM"),
+                interrupt: register(SignalKind::interrupt(), "SIGINT"),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = recv(self.terminate) => {},
+                () = recv(self.interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
