@@ -370,13 +370,19 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(
         md,
         "Every scenario ran {} times per server, interleaved (the order rotates every round); \
-         the table shows medians. Rates count only deliveries that arrived. Clients: {} for \
-         NATS throughput, async-nats for request/reply, the redis crate (pipelines of 64) for \
-         Redis; all on the same machine as the servers, sharing its cores.\n",
+         the table shows medians. Rates count only deliveries that arrived. Clients: {}, \
+         async-nats for request/reply; all on the same machine as the servers, sharing its \
+         cores.\n",
         report.rounds,
         match report.params.client {
-            crate::scenario::NatsClient::Raw => "herald-bench's lean NATS client",
-            crate::scenario::NatsClient::AsyncNats => "async-nats",
+            crate::scenario::Client::Raw => {
+                "herald-bench's lean clients for NATS and Redis throughput (batched writes; \
+                 subscribers count frames in place; Redis publishers pipeline 64 PUBLISHes, \
+                 at most 256 unanswered)"
+            }
+            crate::scenario::Client::Crate => {
+                "async-nats for NATS throughput and the redis crate (pipelines of 64) for Redis"
+            }
         }
     );
     let _ = writeln!(

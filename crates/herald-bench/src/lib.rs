@@ -9,6 +9,8 @@
 //! | [`mqtt`] | MQTT throughput scenarios (QoS 0 and 1) with a lean client on herald's codec |
 //! | [`jetstream`] | stream scenarios: persisted publish with acks, pull consume with acks |
 //! | [`redis`] | scenarios over Redis pub/sub (redis crate) |
+//! | [`raw_redis`] | Redis throughput scenarios with a lean client of our own |
+//! | [`wire_scan`] | the lean clients' counting scanners (NATS and RESP) |
 //! | [`servers`] | server processes, memory, idle connections |
 //! | [`compare`] | the interleaved comparison and its summary |
 //! | [`chart`] | the PNG chart |
@@ -19,6 +21,8 @@ pub mod jetstream;
 pub mod mqtt;
 pub mod nats;
 pub mod raw_nats;
+pub mod raw_redis;
 pub mod redis;
 pub mod scenario;
 pub mod servers;
+pub mod wire_scan;

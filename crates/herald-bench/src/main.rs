@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use herald_bench::compare::{CompareOptions, compare};
-use herald_bench::scenario::{NatsClient, Params, Protocol, Scenario, print_line};
+use herald_bench::scenario::{Client, Params, Protocol, Scenario, print_line};
 
 /// Benchmark herald, nats-server and redis-server side by side.
 #[derive(Debug, Parser)]
@@ -52,9 +52,11 @@ struct Knobs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
-    /// Client for NATS throughput scenarios (request/reply always uses async-nats).
+    /// Client for NATS and Redis throughput scenarios: herald-bench's lean
+    /// ones, or async-nats and the redis crate (request/reply always uses
+    /// async-nats).
     #[arg(long, value_enum, default_value = "raw")]
-    client: NatsClient,
+    client: Client,
     /// Messages per stream scenario (persisted publish, pull consume).
     #[arg(long, default_value_t = 200_000)]
     js_count: u64,

@@ -14,7 +14,7 @@ use herald_protocol::mqtt::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::scenario::{Outcome, Params, Protocol, Published, Scenario, Tally, finish};
+use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, publish_and_finish};
 
 const TOPIC: &str = "bench/subject";
 /// QoS 1 publishes in flight (unacknowledged) per publisher.
@@ -236,24 +236,10 @@ pub(crate) async fn run(
     // Subscriptions are in place once each SUBACK arrived; give brokers that
     // confirm before wiring up a moment to finish.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let per_publisher = shape.per_publisher(params.count);
-    let start = Instant::now();
-    let sends = (0..shape.publishers).map(|n| {
+    let setup = (scenario, protocol, shape);
+    publish_and_finish(setup, params, &tally, receivers, |n, share| {
         let id = format!("bench-pub-{run_id}-{n}");
-        async move { publish(url, &id, params.size, per_publisher, qos).await }
-    });
-    let published: u64 = futures::future::try_join_all(sends)
-        .await?
-        .into_iter()
-        .sum();
-    let end = Instant::now();
-    let run = Published {
-        scenario,
-        protocol,
-        count: published,
-        per_message: shape.per_message(),
-        start,
-        end,
-    };
-    Ok(finish(&tally, receivers, run, params).await)
+        async move { publish(url, &id, params.size, share, qos).await }
+    })
+    .await
 }

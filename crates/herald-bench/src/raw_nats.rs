@@ -16,7 +16,8 @@ use herald_protocol::nats::{ServerOp, encode_pub, parse_server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::scenario::{Outcome, Params, Protocol, Published, Scenario, Tally, finish};
+use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, publish_and_finish};
+use crate::wire_scan::{scan_nats, spawn_counter};
 
 const SUBJECT: &[u8] = b"bench.subject";
 const CONNECT: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"name\":\"herald-bench\"}\r\n";
@@ -117,63 +118,12 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
         } else {
             b"SUB bench.subject 1\r\n"
         };
-        let (mut stream, mut buf) = connect(url, sub).await?;
-        let tally = tally.clone();
-        receivers.push(tokio::spawn(async move {
-            let mut last = None;
-            loop {
-                let mut got = 0u64;
-                loop {
-                    match parse_server(&mut buf, &limits()) {
-                        Ok(Some(ServerOp::Msg { .. })) => got += 1,
-                        Ok(Some(ServerOp::Ping)) => {
-                            let _ = stream.write_all(b"PONG\r\n").await;
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(_) => {
-                            tally.disconnected();
-                            return last;
-                        }
-                    }
-                }
-                if got > 0 {
-                    tally.hits(got);
-                    last = Some(Instant::now());
-                }
-                if buf.capacity() - buf.len() < 64 * 1024 {
-                    buf.reserve(256 * 1024);
-                }
-                tokio::select! {
-                    biased;
-                    () = tally.stop().cancelled() => return last,
-                    read = stream.read_buf(&mut buf) => match read {
-                        Ok(0) | Err(_) => {
-                            tally.disconnected();
-                            return last;
-                        }
-                        Ok(_) => {}
-                    },
-                }
-            }
-        }));
+        let (stream, buf) = connect(url, sub).await?;
+        receivers.push(spawn_counter(stream, buf, tally.clone(), scan_nats));
     }
-    let per_publisher = shape.per_publisher(params.count);
-    let start = Instant::now();
-    let sends =
-        (0..shape.publishers).map(|_| publish(url, params.size, per_publisher, params.duration));
-    let published: u64 = futures::future::try_join_all(sends)
-        .await?
-        .into_iter()
-        .sum();
-    let end = Instant::now();
-    let run = Published {
-        scenario,
-        protocol: Protocol::Nats,
-        count: published,
-        per_message: shape.per_message(),
-        start,
-        end,
-    };
-    Ok(finish(&tally, receivers, run, params).await)
+    let setup = (scenario, Protocol::Nats, shape);
+    publish_and_finish(setup, params, &tally, receivers, |_, share| {
+        publish(url, params.size, share, params.duration)
+    })
+    .await
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::scenario::{Outcome, Params, Protocol, Published, Scenario, Tally, finish};
+use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, publish_and_finish};
 
 const CHANNEL: &str = "bench.subject";
 
@@ -89,22 +89,9 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
             last
         }));
     }
-    let per_publisher = shape.per_publisher(params.count);
-    let start = Instant::now();
-    let sends =
-        (0..shape.publishers).map(|_| publish(&client, &payload, per_publisher, params.duration));
-    let published: u64 = futures::future::try_join_all(sends)
-        .await?
-        .into_iter()
-        .sum();
-    let end = Instant::now();
-    let run = Published {
-        scenario,
-        protocol: Protocol::Redis,
-        count: published,
-        per_message: shape.per_message(),
-        start,
-        end,
-    };
-    Ok(finish(&tally, receivers, run, params).await)
+    let setup = (scenario, Protocol::Redis, shape);
+    publish_and_finish(setup, params, &tally, receivers, |_, share| {
+        publish(&client, &payload, share, params.duration)
+    })
+    .await
 }

@@ -136,15 +136,16 @@ pub enum Protocol {
     MqttQos1,
 }
 
-/// Which client drives NATS throughput scenarios.
+/// Which client drives NATS and Redis throughput scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
-pub enum NatsClient {
-    /// herald-bench's lean client (batched writes, streaming counter): the
+pub enum Client {
+    /// herald-bench's lean clients (batched writes, counting in place): the
     /// client's own CPU cost stays small, so servers' differences show.
     Raw,
-    /// The async-nats crate, as applications use it.
-    AsyncNats,
+    /// The client crates applications use: async-nats and redis.
+    #[value(alias = "async-nats")]
+    Crate,
 }
 
 /// Knobs of one run.
@@ -168,8 +169,9 @@ pub struct Params {
     /// Print a progress line on stderr.
     #[serde(skip)]
     pub progress: bool,
-    /// The NATS client for throughput scenarios (request/reply always uses async-nats).
-    pub client: NatsClient,
+    /// The client for NATS and Redis throughput scenarios (request/reply
+    /// always uses async-nats).
+    pub client: Client,
     /// Messages in each stream scenario.
     pub js_count: u64,
     /// Stream publishes in flight (unacknowledged) at once.
@@ -187,7 +189,7 @@ impl Default for Params {
             queue: 4,
             requests: 20_000,
             progress: true,
-            client: NatsClient::Raw,
+            client: Client::Raw,
             js_count: 200_000,
             js_window: 256,
         }
@@ -380,6 +382,42 @@ pub(crate) struct Published {
     pub(crate) end: Instant,
 }
 
+/// Runs `shape.publishers` publishers at once, `publish(n, share)` each
+/// sending its share of the count, then waits for `receivers` and measures
+/// the run: the second half of every throughput scenario, whatever the client.
+///
+/// # Errors
+/// The first publisher that failed.
+pub(crate) async fn publish_and_finish<F, Fut>(
+    (scenario, protocol, shape): (Scenario, Protocol, Shape),
+    params: &Params,
+    tally: &Tally,
+    receivers: Vec<tokio::task::JoinHandle<Option<Instant>>>,
+    publish: F,
+) -> anyhow::Result<Outcome>
+where
+    F: Fn(usize, u64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+{
+    let share = shape.per_publisher(params.count);
+    let start = Instant::now();
+    let published: u64 =
+        futures::future::try_join_all((0..shape.publishers).map(|n| publish(n, share)))
+            .await?
+            .into_iter()
+            .sum();
+    let end = Instant::now();
+    let run = Published {
+        scenario,
+        protocol,
+        count: published,
+        per_message: shape.per_message(),
+        start,
+        end,
+    };
+    Ok(finish(tally, receivers, run, params).await)
+}
+
 /// Waits for the receivers, then measures from the first publish to the
 /// last delivery: the end of every throughput run, whatever the client.
 pub(crate) async fn finish(
@@ -422,16 +460,17 @@ pub async fn run(
     params: &Params,
 ) -> anyhow::Result<Outcome> {
     match protocol {
-        Protocol::Redis => crate::redis::run(url, scenario, params).await,
+        Protocol::Redis if params.client == Client::Crate => {
+            crate::redis::run(url, scenario, params).await
+        }
+        Protocol::Redis => crate::raw_redis::run(url, scenario, params).await,
         Protocol::Mqtt | Protocol::MqttQos1 => {
             crate::mqtt::run(url, protocol, scenario, params).await
         }
         Protocol::Nats if matches!(scenario, Scenario::JsPub | Scenario::JsConsume) => {
             crate::jetstream::run(url, scenario, params).await
         }
-        Protocol::Nats
-            if scenario == Scenario::ReqRep || params.client == NatsClient::AsyncNats =>
-        {
+        Protocol::Nats if scenario == Scenario::ReqRep || params.client == Client::Crate => {
             crate::nats::run(url, scenario, params).await
         }
         Protocol::Nats => crate::raw_nats::run(url, scenario, params).await,
