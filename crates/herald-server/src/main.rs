@@ -9,10 +9,16 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // A woken task normally runs next on the waking thread, in a slot other
+    // threads cannot steal from: a connection's reader that wakes a
+    // subscriber's writer then takes turns with it on one core while the
+    // other idles. Without the slot, the writer is stealable and runs in
+    // parallel (needs `--cfg tokio_unstable`, set in .cargo/config.toml).
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    let runtime = match builder.build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("herald: cannot start the async runtime: {error}");
