@@ -191,7 +191,7 @@ impl Broker {
             broker: self.clone(),
             origin,
             cache: AHashMap::new(),
-            ctx: DeliveryCtx::new(),
+            ctx: DeliveryCtx::staging(),
             counts: PublishCounts::default(),
             last: None,
         }
@@ -727,6 +727,14 @@ impl Publisher {
         };
         self.counts.add(msg.payload.len(), receivers);
         receivers
+    }
+
+    /// Hands what this publisher delivered so far to the receivers' outboxes
+    /// and wakes their writers. A listener calls it before it writes a reply
+    /// of its own that must follow those deliveries (a `PONG`, an `+OK`, a
+    /// Redis reply): deliveries are staged per receiver until then.
+    pub fn flush(&mut self) {
+        self.ctx.flush();
     }
 
     /// Ends a batch of publishes: wakes every writer that has new output, and

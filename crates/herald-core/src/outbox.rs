@@ -17,9 +17,15 @@
 //! more, as nats-server stalls fast producers. A consumer that is merely
 //! slower than its publisher is thereby throttled instead of disconnected;
 //! one that does not read at all still reaches the limit and is closed.
+//!
+//! A publisher's own context may also *stage* its deliveries (see
+//! [`staging`]): frames for each receiver are encoded into a private batch
+//! and handed over under one lock per receiver and batch, not per message.
+
+pub(crate) mod staging;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 // tokio's clock, so tests can pause and advance it.
@@ -77,6 +83,20 @@ impl OutboxBatch {
         }
         self.large.clear();
         self.large_bytes = 0;
+    }
+
+    /// Moves everything in `other` to the end of this batch.
+    fn append(&mut self, other: &mut OutboxBatch) {
+        let shift = self.buf.len();
+        self.buf.extend_from_slice(&other.buf);
+        self.large.extend(
+            other
+                .large
+                .drain(..)
+                .map(|(offset, chunk)| (offset + shift, chunk)),
+        );
+        self.large_bytes += other.large_bytes;
+        other.clear();
     }
 
     /// The bytes in wire order, as slices for a vectored write.
@@ -154,6 +174,11 @@ pub struct SoftLimit {
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,
+    /// `state.closed.is_some()`, readable without the lock.
+    is_closed: AtomicBool,
+    /// `state.pending.len()` as of the last change: what stagers check the
+    /// limit against without taking the lock.
+    pending_hint: AtomicUsize,
     wake: Notify,
     max_bytes: usize,
     policy: SlowConsumerPolicy,
@@ -169,6 +194,8 @@ impl Outbox {
     pub fn new(max_bytes: usize, policy: SlowConsumerPolicy) -> Self {
         Self {
             state: Mutex::new(State::default()),
+            is_closed: AtomicBool::new(false),
+            pending_hint: AtomicUsize::new(0),
             wake: Notify::new(),
             max_bytes,
             policy,
@@ -211,7 +238,7 @@ impl Outbox {
         }
         let since = *state.over_soft_since.get_or_insert_with(Instant::now);
         if since.elapsed() > soft.window {
-            state.closed = Some(CloseReason::SlowConsumer);
+            self.mark_closed(state, CloseReason::SlowConsumer);
             return true;
         }
         false
@@ -225,12 +252,53 @@ impl Outbox {
         (self.max_bytes / 4 * 3).min(HIGH_WATER_CAP)
     }
 
+    /// Records `reason` (the first one wins) where lock-free readers see it.
+    fn mark_closed(&self, state: &mut State, reason: CloseReason) {
+        if state.closed.is_none() {
+            state.closed = Some(reason);
+        }
+        self.is_closed.store(true, Ordering::Release);
+    }
+
     /// Appends one message frame of about `size` bytes, written by `encode`.
-    /// The writer is woken through `ctx` at the end of the publisher's batch.
+    /// With a staging `ctx` the frame is staged (see [`staging`]) and
+    /// reaches the outbox when the context is flushed; otherwise it is
+    /// appended at once and the writer is woken through `ctx` at the end of
+    /// the publisher's batch.
     ///
     /// Over the pending limit, the frame is dropped (and counted) or the
     /// outbox is closed as a slow consumer, by policy.
     pub fn push_message(
+        self: &Arc<Self>,
+        ctx: &mut DeliveryCtx,
+        size: usize,
+        encode: impl FnOnce(&mut FrameWriter<'_>),
+    ) -> Delivery {
+        let Some(staging) = ctx.staging.as_mut() else {
+            return self.push_now(ctx, size, encode);
+        };
+        if self.is_closed.load(Ordering::Acquire) {
+            return Delivery::Closed;
+        }
+        let index = staging.slot(self);
+        let slot = staging.get(index);
+        let pending = self.pending_hint.load(Ordering::Relaxed) + slot.batch.len();
+        if pending + size > self.max_bytes && pending > 0 {
+            // Near the limit: hand over what is staged, then decide under the lock.
+            ctx.flush_slot(index);
+            return self.push_now(ctx, size, encode);
+        }
+        encode(&mut FrameWriter {
+            batch: &mut slot.batch,
+        });
+        if slot.batch.len() >= staging::STAGE_LIMIT {
+            ctx.flush_slot(index);
+        }
+        Delivery::Delivered
+    }
+
+    /// [`Outbox::push_message`] without staging: append under the lock.
+    fn push_now(
         self: &Arc<Self>,
         ctx: &mut DeliveryCtx,
         size: usize,
@@ -243,8 +311,9 @@ impl Outbox {
         let pending = state.pending.len();
         if pending + size > self.max_bytes && pending > 0 {
             let delivery = self.policy.overflow(&self.dropped, &mut state.closed);
-            drop(state);
             if delivery == Delivery::Closed {
+                self.mark_closed(&mut state, CloseReason::SlowConsumer);
+                drop(state);
                 self.wake.notify_one();
             }
             return delivery;
@@ -253,6 +322,8 @@ impl Outbox {
         encode(&mut FrameWriter {
             batch: &mut state.pending,
         });
+        self.pending_hint
+            .store(state.pending.len(), Ordering::Relaxed);
         let congested = state.pending.len() > self.high_water();
         if self.apply_soft_limit(&mut state) {
             drop(state);
@@ -267,6 +338,33 @@ impl Outbox {
             ctx.congested(self);
         }
         Delivery::Delivered
+    }
+
+    /// Takes over a staged batch (leaving `batch` empty) and wakes the
+    /// writer if it had nothing to do. Returns whether the outbox is now
+    /// past its high-water mark. A closed outbox discards the batch.
+    pub(crate) fn absorb(&self, batch: &mut OutboxBatch) -> bool {
+        let mut state = self.state.lock();
+        if state.closed.is_some() {
+            drop(state);
+            batch.clear();
+            return false;
+        }
+        let was_empty = state.pending.is_empty();
+        if was_empty {
+            // Hand the staged buffer over whole; the empty one comes back.
+            std::mem::swap(&mut state.pending, batch);
+        } else {
+            state.pending.append(batch);
+        }
+        let pending = state.pending.len();
+        self.pending_hint.store(pending, Ordering::Relaxed);
+        let closed = self.apply_soft_limit(&mut state);
+        drop(state);
+        if was_empty || closed {
+            self.wake.notify_one();
+        }
+        !closed && pending > self.high_water()
     }
 
     /// Wakes the writer (what [`DeliveryCtx::wake_all`] calls).
@@ -304,13 +402,15 @@ impl Outbox {
             return false;
         }
         if state.pending.len() > self.max_bytes.saturating_mul(2) {
-            state.closed = Some(CloseReason::SlowConsumer);
+            self.mark_closed(&mut state, CloseReason::SlowConsumer);
             drop(state);
             self.wake.notify_one();
             return false;
         }
         let was_empty = state.pending.is_empty();
         encode(&mut state.pending.buf);
+        self.pending_hint
+            .store(state.pending.len(), Ordering::Relaxed);
         drop(state);
         if was_empty {
             self.wake.notify_one();
@@ -323,9 +423,7 @@ impl Outbox {
     /// The first reason given wins.
     pub fn close(&self, reason: CloseReason) {
         let mut state = self.state.lock();
-        if state.closed.is_none() {
-            state.closed = Some(reason);
-        }
+        self.mark_closed(&mut state, reason);
         drop(state);
         self.wake.notify_one();
     }
@@ -359,6 +457,7 @@ impl Outbox {
                 match state.closed {
                     Some(CloseReason::Finished) | None if !state.pending.is_empty() => {
                         std::mem::swap(&mut state.pending, batch);
+                        self.pending_hint.store(0, Ordering::Relaxed);
                         drop(state);
                         if self.stalled.swap(false, Ordering::SeqCst) {
                             self.room.notify_waiters();
@@ -375,154 +474,4 @@ impl Outbox {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(out: &Arc<Outbox>, bytes: &[u8]) -> Delivery {
-        let mut ctx = DeliveryCtx::new();
-        out.push_message(&mut ctx, bytes.len(), |w| w.put(bytes))
-    }
-
-    fn outbox(max: usize, policy: SlowConsumerPolicy) -> Arc<Outbox> {
-        Arc::new(Outbox::new(max, policy))
-    }
-
-    #[tokio::test]
-    async fn the_writer_is_woken_once_per_batch() {
-        let out = outbox(1024, SlowConsumerPolicy::Close);
-        let mut ctx = DeliveryCtx::new();
-        for _ in 0..10 {
-            out.push_message(&mut ctx, 1, |w| w.put(b"x"));
-        }
-        assert_eq!(
-            ctx.wake.len(),
-            1,
-            "only the empty-to-non-empty push records a wake"
-        );
-        ctx.wake_all();
-        let mut batch = OutboxBatch::new();
-        out.next_batch(&mut batch).await.expect("open");
-        assert_eq!(batch.len(), 10);
-    }
-
-    #[tokio::test]
-    async fn batches_in_order_and_recycles() {
-        let out = outbox(1024, SlowConsumerPolicy::Close);
-        assert_eq!(frame(&out, b"one "), Delivery::Delivered);
-        assert!(out.push_control(|b| b.put_slice(b"two ")));
-        let big = Bytes::from(vec![b'x'; LARGE_PAYLOAD]);
-        out.push_message(&mut DeliveryCtx::new(), 10, |w| {
-            w.put(b"<");
-            w.put_payload(&big);
-            w.put(b">");
-        });
-        let mut batch = OutboxBatch::new();
-        out.next_batch(&mut batch).await.expect("open");
-        let joined: Vec<u8> = batch.slices().concat();
-        assert_eq!(&joined[..9], b"one two <");
-        assert_eq!(joined.len(), 10 + LARGE_PAYLOAD);
-        assert_eq!(joined.last(), Some(&b'>'));
-        assert!(batch.contiguous().is_none());
-        batch.clear();
-        out.close(CloseReason::Finished);
-        assert_eq!(out.next_batch(&mut batch).await, Err(CloseReason::Finished));
-    }
-
-    #[tokio::test]
-    async fn finished_flushes_pending_first() {
-        let out = outbox(1024, SlowConsumerPolicy::Close);
-        frame(&out, b"last words");
-        out.close(CloseReason::Finished);
-        let mut batch = OutboxBatch::new();
-        assert!(out.next_batch(&mut batch).await.is_ok());
-        assert_eq!(batch.contiguous(), Some(&b"last words"[..]));
-        batch.clear();
-        assert!(out.next_batch(&mut batch).await.is_err());
-        assert_eq!(frame(&out, b"late"), Delivery::Closed);
-    }
-
-    #[tokio::test]
-    async fn slow_consumer_close_drops_pending() {
-        let out = outbox(8, SlowConsumerPolicy::Close);
-        assert_eq!(frame(&out, b"12345"), Delivery::Delivered);
-        assert_eq!(frame(&out, b"67890"), Delivery::Closed);
-        assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
-        let mut batch = OutboxBatch::new();
-        assert_eq!(
-            out.next_batch(&mut batch).await,
-            Err(CloseReason::SlowConsumer)
-        );
-    }
-
-    #[test]
-    fn slow_consumer_drop_newest_counts() {
-        let out = outbox(8, SlowConsumerPolicy::DropNewest);
-        assert_eq!(frame(&out, b"12345"), Delivery::Delivered);
-        assert_eq!(frame(&out, b"67890"), Delivery::Dropped);
-        assert_eq!(frame(&out, b"abcde"), Delivery::Dropped);
-        assert_eq!(out.dropped(), 2);
-        assert_eq!(out.pending_bytes(), 5);
-        assert_eq!(out.closed(), None);
-    }
-
-    #[tokio::test]
-    async fn congestion_is_reported_and_cleared_by_the_writer() {
-        let out = outbox(100, SlowConsumerPolicy::Close);
-        let mut ctx = DeliveryCtx::new();
-        out.push_message(&mut ctx, 70, |w| w.put(&[b'x'; 70]));
-        assert!(ctx.take_congested().is_empty());
-        out.push_message(&mut ctx, 10, |w| w.put(&[b'y'; 10]));
-        assert_eq!(ctx.take_congested().len(), 1);
-        let waiter = tokio::spawn({
-            let out = out.clone();
-            async move { out.wait_for_room().await }
-        });
-        tokio::task::yield_now().await;
-        let mut batch = OutboxBatch::new();
-        out.next_batch(&mut batch).await.expect("open");
-        waiter
-            .await
-            .expect("the waiter is released once the writer took the batch");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn soft_limit_closes_after_its_window() {
-        let soft = SoftLimit {
-            bytes: 10,
-            window: Duration::from_secs(60),
-        };
-        let out = Arc::new(Outbox::new(1000, SlowConsumerPolicy::Close).with_soft_limit(soft));
-        assert_eq!(frame(&out, &[b'x'; 12]), Delivery::Delivered);
-        assert!(!out.check_soft_limit());
-        tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(!out.check_soft_limit(), "not yet past the window");
-        // Draining below the soft limit resets the clock.
-        let mut batch = OutboxBatch::new();
-        out.next_batch(&mut batch).await.expect("open");
-        assert!(!out.check_soft_limit());
-        assert_eq!(frame(&out, &[b'y'; 12]), Delivery::Delivered);
-        tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(out.check_soft_limit());
-        assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
-    }
-
-    #[test]
-    fn unread_replies_are_bounded_too() {
-        let out = outbox(8, SlowConsumerPolicy::Close);
-        let mut accepted = 0;
-        while out.push_control(|b| b.put_slice(b"+PONG\r\n")) {
-            accepted += 1;
-            assert!(accepted < 100, "control output must be bounded");
-        }
-        assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
-    }
-
-    #[test]
-    fn a_single_oversized_frame_into_an_empty_outbox_is_accepted() {
-        // One message larger than the limit must still be deliverable, or a
-        // subscriber could never receive it at all.
-        let out = outbox(4, SlowConsumerPolicy::Close);
-        assert_eq!(frame(&out, b"0123456789"), Delivery::Delivered);
-        assert_eq!(out.pending_bytes(), 10);
-    }
-}
+mod tests;

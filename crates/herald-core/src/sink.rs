@@ -55,9 +55,20 @@ pub enum Delivery {
 /// past their high-water mark are recorded too, so the publisher can wait
 /// for them to drain before it reads more (back-pressure).
 ///
+/// A *staging* context ([`DeliveryCtx::staging`], what a [`Publisher`]
+/// keeps) goes further: frames for each outbox are encoded into a batch of
+/// its own and handed over when the context is flushed, under one lock per
+/// outbox instead of one per message. Whoever owns a staging context must
+/// [`flush`](DeliveryCtx::flush) it before it writes anything of its own
+/// that must follow those messages (a `PONG` after the deliveries a client's
+/// `PUB`s caused, say).
+///
 /// [`Outbox`]: crate::Outbox
+/// [`Publisher`]: crate::Publisher
 #[derive(Default)]
 pub struct DeliveryCtx {
+    /// Staged output by outbox; `None` for a context that appends at once.
+    pub(crate) staging: Option<crate::outbox::staging::Staging>,
     pub(crate) wake: Vec<Arc<crate::Outbox>>,
     congested: Vec<Arc<crate::Outbox>>,
     deferred: Vec<Arc<dyn Deferred>>,
@@ -66,6 +77,7 @@ pub struct DeliveryCtx {
 impl std::fmt::Debug for DeliveryCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryCtx")
+            .field("staging", &self.staging.is_some())
             .field("wake", &self.wake.len())
             .field("congested", &self.congested.len())
             .field("deferred", &self.deferred.len())
@@ -82,9 +94,58 @@ pub trait Deferred: Send + Sync + 'static {
 }
 
 impl DeliveryCtx {
-    /// A context with nothing recorded.
+    /// A context with nothing recorded, whose deliveries reach their
+    /// outboxes at once (writers are still woken at the end).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A context that stages deliveries until it is flushed (see the type's docs).
+    pub fn staging() -> Self {
+        let mut ctx = Self::default();
+        ctx.staging = Some(crate::outbox::staging::Staging::default());
+        ctx
+    }
+
+    /// Hands every staged batch to its outbox and wakes the writers that
+    /// have new output. Call it before writing anything that must follow
+    /// the messages delivered so far.
+    pub fn flush(&mut self) {
+        self.flush_staged();
+        for outbox in self.wake.drain(..) {
+            outbox.wake();
+        }
+    }
+
+    fn flush_staged(&mut self) {
+        let Some(staging) = self.staging.as_mut().filter(|s| !s.is_empty()) else {
+            return;
+        };
+        let mut slots = staging.take();
+        let mut congested = Vec::new();
+        for mut slot in slots.drain(..) {
+            if slot.outbox.absorb(&mut slot.batch) {
+                congested.push(slot.outbox);
+            }
+            staging.recycle(slot.batch);
+        }
+        staging.give_back(slots);
+        for outbox in congested {
+            self.congested(&outbox);
+        }
+    }
+
+    /// Hands the staged batch of slot `index` over now (it grew large, or
+    /// its outbox is near its limit); the slot stays for more.
+    pub(crate) fn flush_slot(&mut self, index: usize) {
+        let Some(staging) = self.staging.as_mut() else {
+            return;
+        };
+        let slot = staging.get(index);
+        let outbox = slot.outbox.clone();
+        if outbox.absorb(&mut slot.batch) {
+            self.congested(&outbox);
+        }
     }
 
     /// `outbox` went from empty to non-empty: wake its writer at the end.
@@ -106,10 +167,11 @@ impl DeliveryCtx {
         }
     }
 
-    /// Runs the deferred work, then wakes every writer recorded since the
-    /// last call (deferred work may have added output of its own elsewhere,
-    /// through contexts of its own).
+    /// Hands staged output over, runs the deferred work, then wakes every
+    /// writer recorded since the last call (deferred work may have added
+    /// output of its own elsewhere, through contexts of its own).
     pub fn wake_all(&mut self) {
+        self.flush_staged();
         for task in std::mem::take(&mut self.deferred) {
             task.run();
         }

@@ -258,7 +258,7 @@ impl Connection {
                         // Users are configured: CONNECT with credentials first.
                         let ClientOp::Connect(options) = op else {
                             debug!("operation before authentication");
-                            send_err(&self.outbox, "Authorization Violation");
+                            self.send_err("Authorization Violation");
                             return;
                         };
                         if let Flow::Close = self.authenticate(*options).await {
@@ -279,7 +279,7 @@ impl Connection {
                             error,
                             ProtocolError::InvalidArguments | ProtocolError::InvalidConnect(_)
                         ) {
-                            send_err(&self.outbox, error.err_text());
+                            self.send_err(error.err_text());
                             let stats = &self.shared.stats;
                             match error {
                                 ProtocolError::MaxPayload => {
@@ -304,20 +304,20 @@ impl Connection {
                 () = token.cancelled() => return,
                 () = tokio::time::sleep_until(auth_deadline), if self.identity.is_none() => {
                     debug!("no authentication in time");
-                    send_err(&self.outbox, "Authentication Timeout");
+                    self.send_err("Authentication Timeout");
                     self.shared.stats.auth_timeouts.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 _ = ping.tick() => {
                     if self.pings_out >= self.shared.limits.max_pings_out {
                         debug!("stale connection");
-                        send_err(&self.outbox, "Stale Connection");
+                        self.send_err("Stale Connection");
                         return;
                     }
                     // Skip a round when the client spoke recently (as nats-server does).
                     if self.last_read.elapsed() >= interval {
                         self.pings_out += 1;
-                        self.outbox.push_control(codec::encode_ping);
+                        self.control(codec::encode_ping);
                     }
                 }
                 read = reader.read_buf(&mut buf) => match read {
@@ -349,9 +349,22 @@ impl Connection {
         }
     }
 
-    fn ok(&self) {
+    /// Queues protocol output of this connection's own (`+OK`, `PONG`,
+    /// `-ERR`, ...) behind every delivery its publishes made so far:
+    /// deliveries are staged until the publisher flushes, and a client that
+    /// sent `PUB` then `PING` must see the `MSG` before the `PONG`.
+    fn control(&mut self, encode: impl FnOnce(&mut BytesMut)) {
+        self.publisher.flush();
+        self.outbox.push_control(encode);
+    }
+
+    fn send_err(&mut self, text: &str) {
+        self.control(|b| codec::encode_err(b, text));
+    }
+
+    fn ok(&mut self) {
         if self.options.verbose {
-            self.outbox.push_control(codec::encode_ok);
+            self.control(codec::encode_ok);
         }
     }
 
@@ -382,7 +395,7 @@ impl Connection {
                 Flow::Continue
             }
             ClientOp::Ping => {
-                self.outbox.push_control(codec::encode_pong);
+                self.control(codec::encode_pong);
                 Flow::Continue
             }
             ClientOp::Pong => {
@@ -424,7 +437,7 @@ impl Connection {
                     .stats
                     .auth_failures
                     .fetch_add(1, Ordering::Relaxed);
-                send_err(&self.outbox, "Authorization Violation");
+                self.send_err("Authorization Violation");
                 Flow::Close
             }
         }
@@ -439,11 +452,11 @@ impl Connection {
 
     fn connect(&mut self, options: ConnectOptions) -> Flow {
         if !(0..=1).contains(&options.protocol) {
-            send_err(&self.outbox, "invalid client protocol");
+            self.send_err("invalid client protocol");
             return Flow::Close;
         }
         if options.no_responders && !options.headers {
-            send_err(&self.outbox, "no responders requires headers support");
+            self.send_err("no responders requires headers support");
             return Flow::Close;
         }
         self.sink.headers.store(options.headers, Ordering::Relaxed);
@@ -468,7 +481,7 @@ impl Connection {
                 Ok(subject) => subject,
                 Err(_) => {
                     // nats-server still acknowledges the refused publish.
-                    send_err(&self.outbox, "Invalid Publish Subject");
+                    self.send_err("Invalid Publish Subject");
                     self.ok();
                     return;
                 }
@@ -482,7 +495,7 @@ impl Connection {
                 .permission_refusals
                 .fetch_add(1, Ordering::Relaxed);
             let text = format!("Permissions Violation for Publish to \"{subject}\"");
-            send_err(&self.outbox, &text);
+            self.send_err(&text);
             return;
         }
         // +OK goes out before any delivery the publish causes, as nats-server does.
@@ -504,23 +517,24 @@ impl Connection {
 
     /// Tells the requester at once that nobody is listening (status 503),
     /// on its own subscription that matches the reply subject.
-    fn no_responders(&self, reply: &Subject) {
+    fn no_responders(&mut self, reply: &Subject) {
         // The most specific match: a request inbox (`_INBOX.x.*`) rather
         // than a catch-all `>` the client may also hold.
-        let Some(sub) = self
+        let Some(sid) = self
             .subs
             .values()
             .filter(|s| s.is_active() && s.interest().matches(reply))
             .max_by_key(|s| literal_tokens(s.interest()))
+            .map(|s| s.tag().clone())
         else {
             return;
         };
         let status = b"NATS/1.0 503\r\n\r\n";
-        self.outbox.push_control(|b| {
+        self.control(|b| {
             codec::encode_msg_head(
                 b,
                 reply.as_bytes(),
-                sub.tag(),
+                &sid,
                 None,
                 Some(status.len()),
                 status.len(),
@@ -532,13 +546,13 @@ impl Connection {
 
     fn subscribe(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
         let Ok(pattern) = Pattern::from_bytes(subject) else {
-            send_err(&self.outbox, "Invalid Subject");
+            self.send_err("Invalid Subject");
             return;
         };
         let queue = match queue.map(QueueName::from_bytes).transpose() {
             Ok(queue) => queue,
             Err(_) => {
-                send_err(&self.outbox, "Invalid Subject");
+                self.send_err("Invalid Subject");
                 return;
             }
         };
@@ -553,7 +567,7 @@ impl Connection {
                 ),
                 None => format!("Permissions Violation for Subscription to \"{pattern}\""),
             };
-            send_err(&self.outbox, &text);
+            self.send_err(&text);
             return;
         }
         if self.subs.get(&sid).is_some_and(|s| s.is_active()) {
@@ -564,7 +578,7 @@ impl Connection {
         self.prune_subs();
         let max = self.shared.limits.max_subscriptions;
         if max > 0 && self.subs.len() >= max {
-            send_err(&self.outbox, "maximum subscriptions exceeded");
+            self.send_err("maximum subscriptions exceeded");
             self.shared
                 .stats
                 .subscription_refusals

@@ -76,8 +76,10 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    /// Appends a control packet.
-    pub(super) fn send(&self, packet: &Packet) {
+    /// Appends a control packet, behind every delivery this connection's
+    /// publishes made so far (the publisher stages them until it flushes).
+    pub(super) fn send(&mut self, packet: &Packet) {
+        self.publisher.flush();
         let version = self.version;
         self.outbox.push_control(|buf| {
             if let Err(error) = encode(buf, version, packet) {
@@ -265,7 +267,7 @@ impl Connection {
 
     /// Ends the connection: tells an MQTT 5 client why when the server ends it, then
     /// detaches the session (publishing the Will unless the client disconnected normally).
-    pub(super) async fn close(self, exit: Exit) {
+    pub(super) async fn close(mut self, exit: Exit) {
         debug!(?exit, "closing");
         let reason = match exit {
             Exit::Violation(code) => Some(code),

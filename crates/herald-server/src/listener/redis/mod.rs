@@ -212,6 +212,9 @@ impl Connection {
     /// Moves the replies of this batch into the outbox, in order with any
     /// pushes already queued there.
     fn flush_replies(&mut self) {
+        // Deliveries this connection's publishes made are staged until the
+        // publisher flushes; a push to ourselves must precede our reply.
+        self.publisher.flush();
         if !self.replies.is_empty() {
             let replies = self.replies.split();
             self.outbox.push_control(|b| b.extend_from_slice(&replies));
