@@ -378,7 +378,7 @@ pub fn markdown(report: &Report) -> String {
             crate::scenario::Client::Raw => {
                 "herald-bench's lean clients for NATS and Redis throughput (batched writes; \
                  subscribers count frames in place; Redis publishers pipeline 64 PUBLISHes, \
-                 at most 256 unanswered)"
+                 at most 1,024 unanswered)"
             }
             crate::scenario::Client::Crate => {
                 "async-nats for NATS throughput and the redis crate (pipelines of 64) for Redis"

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::server::ConnectionPermit;
+use bytes::BytesMut;
 use herald_core::{CloseReason, Outbox};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -82,6 +83,59 @@ pub(crate) async fn accept_loop<F, Fut>(
 
 /// What a connection reads from.
 pub(crate) type Reader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// Sizes a connection's read buffer: small while the client is quiet, so an
+/// idle connection holds a few hundred bytes instead of a touched page of a
+/// large buffer, and doubling while reads fill it, up to a maximum.
+#[derive(Debug)]
+pub(crate) struct ReadBuffer {
+    /// The data read and not yet parsed.
+    pub(crate) buf: BytesMut,
+    /// Room to offer the next read.
+    want: usize,
+    max: usize,
+}
+
+impl ReadBuffer {
+    /// Room a quiet connection's reads get.
+    const MIN: usize = 512;
+
+    /// A buffer whose reads grow up to `max` bytes.
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(Self::MIN),
+            want: Self::MIN,
+            max: max.max(Self::MIN),
+        }
+    }
+
+    /// A buffer that starts with `data` (bytes read before the protocol loop).
+    pub(crate) fn with_data(data: BytesMut, max: usize) -> Self {
+        let mut read = Self::new(max);
+        read.buf = data;
+        read
+    }
+
+    /// Reads once into the buffer; `Ok(0)` is the end of the stream.
+    pub(crate) async fn read_from(&mut self, reader: &mut Reader) -> std::io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        if self.buf.is_empty() && self.want == Self::MIN && self.buf.capacity() > 4 * Self::MIN {
+            // Quiet again after a burst: give the large buffer back.
+            self.buf = BytesMut::with_capacity(Self::MIN);
+        }
+        if self.buf.capacity() - self.buf.len() < self.want / 2 {
+            self.buf.reserve(self.want);
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let read = reader.read_buf(&mut self.buf).await?;
+        if read == room {
+            self.want = (self.want * 2).min(self.max);
+        } else if read < self.want / 8 {
+            self.want = (self.want / 2).max(Self::MIN);
+        }
+        Ok(read)
+    }
+}
 
 /// A client's socket, plain or TLS.
 pub(crate) enum Stream {

@@ -19,14 +19,13 @@ use herald_core::{
 };
 use herald_protocol::limits::Limits as CodecLimits;
 use herald_protocol::nats::{self as codec, ClientOp, ConnectOptions, ProtocolError, ServerInfo};
-use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::auth::{Credentials, Identity};
-use crate::listener::{ConnectionIo, Stream};
+use crate::listener::{ConnectionIo, ReadBuffer, Stream};
 use crate::server::{ServerStats, Shared};
 
 /// The version herald reports in INFO. Clients gate features on it
@@ -246,14 +245,14 @@ impl Connection {
     }
 
     async fn run(&mut self, reader: &mut crate::listener::Reader, token: &CancellationToken) {
-        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut read = ReadBuffer::new(64 * 1024);
         let interval = self.shared.limits.ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let auth_deadline = tokio::time::Instant::now() + self.shared.limits.auth_timeout;
         loop {
             loop {
-                match codec::parse_client(&mut buf, &self.limits) {
+                match codec::parse_client(&mut read.buf, &self.limits) {
                     Ok(Some(op)) if self.identity.is_none() => {
                         // Users are configured: CONNECT with credentials first.
                         let ClientOp::Connect(options) = op else {
@@ -296,9 +295,6 @@ impl Connection {
                 }
             }
             self.finish_batch().await;
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(64 * 1024);
-            }
             tokio::select! {
                 biased;
                 () = token.cancelled() => return,
@@ -320,7 +316,7 @@ impl Connection {
                         self.control(codec::encode_ping);
                     }
                 }
-                read = reader.read_buf(&mut buf) => match read {
+                result = read.read_from(reader) => match result {
                     Ok(0) => return,
                     Ok(_) => self.last_read = Instant::now(),
                     Err(error) => {

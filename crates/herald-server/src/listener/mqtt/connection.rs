@@ -15,7 +15,6 @@ use herald_protocol::mqtt::{
     parse_client,
 };
 use parking_lot::MutexGuard;
-use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -24,6 +23,7 @@ use super::MqttServer;
 use super::delivery::now_ms;
 use super::session::{Session, State, Will, WillState};
 use crate::auth::Identity;
+use crate::listener::ReadBuffer;
 use crate::server::Shared;
 
 /// Longest a publisher waits for one congested subscriber before reading on.
@@ -105,13 +105,14 @@ impl Connection {
         &mut self,
         reader: &mut crate::listener::Reader,
         token: &CancellationToken,
-        mut buf: BytesMut,
+        buf: BytesMut,
     ) -> Exit {
+        let mut read = ReadBuffer::with_data(buf, 16 * 1024);
         let mut deadline = self.keep_alive.map(|k| Instant::now() + k);
         loop {
             let mut received = false;
             loop {
-                match parse_client(&mut buf, &self.limits, self.version) {
+                match parse_client(&mut read.buf, &self.limits, self.version) {
                     Ok(Some(packet)) => {
                         received = true;
                         if let Some(exit) = self.handle(packet).await {
@@ -130,9 +131,6 @@ impl Connection {
                 deadline = self.keep_alive.map(|k| Instant::now() + k);
             }
             self.finish_batch().await;
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(16 * 1024);
-            }
             let keep_alive = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -153,7 +151,7 @@ impl Connection {
                     debug!("keep-alive expired");
                     return Exit::KeepAlive;
                 }
-                read = reader.read_buf(&mut buf) => match read {
+                result = read.read_from(reader) => match result {
                     Ok(0) => return Exit::Lost,
                     Ok(_) => {}
                     Err(error) => {

@@ -24,12 +24,11 @@ use herald_core::{
     SoftLimit, Subscriber,
 };
 use herald_protocol::resp::{self, Proto, RequestParser, RespLimits};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use crate::listener::ConnectionIo;
+use crate::listener::{ConnectionIo, ReadBuffer};
 use crate::server::{ServerStats, Shared};
 
 /// How long a publisher waits at most for one congested subscriber.
@@ -222,13 +221,16 @@ impl Connection {
     }
 
     async fn run(&mut self, reader: &mut crate::listener::Reader, token: &CancellationToken) {
-        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut read = ReadBuffer::new(16 * 1024);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             loop {
                 let authenticated = self.identity.is_some();
-                match self.parser.parse(&mut buf, &self.limits, authenticated) {
+                match self
+                    .parser
+                    .parse(&mut read.buf, &self.limits, authenticated)
+                {
                     Ok(Some(request)) => {
                         if request.args.is_empty() {
                             continue;
@@ -264,9 +266,6 @@ impl Connection {
                     let _ = tokio::time::timeout(MAX_STALL, outbox.wait_for_room()).await;
                 }
             }
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(16 * 1024);
-            }
             tokio::select! {
                 biased;
                 () = token.cancelled() => return,
@@ -274,7 +273,7 @@ impl Connection {
                     // Redis checks the soft output limit in its cron too.
                     self.outbox.check_soft_limit();
                 }
-                read = reader.read_buf(&mut buf) => match read {
+                result = read.read_from(reader) => match result {
                     Ok(0) => return,
                     // Once per read, not per command: the clock is not free.
                     Ok(_) => self.last_command = Instant::now(),
