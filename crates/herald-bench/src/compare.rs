@@ -103,8 +103,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Memory rows.
     pub memory: Vec<MemoryRow>,
-    /// `redis-benchmark -P 16 PUBLISH` requests per second, per server.
-    pub redis_benchmark: Vec<(String, f64)>,
+    /// `redis-benchmark -P 16 PUBLISH`, per client thread count and server.
+    pub redis_benchmark: Vec<crate::redis_benchmark::RedisBenchmarkRow>,
     /// Every run.
     pub runs: Vec<Outcome>,
 }
@@ -208,7 +208,7 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
             per_idle_connection,
         });
     }
-    let redis_benchmark = run_redis_benchmark(&servers);
+    let redis_benchmark = crate::redis_benchmark::run(&servers, options.rounds);
     let report = Report {
         date: now_utc(),
         machine: machine(),
@@ -266,37 +266,6 @@ fn summarize(runs: &[Outcome], params: &Params) -> Vec<Row> {
             }
         })
         .collect()
-}
-
-/// `redis-benchmark -n 1000000 -P 16 -q PUBLISH ch msg` against every
-/// server with a Redis endpoint.
-fn run_redis_benchmark(servers: &[Server]) -> Vec<(String, f64)> {
-    let Some(program) = crate::servers::find_program("redis-benchmark") else {
-        eprintln!("redis-benchmark is not installed; skipping it");
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for server in servers {
-        let Some(addr) = server.endpoint(Protocol::Redis) else {
-            continue;
-        };
-        eprintln!("redis-benchmark PUBLISH -P 16 against {}", server.name);
-        let result = std::process::Command::new(&program)
-            .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
-            .args(["-n", "1000000", "-P", "16", "-q", "PUBLISH", "ch", "msg"])
-            .output();
-        let Ok(output) = result else { continue };
-        let text = String::from_utf8_lossy(&output.stdout);
-        // "PUBLISH ch msg: 123456.78 requests per second, p50=..."
-        let rate = text
-            .rsplit(':')
-            .flat_map(|part| part.split_whitespace())
-            .find_map(|word| word.parse::<f64>().ok());
-        if let Some(rate) = rate {
-            out.push((server.name.clone(), rate));
-        }
-    }
-    out
 }
 
 fn now_utc() -> String {
@@ -546,14 +515,10 @@ pub fn markdown(report: &Report) -> String {
                 .map_or("—".into(), |b| format!("{:.1} KB", b / 1000.0))
         );
     }
-    if !report.redis_benchmark.is_empty() {
-        let _ = writeln!(md, "\n## redis-benchmark -n 1000000 -P 16 PUBLISH ch msg\n");
-        let _ = writeln!(md, "| server | requests/s |");
-        let _ = writeln!(md, "|---|---|");
-        for (server, rate) in &report.redis_benchmark {
-            let _ = writeln!(md, "| {server} | {rate:.0} |");
-        }
-    }
+    md.push_str(&crate::redis_benchmark::markdown(
+        &report.redis_benchmark,
+        report.rounds,
+    ));
     let _ = writeln!(
         md,
         "\nRaw results: `target/bench/compare.json`; chart: `target/bench/throughput.png`."

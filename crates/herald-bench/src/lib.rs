@@ -9,6 +9,7 @@
 //! | [`mqtt`] | MQTT throughput scenarios (QoS 0 and 1) with a lean client on herald's codec |
 //! | [`jetstream`] | stream scenarios: persisted publish with acks, pull consume with acks |
 //! | [`redis`] | scenarios over Redis pub/sub (redis crate) |
+//! | [`redis_benchmark`] | `redis-benchmark` PUBLISH runs with server and client CPU |
 //! | [`raw_redis`] | Redis throughput scenarios with a lean client of our own |
 //! | [`wire_scan`] | the lean clients' counting scanners (NATS and RESP) |
 //! | [`servers`] | server processes, memory, idle connections |
@@ -23,6 +24,7 @@ pub mod nats;
 pub mod raw_nats;
 pub mod raw_redis;
 pub mod redis;
+pub mod redis_benchmark;
 pub mod scenario;
 pub mod servers;
 pub mod wire_scan;

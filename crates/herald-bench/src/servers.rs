@@ -267,6 +267,35 @@ impl Server {
             peak: field("VmHWM:"),
         })
     }
+
+    /// CPU time (user and system, every thread) the server has used so far.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        stat_ticks(&stat, 13).map(ticks_to_duration)
+    }
+}
+
+/// CPU time the finished children of this process (waited for) have used.
+pub fn children_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_ticks(&stat, 15).map(ticks_to_duration)
+}
+
+/// The sum of the two clock-tick fields of `/proc/<pid>/stat` starting at
+/// `field` (0-based, counted after the parenthesized command name, which may
+/// hold blanks).
+fn stat_ticks(stat: &str, field: usize) -> Option<u64> {
+    let after_name = stat.rsplit_once(')')?.1;
+    // Fields after the name start at index 2 (state).
+    let mut fields = after_name.split_whitespace().skip(field - 2);
+    let first = fields.next()?.parse::<u64>().ok()?;
+    let second = fields.next()?.parse::<u64>().ok()?;
+    Some(first + second)
+}
+
+/// `/proc` counts CPU time in USER_HZ ticks, 100 per second on Linux.
+fn ticks_to_duration(ticks: u64) -> Duration {
+    Duration::from_millis(ticks * 10)
 }
 
 /// A process's memory.

@@ -28,7 +28,7 @@
 
 mod inline;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use memchr::memchr;
 
 use super::{Request, RespError, RespLimits};
@@ -117,12 +117,34 @@ impl RequestParser {
         limits: &RespLimits,
         authenticated: bool,
     ) -> Result<Option<Request>, RespError> {
+        let mut args = Vec::new();
+        Ok(self
+            .parse_into(buf, limits, authenticated, &mut args)?
+            .then_some(Request { args }))
+    }
+
+    /// [`RequestParser::parse`] into a vector the caller keeps, so a connection parsing a
+    /// pipeline allocates no argument vector per request: on `Ok(true)` `args` holds the
+    /// request's arguments (none for an empty request: send no reply); on `Ok(false)` the
+    /// request is not complete yet and `args` is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`RequestParser::parse`].
+    pub fn parse_into(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &RespLimits,
+        authenticated: bool,
+        args: &mut Vec<Bytes>,
+    ) -> Result<bool, RespError> {
+        args.clear();
         // A request longer than the query buffer limit fails once more bytes than the limit
         // are buffered. Looking only at the first `max_query_buffer` bytes makes the outcome
         // independent of how the input was cut into reads.
         let visible = &buf[..buf.len().min(limits.max_query_buffer)];
         let Some(&first) = visible.first() else {
-            return Ok(None);
+            return Ok(false);
         };
         let result = if first == b'*' {
             self.scan_multibulk(visible, limits, authenticated)
@@ -132,21 +154,20 @@ impl RequestParser {
                 .map(|found| found.map_or(Scan::Incomplete, |(args, end)| Scan::Inline(args, end)))
         };
         match result {
-            Ok(Scan::Incomplete) if buf.len() <= limits.max_query_buffer => Ok(None),
+            Ok(Scan::Incomplete) if buf.len() <= limits.max_query_buffer => Ok(false),
             Ok(Scan::Incomplete) => {
                 self.reset();
                 Err(RespError::QueryBufferLimit)
             }
-            Ok(Scan::Inline(args, end)) => {
+            Ok(Scan::Inline(found, end)) => {
                 let frame = buf.split_to(end).freeze();
-                Ok(Some(Request {
-                    args: args.into_iter().map(|arg| arg.into_bytes(&frame)).collect(),
-                }))
+                args.extend(found.into_iter().map(|arg| arg.into_bytes(&frame)));
+                Ok(true)
             }
             Ok(Scan::Multibulk(end)) => {
-                let request = self.take_request(buf, end);
+                self.take_args(buf, end, args);
                 self.reset();
-                Ok(Some(request))
+                Ok(true)
             }
             Err(err) => {
                 self.reset();
@@ -213,14 +234,14 @@ impl RequestParser {
         Ok(Scan::Multibulk(next))
     }
 
-    /// Splits the scanned request off `buf` and slices its arguments out of it.
-    fn take_request(&self, buf: &mut BytesMut, end: usize) -> Request {
+    /// Splits the scanned request off `buf` and slices its arguments out of it into `args`.
+    fn take_args(&self, buf: &mut BytesMut, end: usize, args: &mut Vec<Bytes>) {
         if self.spans.len() == 0 {
             buf.advance(end);
-            return Request::default();
+            return;
         }
         let mut frame = buf.split_to(end).freeze();
-        let mut args = Vec::with_capacity(self.spans.len());
+        args.reserve(self.spans.len());
         let mut spans = self.spans.iter();
         let last = spans.next_back();
         args.extend(spans.map(|(start, end)| frame.slice(start..end)));
@@ -231,7 +252,6 @@ impl RequestParser {
             frame.advance(start);
             args.push(frame);
         }
-        Request { args }
     }
 }
 

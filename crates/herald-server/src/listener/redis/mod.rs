@@ -222,6 +222,8 @@ impl Connection {
 
     async fn run(&mut self, reader: &mut crate::listener::Reader, token: &CancellationToken) {
         let mut read = ReadBuffer::new(16 * 1024);
+        // One argument vector for every request of the connection.
+        let mut args = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -229,25 +231,25 @@ impl Connection {
                 let authenticated = self.identity.is_some();
                 match self
                     .parser
-                    .parse(&mut read.buf, &self.limits, authenticated)
+                    .parse_into(&mut read.buf, &self.limits, authenticated, &mut args)
                 {
-                    Ok(Some(request)) => {
-                        if request.args.is_empty() {
+                    Ok(true) => {
+                        if args.is_empty() {
                             continue;
                         }
-                        if self.shared.users.required() && self.authenticates(&request.args) {
+                        if self.shared.users.required() && self.authenticates(&args) {
                             // AUTH and HELLO … AUTH check passwords off the async workers.
-                            if !self.authenticate(&request.args).await {
+                            if !self.authenticate(&args).await {
                                 continue;
                             }
                         }
-                        let flow = self.handle(request.args);
+                        let flow = self.handle(&mut args);
                         if let Flow::Close = flow {
                             self.flush_replies();
                             return;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(false) => break,
                     Err(error) => {
                         debug!(%error, "protocol error");
                         // Redis answers and closes; past the query-buffer
