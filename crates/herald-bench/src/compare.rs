@@ -27,6 +27,9 @@ pub struct CompareOptions {
     pub rounds: usize,
     /// Base parameters (count, fan-out width, ...).
     pub params: Params,
+    /// Messages per MQTT run (mosquitto delivers about 150 k/s, so the
+    /// NATS count would make its runs take minutes).
+    pub mqtt_count: u64,
     /// Idle connections held open to measure memory per connection (0 = skip).
     pub idle: usize,
     /// Where JSON and the chart go.
@@ -97,6 +100,8 @@ pub struct Report {
     pub command: String,
     /// Parameters.
     pub params: Params,
+    /// Messages per MQTT run.
+    pub mqtt_count: u64,
     /// Rounds per scenario.
     pub rounds: usize,
     /// Median rows.
@@ -155,10 +160,14 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
                     }
                     let server = &servers[i];
                     let url = server.url(protocol).context("endpoint")?;
-                    let params = Params {
+                    let mut params = Params {
                         size,
                         ..options.params.clone()
                     };
+                    if matches!(protocol, Protocol::Mqtt | Protocol::MqttQos1) {
+                        params.count = options.mqtt_count;
+                        params.duration = None;
+                    }
                     eprintln!(
                         "round {}/{} · {} {}B · {} ({protocol:?})",
                         round + 1,
@@ -214,6 +223,7 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
         machine: machine(),
         command: options.command.clone(),
         params: options.params.clone(),
+        mqtt_count: options.mqtt_count,
         rounds: options.rounds,
         rows,
         memory,
@@ -453,8 +463,9 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(
             md,
             "MQTT 3.1.1 clients (herald-bench's own, on herald's codec) against herald's MQTT \
-             listener and mosquitto (persistence off, queue limits lifted). At QoS 1 every \
-             publish and every delivery is acknowledged.\n"
+             listener and mosquitto (persistence off, queue limits lifted), {} messages per \
+             run. At QoS 1 every publish and every delivery is acknowledged.\n",
+            report.mqtt_count
         );
         let _ = writeln!(
             md,

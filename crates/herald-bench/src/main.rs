@@ -115,6 +115,9 @@ struct CompareArgs {
     /// Idle connections held open to measure memory per connection (0 = skip).
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
+    /// Messages per MQTT run (mosquitto is slow; the NATS count would take minutes).
+    #[arg(long, default_value_t = 500_000)]
+    mqtt_count: u64,
     /// Output directory for JSON and the chart.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -193,6 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rounds: args.rounds.max(1),
                 params: args.knobs.params(16),
                 idle: args.idle,
+                mqtt_count: args.mqtt_count,
                 out_dir: args.out.clone(),
                 docs: args.docs.clone(),
                 command: std::env::var("HERALD_BENCH_COMMAND").unwrap_or(command),

@@ -115,6 +115,9 @@ pub fn parse_client(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<ClientOp>, ProtocolError> {
+    if let Some(publish) = plain_pub::take(buf, limits) {
+        return Ok(Some(publish));
+    }
     let Some(line) = read_line(buf, CLIENT_OPS, limits)? else {
         return Ok(None);
     };
@@ -465,5 +468,6 @@ fn parse_size(digits: &[u8]) -> Result<usize, ProtocolError> {
         .ok_or(ProtocolError::InvalidArguments)
 }
 
+mod plain_pub;
 #[cfg(test)]
 mod tests;
