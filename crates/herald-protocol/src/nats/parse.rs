@@ -118,6 +118,15 @@ pub fn parse_client(
     if let Some(publish) = plain_pub::take(buf, limits) {
         return Ok(Some(publish));
     }
+    parse_client_general(buf, limits)
+}
+
+/// [`parse_client`] without the shortcut for plain `PUB` frames: every frame the general way
+/// (the property tests hold the two to the same results).
+pub(crate) fn parse_client_general(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<ClientOp>, ProtocolError> {
     let Some(line) = read_line(buf, CLIENT_OPS, limits)? else {
         return Ok(None);
     };

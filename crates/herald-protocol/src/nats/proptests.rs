@@ -247,7 +247,73 @@ fn frame_size_server(op: &ServerOp) -> usize {
     }
 }
 
+/// Bytes around the plain `PUB` shortcut's edges: odd case and blanks, a reply, sizes that
+/// lie, bad trailers, truncation; `at` cuts the input.
+fn pub_like() -> impl Strategy<Value = Vec<u8>> {
+    // Mostly the plain form, so each odd part is tried against otherwise valid frames.
+    let op = prop_oneof![
+        6 => Just("PUB "),
+        1 => Just("pub "),
+        1 => Just("PUB  "),
+        1 => Just("PUB\t"),
+        1 => Just("HPUB "),
+        1 => Just("PUB"),
+    ];
+    let sep = prop_oneof![6 => Just(" "), 1 => Just("  "), 1 => Just("\t"), 1 => Just(" x ")];
+    let size_delta = prop_oneof![6 => Just(0i64), 1 => Just(1), 1 => Just(-1), 1 => Just(1 << 20)];
+    let end = prop_oneof![
+        6 => Just("\r\n"),
+        1 => Just("\n"),
+        1 => Just("\r"),
+        1 => Just("\rX"),
+        1 => Just(""),
+    ];
+    let trailer =
+        prop_oneof![4 => Just("\r\n"), 1 => Just("\n"), 1 => Just("X\n"), 1 => Just("\rX")];
+    let cut = proptest::option::weighted(0.3, any::<usize>());
+    (op, token(), sep, size_delta, end, payload(), trailer, cut).prop_map(
+        |(op, subject, sep, delta, end, payload, trailer, cut)| {
+            let size = (payload.len() as i64 + delta).max(0);
+            let mut bytes = op.as_bytes().to_vec();
+            bytes.extend_from_slice(&subject);
+            bytes.extend_from_slice(sep.as_bytes());
+            bytes.extend_from_slice(size.to_string().as_bytes());
+            bytes.extend_from_slice(end.as_bytes());
+            bytes.extend_from_slice(&payload);
+            bytes.extend_from_slice(trailer.as_bytes());
+            bytes.extend_from_slice(b"PING\r\n");
+            if let Some(at) = cut {
+                bytes.truncate(at % (bytes.len() + 1));
+            }
+            bytes
+        },
+    )
+}
+
 proptest! {
+    #[test]
+    fn the_plain_pub_shortcut_changes_nothing(
+        input in pub_like(),
+        tight in any::<bool>(),
+    ) {
+        let limits = if tight {
+            Limits { max_control_line: 12, max_payload: 16 }
+        } else {
+            ROOMY
+        };
+        let mut fast = BytesMut::from(&input[..]);
+        let mut general = fast.clone();
+        for _ in 0..3 {
+            let a = parse_client(&mut fast, &limits);
+            let b = super::parse::parse_client_general(&mut general, &limits);
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(&fast, &general);
+            if !matches!(a, Ok(Some(_))) {
+                break;
+            }
+        }
+    }
+
     #[test]
     fn client_op_round_trips(op in client_op()) {
         let mut buf = BytesMut::new();
