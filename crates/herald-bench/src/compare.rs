@@ -102,6 +102,8 @@ pub struct Report {
     pub params: Params,
     /// Messages per MQTT run.
     pub mqtt_count: u64,
+    /// Idle connections held for the memory measure.
+    pub idle: usize,
     /// Rounds per scenario.
     pub rounds: usize,
     /// Median rows.
@@ -141,6 +143,14 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
             targets.push((i, *protocol));
         }
     }
+    // Idle connections first, while every server is fresh: after the runs
+    // a server's heap has room left over from them, which new connections
+    // would fill without the resident size growing.
+    let idle_costs: Vec<Option<f64>> = servers
+        .iter()
+        .filter(|s| s.name != SYNC_ALWAYS)
+        .map(|server| measure_idle(server, options.idle))
+        .collect();
     let mut runs = Vec::new();
     for round in 0..options.rounds {
         for &size in &options.sizes {
@@ -193,27 +203,14 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
     }
     let rows = summarize(&runs, &options.params);
     let mut memory = Vec::new();
-    for server in servers.iter().filter(|s| s.name != SYNC_ALWAYS) {
-        let after_runs = server.memory()?;
-        let protocol = server.endpoints[0].0;
-        let per_idle_connection = if options.idle > 0 {
-            eprintln!(
-                "holding {} idle connections to {}",
-                options.idle, server.name
-            );
-            match idle_connection_cost(server, protocol, options.idle) {
-                Ok(cost) => Some(cost),
-                Err(error) => {
-                    eprintln!("  idle connections failed: {error:#}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+    for (server, per_idle_connection) in servers
+        .iter()
+        .filter(|s| s.name != SYNC_ALWAYS)
+        .zip(idle_costs)
+    {
         memory.push(MemoryRow {
             server: server.name.clone(),
-            after_runs,
+            after_runs: server.memory()?,
             per_idle_connection,
         });
     }
@@ -224,6 +221,7 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
         command: options.command.clone(),
         params: options.params.clone(),
         mqtt_count: options.mqtt_count,
+        idle: options.idle,
         rounds: options.rounds,
         rows,
         memory,
@@ -232,6 +230,19 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
     };
     write_outputs(&report, options)?;
     Ok(report)
+}
+
+/// Bytes per idle connection to `server` (its first protocol), or `None`
+/// when not asked for or it failed.
+fn measure_idle(server: &Server, count: usize) -> Option<f64> {
+    if count == 0 {
+        return None;
+    }
+    eprintln!("holding {count} idle connections to {}", server.name);
+    let protocol = server.endpoints.first()?.0;
+    idle_connection_cost(server, protocol, count)
+        .map_err(|error| eprintln!("  idle connections failed: {error:#}"))
+        .ok()
 }
 
 fn summarize(runs: &[Outcome], params: &Params) -> Vec<Row> {
@@ -510,6 +521,13 @@ pub fn markdown(report: &Report) -> String {
         md.push('\n');
     }
     let _ = writeln!(md, "## Memory\n");
+    let _ = writeln!(
+        md,
+        "Per idle connection: the growth of the resident size while holding {} connections \
+         that did their handshake (NATS `CONNECT` and `PING`, Redis `PING`), divided by their \
+         number, measured on each server freshly started, before any run.\n",
+        report.idle
+    );
     let _ = writeln!(
         md,
         "| server | RSS after the runs | peak RSS | per idle connection |"

@@ -18,7 +18,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::Serialize;
 
-use crate::channels::{ExactTable, GlobTable};
+use crate::channels::{ExactTable, GlobTable, Subs};
 use crate::error::Error;
 use crate::glob::glob_match;
 use crate::index::{MatchResult, SubjectIndex};
@@ -177,7 +177,9 @@ impl Broker {
     pub fn deliver_on(&self, origin: ConnId, subject: &Subject, msg: &Message) -> usize {
         let route = self.inner.index.matches(subject);
         let mut ctx = DeliveryCtx::new();
-        let receivers = self.route(origin, subject, msg, &route, &mut ctx);
+        let channel_subs = self.inner.channels.get(subject.as_bytes());
+        let found = (&*route, channel_subs.as_ref());
+        let receivers = self.route(origin, subject, msg, found, &mut ctx);
         ctx.wake_all();
         self.inner
             .stats
@@ -197,12 +199,15 @@ impl Broker {
         }
     }
 
+    /// Offers `msg` to the subscribers `route` matched in the trie and to the
+    /// Redis channel subscribers of `subject` (both looked up by the caller,
+    /// which may have cached them), then to the Redis globs.
     fn route(
         &self,
         origin: ConnId,
         subject: &Subject,
         msg: &Message,
-        route: &MatchResult<Arc<Subscriber>>,
+        (route, channel_subs): (&MatchResult<Arc<Subscriber>>, Option<&Subs>),
         ctx: &mut DeliveryCtx,
     ) -> usize {
         let mut receivers = self.offer_all(origin, &route.plain, msg, ctx);
@@ -218,8 +223,8 @@ impl Broker {
             }
         }
         // Redis subscribers: exact channels first, then globs, as Redis orders them.
-        if let Some(subs) = self.inner.channels.get(subject.as_bytes()) {
-            receivers += self.offer_all(origin, &subs, msg, ctx);
+        if let Some(subs) = channel_subs {
+            receivers += self.offer_all(origin, subs, msg, ctx);
         }
         if let Some(globs) = self.inner.globs.snapshot() {
             for sub in globs.iter() {
@@ -677,14 +682,31 @@ impl SubscribeOptions {
 pub struct Publisher {
     broker: Broker,
     origin: ConnId,
-    cache: AHashMap<Subject, (u64, Route)>,
+    cache: AHashMap<Subject, Cached>,
     /// Writers to wake and congested outboxes of the current batch.
     ctx: DeliveryCtx,
     /// Counters of the current batch, added to the broker's at its end, so
     /// publishers on different threads do not fight over shared counters.
     counts: PublishCounts,
-    /// The last subject looked up (an owned copy), its generation and route.
-    last: Option<(Subject, u64, Route)>,
+    /// The last subject looked up (an owned copy) and what was found.
+    last: Option<(Subject, Cached)>,
+}
+
+/// What a [`Publisher`] remembers of one subject's lookups.
+#[derive(Clone)]
+struct Cached {
+    /// The trie's generation when `route` was found.
+    generation: u64,
+    route: Route,
+    /// The Redis channel table's generation when `channel_subs` was found.
+    channel_generation: u64,
+    channel_subs: Option<Subs>,
+}
+
+impl Cached {
+    fn is_current(&self, generation: u64, channel_generation: u64) -> bool {
+        self.generation == generation && self.channel_generation == channel_generation
+    }
 }
 
 /// Lookups a [`Publisher`] remembers before it starts over.
@@ -693,38 +715,50 @@ const PUBLISHER_CACHE: usize = 512;
 impl Publisher {
     /// Publishes `msg`; returns how many subscribers took it.
     pub fn publish(&mut self, msg: &Message) -> usize {
-        let generation = self.broker.inner.index.generation();
+        let inner = &self.broker.inner;
+        // Both generations before any lookup: a lookup made after reading
+        // them is current for as long as they do not change.
+        let generation = inner.index.generation();
+        let channel_generation = inner.channels.generation();
         // Publishers mostly repeat their last subject: compare before hashing.
-        if let Some((subject, cached, route)) = &self.last {
-            if *cached == generation && subject.as_bytes() == msg.subject.as_bytes() {
-                let receivers =
-                    self.broker
-                        .route(self.origin, &msg.subject, msg, route, &mut self.ctx);
-                self.counts.add(msg.payload.len(), receivers);
-                return receivers;
-            }
-        }
-        let receivers = match self.cache.get_key_value(&msg.subject) {
-            Some((subject, (cached, route))) if *cached == generation => {
-                self.last = Some((subject.clone(), generation, route.clone()));
-                self.broker
-                    .route(self.origin, &msg.subject, msg, route, &mut self.ctx)
-            }
-            _ => {
-                let route = self.broker.inner.index.matches(&msg.subject);
-                if self.cache.len() >= PUBLISHER_CACHE {
-                    self.cache.clear();
+        let repeat = self.last.as_ref().is_some_and(|(subject, cached)| {
+            cached.is_current(generation, channel_generation)
+                && subject.as_bytes() == msg.subject.as_bytes()
+        });
+        if !repeat {
+            let found = match self.cache.get_key_value(&msg.subject) {
+                Some((subject, cached)) if cached.is_current(generation, channel_generation) => {
+                    (subject.clone(), cached.clone())
                 }
-                // Copy the key: the subject may be a slice of a connection's
-                // read buffer, which the cache must not keep alive.
-                let key =
-                    Subject::from_wire_unchecked(Bytes::copy_from_slice(msg.subject.as_bytes()));
-                self.cache.insert(key.clone(), (generation, route.clone()));
-                self.last = Some((key, generation, route.clone()));
-                self.broker
-                    .route(self.origin, &msg.subject, msg, &route, &mut self.ctx)
-            }
+                _ => {
+                    let cached = Cached {
+                        generation,
+                        route: inner.index.matches(&msg.subject),
+                        channel_generation,
+                        channel_subs: inner.channels.get(msg.subject.as_bytes()),
+                    };
+                    if self.cache.len() >= PUBLISHER_CACHE {
+                        self.cache.clear();
+                    }
+                    // Copy the key: the subject may be a slice of a
+                    // connection's read buffer, which the cache must not keep
+                    // alive.
+                    let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(
+                        msg.subject.as_bytes(),
+                    ));
+                    self.cache.insert(key.clone(), cached.clone());
+                    (key, cached)
+                }
+            };
+            self.last = Some(found);
+        }
+        let Some((_, cached)) = &self.last else {
+            return 0;
         };
+        let found = (&*cached.route, cached.channel_subs.as_ref());
+        let receivers = self
+            .broker
+            .route(self.origin, &msg.subject, msg, found, &mut self.ctx);
         self.counts.add(msg.payload.len(), receivers);
         receivers
     }

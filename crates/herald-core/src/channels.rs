@@ -8,7 +8,7 @@
 //! against each published subject, as Redis itself does.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use ahash::AHashMap;
 use bytes::Bytes;
@@ -16,13 +16,16 @@ use parking_lot::RwLock;
 
 use crate::sink::Subscriber;
 
-type Subs = Arc<[Arc<Subscriber>]>;
+/// One name's subscribers, shared with publishers that looked them up.
+pub(crate) type Subs = Arc<[Arc<Subscriber>]>;
 
 /// Subscriptions keyed by an exact name.
 #[derive(Debug, Default)]
 pub struct ExactTable {
     map: RwLock<AHashMap<Bytes, Subs>>,
     len: AtomicUsize,
+    /// Changes on every insert and removal, so publishers can cache lookups.
+    generation: AtomicU64,
 }
 
 impl ExactTable {
@@ -36,6 +39,7 @@ impl ExactTable {
         list.push(sub);
         *entry = Arc::from(list);
         self.len.fetch_add(1, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Removes `sub` from under `name`.
@@ -58,8 +62,15 @@ impl ExactTable {
         }
         if removed {
             self.len.fetch_sub(1, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::Release);
         }
         removed
+    }
+
+    /// A counter that changes with every insert and removal: a lookup made
+    /// after reading generation `g` stays current while it is still `g`.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The subscribers of `name` (a snapshot).
