@@ -8,11 +8,17 @@ use plotters::prelude::*;
 
 use crate::compare::Report;
 
-const COLORS: [RGBColor; 4] = [
-    RGBColor(0x2b, 0x6c, 0xb0),
-    RGBColor(0x38, 0xa1, 0x69),
-    RGBColor(0xdd, 0x6b, 0x20),
-    RGBColor(0xc5, 0x30, 0x30),
+const COLORS: [RGBColor; 10] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0x7f, 0x7f, 0x7f),
+    RGBColor(0xbc, 0xbd, 0x22),
 ];
 
 /// Draws `report`'s throughput rows into `path`.
@@ -23,7 +29,7 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     let mut groups: Vec<(String, usize)> = Vec::new();
     let mut targets: Vec<String> = Vec::new();
     for row in report.rows.iter().filter(|r| r.p99_us.is_none()) {
-        let group = (format!("{} {}B", row.label, row.size), row.size);
+        let group = (group_label(row), row.size);
         if !groups.contains(&group) {
             groups.push(group);
         }
@@ -81,9 +87,9 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
                 if &name != target {
                     return None;
                 }
-                let g = groups.iter().position(|(label, size)| {
-                    *label == format!("{} {}B", row.label, row.size) && *size == row.size
-                })?;
+                let g = groups
+                    .iter()
+                    .position(|(label, size)| *label == group_label(row) && *size == row.size)?;
                 let x0 = g as f64 + 0.1 + t as f64 * width;
                 Some(Rectangle::new(
                     [(x0, 0.0), (x0 + width * 0.9, row.msgs_per_sec / 1e6)],
@@ -105,4 +111,11 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
+}
+
+/// A scenario's label under its bars, without the parenthesized detail
+/// (`stream pub (256 in flight)` is `stream pub`), so neighbors do not overlap.
+fn group_label(row: &crate::compare::Row) -> String {
+    let name = row.label.split(" (").next().unwrap_or(&row.label);
+    format!("{name} {}B", row.size)
 }
