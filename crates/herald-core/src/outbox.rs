@@ -344,6 +344,10 @@ impl Outbox {
     /// writer if it had nothing to do. Returns whether the outbox is now
     /// past its high-water mark. A closed outbox discards the batch.
     pub(crate) fn absorb(&self, batch: &mut OutboxBatch) -> bool {
+        if batch.is_empty() {
+            // Handed over early already (it reached the stage limit).
+            return false;
+        }
         let mut state = self.state.lock();
         if state.closed.is_some() {
             drop(state);
