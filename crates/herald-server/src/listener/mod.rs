@@ -231,3 +231,51 @@ impl ConnectionIo {
         let _ = self.writer.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ReadBuffer, Reader};
+    use bytes::Buf;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn read_buffers_grow_while_reads_fill_them_and_shrink_when_quiet() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let mut client = client;
+        let mut reader: Reader = Box::new(server);
+        let mut read = ReadBuffer::new(64 * 1024);
+        assert_eq!(read.buf.capacity(), ReadBuffer::MIN);
+
+        // A burst, parsed as it comes: every read fills the room it was
+        // given, so the room doubles up to the maximum.
+        client
+            .write_all(&vec![b'x'; 256 * 1024])
+            .await
+            .expect("write");
+        let (mut total, mut largest) = (0, 0);
+        while total < 256 * 1024 {
+            let got = read.read_from(&mut reader).await.expect("read");
+            assert_eq!(read.buf.len(), got);
+            read.buf.advance(got);
+            total += got;
+            largest = largest.max(got);
+        }
+        assert!(largest >= 32 * 1024, "largest read {largest} bytes");
+
+        // Quiet: small reads halve the room back to the minimum, and once the
+        // buffer is empty the large allocation is let go.
+        for _ in 0..16 {
+            client.write_all(b"PING\r\n").await.expect("write");
+            read.read_from(&mut reader).await.expect("read");
+            read.buf.advance(read.buf.len());
+        }
+        client.write_all(b"PING\r\n").await.expect("write");
+        read.read_from(&mut reader).await.expect("read");
+        assert_eq!(&read.buf[..], b"PING\r\n");
+        assert!(
+            read.buf.capacity() <= 2 * ReadBuffer::MIN,
+            "capacity {} after quiet reads",
+            read.buf.capacity()
+        );
+    }
+}
