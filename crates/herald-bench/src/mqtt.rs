@@ -3,18 +3,19 @@
 //! `PUBACK`s written back in batches at QoS 1. It drives any MQTT broker
 //! (herald's MQTT listener, mosquitto).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
 use herald_protocol::mqtt::{
-    Ack, Connect, MqttLimits, Packet, PacketId, Publish, QoS, QosPid, RetainHandling, Subscribe,
+    Connect, MqttLimits, Packet, PacketId, Publish, QoS, QosPid, RetainHandling, Subscribe,
     Subscription, SubscriptionOptions, TopicFilter, TopicName, Version, encode, parse_server,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, publish_and_finish};
+use crate::wire_scan::{scan_mqtt, spawn_counter};
 
 const TOPIC: &str = "bench/subject";
 /// QoS 1 publishes in flight (unacknowledged) per publisher.
@@ -182,56 +183,7 @@ pub(crate) async fn run(
                 bail!("the broker closed the subscriber");
             }
         }
-        let tally = tally.clone();
-        receivers.push(tokio::spawn(async move {
-            let mut last = None;
-            let mut acks = BytesMut::new();
-            loop {
-                let mut got = 0u64;
-                loop {
-                    match parse_server(&mut buf, &limits(), Version::V311) {
-                        Ok(Some(Packet::Publish(p))) => {
-                            got += 1;
-                            if let QosPid::AtLeastOnce(id) = p.qos {
-                                let ack = Ack::new(id);
-                                let _ = encode(&mut acks, Version::V311, &Packet::PubAck(ack));
-                            }
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(_) => {
-                            tally.disconnected();
-                            return last;
-                        }
-                    }
-                }
-                if got > 0 {
-                    tally.hits(got);
-                    last = Some(Instant::now());
-                }
-                if !acks.is_empty() {
-                    if stream.write_all(&acks).await.is_err() {
-                        tally.disconnected();
-                        return last;
-                    }
-                    acks.clear();
-                }
-                if buf.capacity() - buf.len() < 64 * 1024 {
-                    buf.reserve(256 * 1024);
-                }
-                tokio::select! {
-                    biased;
-                    () = tally.stop().cancelled() => return last,
-                    read = stream.read_buf(&mut buf) => match read {
-                        Ok(0) | Err(_) => {
-                            tally.disconnected();
-                            return last;
-                        }
-                        Ok(_) => {}
-                    },
-                }
-            }
-        }));
+        receivers.push(spawn_counter(stream, buf, tally.clone(), scan_mqtt));
     }
     // Subscriptions are in place once each SUBACK arrived; give brokers that
     // confirm before wiring up a moment to finish.

@@ -52,7 +52,7 @@ async fn read_until(
     mut done: impl FnMut(&Scan) -> bool,
 ) -> anyhow::Result<()> {
     loop {
-        let scan = scan_resp(buf);
+        let scan = scan_resp(buf, &mut BytesMut::new());
         buf.advance(scan.consumed);
         if scan.failed {
             bail!("the server answered with an error");

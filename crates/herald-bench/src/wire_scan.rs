@@ -24,8 +24,6 @@ pub struct Scan {
     pub consumed: usize,
     /// Deliveries: NATS `MSG` and `HMSG`, Redis `message` and `pmessage` pushes.
     pub messages: u64,
-    /// NATS `PING`s, each owed a `PONG`.
-    pub pings: u32,
     /// Redis integer replies (what `PUBLISH` answers).
     pub integers: u64,
     /// Other frames (`+OK`, `INFO`, subscribe confirmations, ...).
@@ -34,8 +32,8 @@ pub struct Scan {
     pub failed: bool,
 }
 
-/// Scans the whole NATS frames at the front of `buf`.
-pub fn scan_nats(buf: &[u8]) -> Scan {
+/// Scans the whole NATS frames at the front of `buf`, answering each `PING` into `replies`.
+pub fn scan_nats(buf: &[u8], replies: &mut BytesMut) -> Scan {
     let mut scan = Scan::default();
     let mut at = 0;
     while let Some(newline) = memchr(b'\n', &buf[at..]) {
@@ -58,7 +56,7 @@ pub fn scan_nats(buf: &[u8]) -> Scan {
             continue;
         }
         if line == b"PING" {
-            scan.pings += 1;
+            replies.extend_from_slice(b"PONG\r\n");
         } else if line == b"+OK" || line == b"PONG" || line.starts_with(b"INFO ") {
             scan.other += 1;
         } else {
@@ -74,8 +72,8 @@ pub fn scan_nats(buf: &[u8]) -> Scan {
     scan
 }
 
-/// Scans the whole RESP values at the front of `buf`.
-pub fn scan_resp(buf: &[u8]) -> Scan {
+/// Scans the whole RESP values at the front of `buf` (nothing in them needs an answer).
+pub fn scan_resp(buf: &[u8], _replies: &mut BytesMut) -> Scan {
     let mut scan = Scan::default();
     let mut at = 0;
     loop {
@@ -118,28 +116,80 @@ enum Skip {
     Invalid,
 }
 
+/// Scans the whole MQTT packets at the front of `buf`, acknowledging each
+/// QoS 1 `PUBLISH` into `replies` (`PUBACK`, MQTT 3.1.1).
+pub fn scan_mqtt(buf: &[u8], replies: &mut BytesMut) -> Scan {
+    let mut scan = Scan::default();
+    let mut at = 0;
+    while let Some((header, body_len)) = mqtt_header(&buf[at..]) {
+        let end = at + header + body_len;
+        if end > buf.len() {
+            break;
+        }
+        let flags = buf[at];
+        let body = &buf[at + header..end];
+        if flags >> 4 == 3 {
+            scan.messages += 1;
+            if (flags >> 1) & 3 == 1 {
+                // Topic (length-prefixed), then the packet id.
+                let topic = body.get(..2).map_or(usize::MAX, |n| {
+                    usize::from(u16::from_be_bytes([n[0], n[1]]))
+                });
+                let Some(id) = topic.checked_add(2).and_then(|at| body.get(at..at + 2)) else {
+                    scan.failed = true;
+                    break;
+                };
+                replies.extend_from_slice(&[0x40, 0x02, id[0], id[1]]);
+            }
+        } else {
+            scan.other += 1;
+        }
+        at = end;
+    }
+    if buf.len() - at >= 5 && mqtt_header(&buf[at..]).is_none() {
+        // More than four length bytes: not MQTT.
+        scan.failed = true;
+    }
+    scan.consumed = at;
+    scan
+}
+
+/// The fixed header's length and the remaining length it declares, once
+/// both are whole.
+fn mqtt_header(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut len = 0usize;
+    for (i, byte) in buf.iter().enumerate().skip(1).take(4) {
+        len |= usize::from(byte & 0x7f) << (7 * (i - 1));
+        if byte & 0x80 == 0 {
+            return Some((i + 1, len));
+        }
+    }
+    None
+}
+
 /// Spawns a receiver that counts what `scan` finds in `stream`'s output
-/// into `tally` until the run stops or the connection fails, answering NATS
-/// `PING`s. Returns when the last delivery arrived.
+/// into `tally` until the run stops or the connection fails, writing back
+/// the answers the scanner owes (NATS `PONG`s, MQTT `PUBACK`s). Returns when
+/// the last delivery arrived.
 pub(crate) fn spawn_counter(
     mut stream: TcpStream,
     mut buf: BytesMut,
     tally: Tally,
-    scan: fn(&[u8]) -> Scan,
+    scan: fn(&[u8], &mut BytesMut) -> Scan,
 ) -> JoinHandle<Option<Instant>> {
     tokio::spawn(async move {
         let mut last = None;
+        let mut replies = BytesMut::new();
         loop {
-            let found = scan(&buf);
+            let found = scan(&buf, &mut replies);
             buf.advance(found.consumed);
-            for _ in 0..found.pings {
-                let _ = stream.write_all(b"PONG\r\n").await;
-            }
             if found.messages > 0 {
                 tally.hits(found.messages);
                 last = Some(Instant::now());
             }
-            if found.failed {
+            let answered = replies.is_empty() || stream.write_all(&replies).await.is_ok();
+            replies.clear();
+            if found.failed || !answered {
                 tally.disconnected();
                 return last;
             }
@@ -275,16 +325,20 @@ mod tests {
     #[test]
     fn counts_nats_messages_and_stops_at_a_partial_frame() {
         let wire = b"INFO {}\r\n+OK\r\nMSG a.b 1 5\r\nhello\r\nHMSG a.b 1 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\nMSG a 1 3\r\nab";
-        let scan = scan_nats(wire);
+        let mut replies = BytesMut::new();
+        let scan = scan_nats(wire, &mut replies);
         assert_eq!(scan.messages, 2);
-        assert_eq!(scan.pings, 1);
+        assert_eq!(&replies[..], b"PONG\r\n");
         assert!(!scan.failed);
         assert_eq!(&wire[scan.consumed..], b"MSG a 1 3\r\nab");
     }
 
     #[test]
     fn a_nats_error_fails_the_scan() {
-        let scan = scan_nats(b"MSG a 1 1\r\nx\r\n-ERR 'Slow Consumer'\r\n");
+        let scan = scan_nats(
+            b"MSG a 1 1\r\nx\r\n-ERR 'Slow Consumer'\r\n",
+            &mut BytesMut::new(),
+        );
         assert_eq!(scan.messages, 1);
         assert!(scan.failed);
     }
@@ -295,7 +349,7 @@ mod tests {
             *3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n\
             >4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$1\r\nc\r\n$0\r\n\r\n\
             :3\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$5\r\nhel";
-        let scan = scan_resp(wire);
+        let scan = scan_resp(wire, &mut BytesMut::new());
         assert_eq!(scan.messages, 2);
         assert_eq!(scan.integers, 1);
         assert_eq!(scan.other, 1);
@@ -308,9 +362,28 @@ mod tests {
 
     #[test]
     fn a_resp_error_fails_the_scan() {
-        let scan = scan_resp(b":1\r\n-ERR nope\r\n:2\r\n");
+        let scan = scan_resp(b":1\r\n-ERR nope\r\n:2\r\n", &mut BytesMut::new());
         assert_eq!(scan.integers, 1);
         assert!(scan.failed);
-        assert!(scan_resp(b"?what\r\n").failed);
+        assert!(scan_resp(b"?what\r\n", &mut BytesMut::new()).failed);
+    }
+
+    #[test]
+    fn counts_mqtt_publishes_and_acknowledges_qos_1() {
+        // SUBACK, a QoS 0 PUBLISH "a" "hi", a QoS 1 PUBLISH "a" id 7 "x", then half a packet.
+        let wire = [
+            &[0x90, 0x03, 0x00, 0x01, 0x00][..],
+            &[0x30, 0x05, 0x00, 0x01, b'a', b'h', b'i'],
+            &[0x32, 0x06, 0x00, 0x01, b'a', 0x00, 0x07, b'x'],
+            &[0x30, 0x05, 0x00],
+        ]
+        .concat();
+        let mut replies = BytesMut::new();
+        let scan = scan_mqtt(&wire, &mut replies);
+        assert_eq!(scan.messages, 2);
+        assert_eq!(scan.other, 1);
+        assert!(!scan.failed);
+        assert_eq!(&replies[..], &[0x40, 0x02, 0x00, 0x07]);
+        assert_eq!(&wire[scan.consumed..], &[0x30, 0x05, 0x00]);
     }
 }
