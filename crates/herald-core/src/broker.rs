@@ -721,39 +721,17 @@ impl Publisher {
         let generation = inner.index.generation();
         let channel_generation = inner.channels.generation();
         // Publishers mostly repeat their last subject: compare before hashing.
-        let repeat = self.last.as_ref().is_some_and(|(subject, cached)| {
-            cached.is_current(generation, channel_generation)
-                && subject.as_bytes() == msg.subject.as_bytes()
-        });
-        if !repeat {
-            let found = match self.cache.get_key_value(&msg.subject) {
-                Some((subject, cached)) if cached.is_current(generation, channel_generation) => {
-                    (subject.clone(), cached.clone())
-                }
-                _ => {
-                    let cached = Cached {
-                        generation,
-                        route: inner.index.matches(&msg.subject),
-                        channel_generation,
-                        channel_subs: inner.channels.get(msg.subject.as_bytes()),
-                    };
-                    if self.cache.len() >= PUBLISHER_CACHE {
-                        self.cache.clear();
-                    }
-                    // Copy the key: the subject may be a slice of a
-                    // connection's read buffer, which the cache must not keep
-                    // alive.
-                    let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(
-                        msg.subject.as_bytes(),
-                    ));
-                    self.cache.insert(key.clone(), cached.clone());
-                    (key, cached)
-                }
-            };
-            self.last = Some(found);
-        }
-        let Some((_, cached)) = &self.last else {
-            return 0;
+        let cached = match &self.last {
+            Some((subject, cached))
+                if cached.is_current(generation, channel_generation)
+                    && subject.as_bytes() == msg.subject.as_bytes() =>
+            {
+                cached
+            }
+            _ => {
+                let found = self.look_up(&msg.subject, generation, channel_generation);
+                &self.last.insert(found).1
+            }
         };
         let found = (&*cached.route, cached.channel_subs.as_ref());
         let receivers = self
@@ -761,6 +739,36 @@ impl Publisher {
             .route(self.origin, &msg.subject, msg, found, &mut self.ctx);
         self.counts.add(msg.payload.len(), receivers);
         receivers
+    }
+
+    /// The routes of `subject`, from this publisher's cache when they are
+    /// still current, otherwise found (and cached) anew.
+    fn look_up(
+        &mut self,
+        subject: &Subject,
+        generation: u64,
+        channel_generation: u64,
+    ) -> (Subject, Cached) {
+        if let Some((key, cached)) = self.cache.get_key_value(subject) {
+            if cached.is_current(generation, channel_generation) {
+                return (key.clone(), cached.clone());
+            }
+        }
+        let inner = &self.broker.inner;
+        let cached = Cached {
+            generation,
+            route: inner.index.matches(subject),
+            channel_generation,
+            channel_subs: inner.channels.get(subject.as_bytes()),
+        };
+        if self.cache.len() >= PUBLISHER_CACHE {
+            self.cache.clear();
+        }
+        // Copy the key: the subject may be a slice of a connection's read
+        // buffer, which the cache must not keep alive.
+        let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(subject.as_bytes()));
+        self.cache.insert(key.clone(), cached.clone());
+        (key, cached)
     }
 
     /// Hands what this publisher delivered so far to the receivers' outboxes
