@@ -140,7 +140,7 @@ async fn run(addr: SocketAddr, steps: &[Step]) -> Vec<Vec<Packet>> {
             }
             Step::Sync(i) => {
                 let conn = conns[*i].as_mut().expect("connected");
-                out.push(normalise(conn.until_ping().await));
+                out.push(normalise(conn.until_ping_or_closed().await.0));
             }
             Step::Recv(i, n) => {
                 let conn = conns[*i].as_mut().expect("connected");

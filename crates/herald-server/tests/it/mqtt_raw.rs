@@ -148,18 +148,26 @@ impl RawMqtt {
     }
 
     /// Sends `PINGREQ` and returns every packet before the `PINGRESP`: all the server had
-    /// to say about what was sent before (it answers in order). Stops early if the server
-    /// closes.
+    /// to say about what was sent before (it answers in order). Panics if the server closes
+    /// first.
     pub async fn until_ping(&mut self) -> Vec<Packet> {
+        let (packets, answered) = self.until_ping_or_closed().await;
+        assert!(answered, "the server closed instead of answering PINGREQ: {packets:?}");
+        packets
+    }
+
+    /// [`RawMqtt::until_ping`] for scripts where the server may close: the packets before
+    /// the `PINGRESP` or the close, and whether the `PINGRESP` came.
+    pub async fn until_ping_or_closed(&mut self) -> (Vec<Packet>, bool) {
         self.send(&Packet::PingReq).await;
         let mut packets = Vec::new();
         while let Some(packet) = self.recv().await {
             if packet == Packet::PingResp {
-                return packets;
+                return (packets, true);
             }
             packets.push(packet);
         }
-        packets
+        (packets, false)
     }
 
     /// Waits for the server to close, returning what it sent first.
