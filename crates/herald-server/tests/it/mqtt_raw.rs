@@ -152,7 +152,10 @@ impl RawMqtt {
     /// first.
     pub async fn until_ping(&mut self) -> Vec<Packet> {
         let (packets, answered) = self.until_ping_or_closed().await;
-        assert!(answered, "the server closed instead of answering PINGREQ: {packets:?}");
+        assert!(
+            answered,
+            "the server closed instead of answering PINGREQ: {packets:?}"
+        );
         packets
     }
 
@@ -719,5 +722,47 @@ async fn random_bytes_harm_no_other_client() {
     }
     garbage.await.expect("garbage task");
     let _ = RawMqtt::connected(server.mqtt, Version::V5, "after").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn subscribing_again_can_turn_no_local_on_and_off() {
+    let server = TestServer::start().await;
+    let mut client = RawMqtt::connected(server.mqtt, Version::V5, "nl").await;
+    let subscribe = |id: u16, no_local: bool| {
+        let Packet::Subscribe(mut packet) = subscribe_packet(id, "nl/#", QoS::AtMostOnce) else {
+            unreachable!("subscribe_packet builds a SUBSCRIBE")
+        };
+        packet.subscriptions[0].options.no_local = no_local;
+        Packet::Subscribe(packet)
+    };
+    let own_messages = |packets: Vec<Packet>| {
+        packets
+            .into_iter()
+            .filter(|p| matches!(p, Packet::Publish(_)))
+            .count()
+    };
+    client.send(&subscribe(1, false)).await;
+    client.until_ping().await;
+    client
+        .send(&publish_packet("nl/a", "echoed", QoS::AtMostOnce, 0))
+        .await;
+    assert_eq!(own_messages(client.until_ping().await), 1, "No Local off");
+    client.send(&subscribe(2, true)).await;
+    client.until_ping().await;
+    client
+        .send(&publish_packet("nl/a", "kept", QoS::AtMostOnce, 0))
+        .await;
+    assert_eq!(own_messages(client.until_ping().await), 0, "No Local on");
+    client.send(&subscribe(3, false)).await;
+    client.until_ping().await;
+    client
+        .send(&publish_packet("nl/a", "echoed again", QoS::AtMostOnce, 0))
+        .await;
+    assert_eq!(
+        own_messages(client.until_ping().await),
+        1,
+        "No Local off again"
+    );
     server.stop().await;
 }

@@ -228,21 +228,24 @@ impl Connection {
         } in granted
         {
             let key = filter.as_str().to_owned();
-            let existed = {
+            let (existed, updated) = {
                 let mut state = self.session.state.lock();
                 match state.subs.get_mut(&key) {
-                    Some(entry) => {
-                        // Same filter again: the new options replace the old, the broker
-                        // subscriptions stay (no message is lost in between).
+                    // Same filter again: the new options replace the old and the broker
+                    // subscriptions stay (no message is lost in between) — unless No Local
+                    // changed, which the broker subscriptions carry (`echo`): then they are
+                    // replaced below.
+                    Some(entry) if entry.options.no_local == options.no_local => {
                         entry.options = options;
                         entry.id = id;
                         *entry.sink.options.lock() = DeliverOptions::new(&filter, &options, id);
-                        true
+                        (true, true)
                     }
-                    None => false,
+                    Some(_) => (true, false),
+                    None => (false, false),
                 }
             };
-            if !existed {
+            if !updated {
                 match subscribe_entry(
                     &broker,
                     &self.session,
