@@ -36,5 +36,6 @@ pub use error::StoreError;
 pub use info::{ConsumerInfo, PubAck, PurgeRequest, SequencePair, StreamInfo, StreamState};
 pub use log::{FileLog, LogOptions, LogState, RecoveryReport};
 pub use record::{Location, Record, RecoveredRecord, StoredMessage};
+pub use state_file::write_atomic;
 pub use store::{CreateAction, Store, SyncPolicy, Usage};
 pub use stream::Stream;

@@ -19,8 +19,9 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Sto
     write_atomic(path, &body)
 }
 
-/// Replaces `path` with `body`, atomically.
-pub(crate) fn write_atomic(path: &Path, body: &[u8]) -> Result<(), StoreError> {
+/// Replaces `path` with `body`, atomically (also used for the server's MQTT
+/// session files).
+pub fn write_atomic(path: &Path, body: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
     file.write_all(body)

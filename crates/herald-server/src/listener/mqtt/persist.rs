@@ -14,7 +14,7 @@
 //! loses nothing, and a crash loses at most the last fraction of a second of session
 //! changes (mosquitto, by comparison, saves every 30 minutes and at shutdown).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -331,9 +331,11 @@ impl Saver {
         let result = tokio::task::spawn_blocking(move || {
             for (path, body) in writes {
                 let outcome = match body {
-                    Some(body) => write_atomic(&path, &body),
+                    Some(body) => {
+                        herald_store::write_atomic(&path, &body).map_err(|e| e.to_string())
+                    }
                     None => match std::fs::remove_file(&path) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
                         _ => Ok(()),
                     },
                 };
@@ -379,23 +381,4 @@ impl Saver {
         }
         files
     }
-}
-
-/// Replaces `path` with `body` atomically: temporary file, fsync, rename, fsync the
-/// directory.
-fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(body)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(dir) = std::fs::File::open(dir) {
-            // Makes the rename itself durable; not every filesystem allows it.
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
 }
