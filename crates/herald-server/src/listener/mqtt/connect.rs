@@ -349,14 +349,13 @@ impl MqttServer {
                 debug!(client = %client_id, "session taken over");
                 link.kick.cancel();
                 state.disconnected_at = Some(now);
+                // A Will without delay goes now; a delayed one stays with the session,
+                // which is resumed (the Will is dropped) or ended (it goes) just below.
                 if let Some(w) = state.will.take() {
                     if w.will.delay == 0 {
                         wills.push((old.conn_id, w.will));
                     } else {
-                        state.will = Some(WillState {
-                            due: Some(now + u64::from(w.will.delay) * 1000),
-                            will: w.will,
-                        });
+                        state.will = Some(w);
                     }
                 }
             }
