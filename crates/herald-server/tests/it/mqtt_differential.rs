@@ -17,8 +17,10 @@ use herald_protocol::mqtt::{
 };
 
 use crate::common::TestServer;
+use crate::common::mqtt_raw::{
+    RawMqtt, connect_packet, pid, publish_packet, subscribe_packet, topic,
+};
 use crate::common::reference::program;
-use crate::mqtt_raw::{RawMqtt, connect_packet, pid, publish_packet, subscribe_packet, topic};
 
 /// mosquitto on a free loopback port, killed on drop.
 struct Mosquitto {

@@ -11,10 +11,10 @@ use herald_protocol::mqtt::{QoS, Version};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
+use crate::common::mqtt_raw::{RawMqtt, subscribe_packet};
 use crate::common::raw::PATIENCE;
 use crate::common::reference::program;
 use crate::common::{TestServer, sync};
-use crate::mqtt_raw::{RawMqtt, subscribe_packet};
 
 fn tool(name: &str) -> String {
     program(name).unwrap_or_else(|| {
