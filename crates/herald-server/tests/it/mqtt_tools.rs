@@ -253,52 +253,12 @@ async fn nats_publishes_reach_mosquitto_sub() {
     server.stop().await;
 }
 
-/// A CA, a server certificate for localhost and a client certificate for `meter`, as PEM
-/// files (the same shape as the TLS tests' PKI).
-fn pki() -> tempfile::TempDir {
-    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let mut ca_name = DistinguishedName::new();
-    ca_name.push(DnType::CommonName, "herald MQTT test CA");
-    ca_params.distinguished_name = ca_name;
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let issue = |names: Vec<String>, cn: &str| {
-        let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(names).expect("params");
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, cn);
-        params.distinguished_name = dn;
-        let cert = params.signed_by(&key, &ca, &ca_key).expect("signed");
-        (cert.pem(), key.serialize_pem())
-    };
-    let (server_cert, server_key) = issue(vec!["localhost".into()], "herald");
-    let (client_cert, client_key) = issue(vec![], "meter");
-    for (name, body) in [
-        ("ca.pem", ca.pem()),
-        ("server.pem", server_cert),
-        ("server.key", server_key),
-        ("client.pem", client_cert),
-        ("client.key", client_key),
-    ] {
-        std::fs::write(dir.path().join(name), body).expect("write");
-    }
-    dir
-}
-
 #[tokio::test]
 async fn mutual_tls_with_the_certificate_as_the_user() {
     use herald_server::auth::{UserConfig, Users};
-    let pki = pki();
-    let path = |name: &str| pki.path().join(name).display().to_string();
-    let tls = herald_server::tls::Tls::load(&herald_server::tls::TlsConfig {
-        cert: pki.path().join("server.pem"),
-        key: pki.path().join("server.key"),
-        client_ca: Some(pki.path().join("ca.pem")),
-    })
-    .expect("TLS loads");
+    let pki = crate::common::pki::Pki::new("meter");
+    let path = |name: &str| pki.path(name).display().to_string();
+    let tls = herald_server::tls::Tls::load(&pki.config(true)).expect("TLS loads");
     // `meter` has no password: only its certificate names it.
     let users = Users::from_config(&[UserConfig {
         name: "meter".into(),

@@ -2,65 +2,14 @@
 //! (rustls) and reqwest (HTTPS), mutual TLS with the certificate's name as
 //! the user, and plain-text clients refused cleanly while the server stays up.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use herald_server::auth::{UserConfig, Users};
-use herald_server::tls::{Tls, TlsConfig};
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
+use herald_server::tls::Tls;
 
+use crate::common::pki::Pki;
 use crate::common::raw::RawClient;
 use crate::common::{TestServer, sync};
-
-/// A CA, a server certificate for localhost / 127.0.0.1, and a client
-/// certificate for `alice`, as PEM files in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca_key = KeyPair::generate().expect("key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let mut ca_name = DistinguishedName::new();
-        ca_name.push(DnType::CommonName, "herald test CA");
-        ca_params.distinguished_name = ca_name;
-        let ca = ca_params.self_signed(&ca_key).expect("CA");
-        let issue = |names: Vec<String>, cn: &str| {
-            let key = KeyPair::generate().expect("key");
-            let mut params = CertificateParams::new(names).expect("params");
-            let mut dn = DistinguishedName::new();
-            dn.push(DnType::CommonName, cn);
-            params.distinguished_name = dn;
-            let cert = params.signed_by(&key, &ca, &ca_key).expect("signed");
-            (cert.pem(), key.serialize_pem())
-        };
-        let (server_cert, server_key) =
-            issue(vec!["localhost".into(), "127.0.0.1".into()], "herald");
-        let (client_cert, client_key) = issue(vec![], "alice");
-        let write =
-            |name: &str, body: &str| std::fs::write(dir.path().join(name), body).expect("write");
-        write("ca.pem", &ca.pem());
-        write("server.pem", &server_cert);
-        write("server.key", &server_key);
-        write("client.pem", &client_cert);
-        write("client.key", &client_key);
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn config(&self, mutual: bool) -> TlsConfig {
-        TlsConfig {
-            cert: self.path("server.pem"),
-            key: self.path("server.key"),
-            client_ca: mutual.then(|| self.path("ca.pem")),
-        }
-    }
-}
 
 async fn serve(pki: &Pki, mutual: bool, users: Users) -> TestServer {
     let tls = Tls::load(&pki.config(mutual)).expect("TLS loads");
@@ -77,7 +26,7 @@ fn read(path: &Path) -> Vec<u8> {
 
 #[tokio::test]
 async fn every_listener_speaks_tls_to_real_clients() {
-    let pki = Pki::new();
+    let pki = Pki::new("alice");
     let server = serve(&pki, false, Users::default()).await;
 
     let nats = async_nats::ConnectOptions::new()
@@ -154,7 +103,7 @@ async fn every_listener_speaks_tls_to_real_clients() {
 
 #[tokio::test]
 async fn mutual_tls_names_the_user_by_certificate() {
-    let pki = Pki::new();
+    let pki = Pki::new("alice");
     let users = Users::from_config(&[UserConfig {
         name: "alice".into(),
         password: None,

@@ -2,6 +2,7 @@
 //! reference servers for differential tests.
 
 pub mod mqtt_raw;
+pub mod pki;
 pub mod raw;
 pub mod reference;
 
