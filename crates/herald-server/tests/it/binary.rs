@@ -36,6 +36,10 @@ fn serve() -> Served {
             "127.0.0.1:0",
             "--mqtt",
             "127.0.0.1:0",
+            // Not the default 8080: two of these tests run at once, and the
+            // second herald would fail to bind it and exit.
+            "--http",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data.path())
