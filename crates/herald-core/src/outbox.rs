@@ -18,11 +18,18 @@
 //! slower than its publisher is thereby throttled instead of disconnected;
 //! one that does not read at all still reaches the limit and is closed.
 //!
+//! A connection's reader may write its own replies without the writer
+//! task (see [`direct`]): whoever holds the write right takes the pending
+//! output, so it reaches the socket in queue order.
+//!
 //! A publisher's own context may also *stage* its deliveries (see
 //! [`staging`]): frames for each receiver are encoded into a private batch
 //! and handed over under one lock per receiver and batch, not per message.
 
+mod direct;
 pub(crate) mod staging;
+
+pub use direct::DirectWrite;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -83,6 +90,36 @@ impl OutboxBatch {
         }
         self.large.clear();
         self.large_bytes = 0;
+    }
+
+    /// The part of the batch after its first `written` bytes (in wire
+    /// order), as a new batch: what a partial write left to do.
+    fn after(&self, written: usize) -> OutboxBatch {
+        let mut rest = OutboxBatch::new();
+        let mut skip = written;
+        let mut at = 0;
+        let mut pieces = Vec::with_capacity(self.large.len() * 2 + 1);
+        for (offset, chunk) in &self.large {
+            pieces.push((&self.buf[at..*offset], None));
+            pieces.push((&chunk[..], Some(chunk)));
+            at = *offset;
+        }
+        pieces.push((&self.buf[at..], None));
+        for (bytes, chunk) in pieces {
+            if skip >= bytes.len() {
+                skip -= bytes.len();
+                continue;
+            }
+            match chunk {
+                Some(chunk) => {
+                    rest.large.push((rest.buf.len(), chunk.slice(skip..)));
+                    rest.large_bytes += chunk.len() - skip;
+                }
+                None => rest.buf.extend_from_slice(&bytes[skip..]),
+            }
+            skip = 0;
+        }
+        rest
     }
 
     /// Moves everything in `other` to the end of this batch.
@@ -152,10 +189,28 @@ impl FrameWriter<'_> {
     }
 }
 
+/// Who may write the connection's socket right now. Only the holder takes
+/// pending output, so batches reach the socket in the order they were queued.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum WriteRight {
+    /// Nobody is writing.
+    #[default]
+    Free,
+    /// The writer task, from [`Outbox::next_batch`] until it asks for the next one.
+    Task,
+    /// A thread writing through the [`DirectWrite`] without waiting.
+    Inline,
+}
+
 #[derive(Debug, Default)]
 struct State {
     pending: OutboxBatch,
     closed: Option<CloseReason>,
+    right: WriteRight,
+    /// The socket, for writes that do not go through the writer task; let
+    /// go on close, so a stale reference to the outbox does not hold the
+    /// connection open.
+    direct: Option<Arc<dyn DirectWrite>>,
     /// Since when the pending bytes have stayed at or above the soft limit.
     over_soft_since: Option<Instant>,
 }
@@ -257,6 +312,7 @@ impl Outbox {
         if state.closed.is_none() {
             state.closed = Some(reason);
         }
+        state.direct = None;
         self.is_closed.store(true, Ordering::Release);
     }
 
@@ -401,6 +457,12 @@ impl Outbox {
     /// this without end, so past twice the message limit the outbox is
     /// closed as a slow consumer instead.
     pub fn push_control(&self, encode: impl FnOnce(&mut BytesMut)) -> bool {
+        self.append_control(encode, false)
+    }
+
+    /// [`Outbox::push_control`]; with `quiet` and a [`DirectWrite`]
+    /// attached the writer task is not woken (see [`Outbox::push_reply`]).
+    fn append_control(&self, encode: impl FnOnce(&mut BytesMut), quiet: bool) -> bool {
         let mut state = self.state.lock();
         if state.closed.is_some() {
             return false;
@@ -411,12 +473,12 @@ impl Outbox {
             self.wake.notify_one();
             return false;
         }
-        let was_empty = state.pending.is_empty();
+        let wake = state.pending.is_empty() && !(quiet && state.direct.is_some());
         encode(&mut state.pending.buf);
         self.pending_hint
             .store(state.pending.len(), Ordering::Relaxed);
         drop(state);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
         true
@@ -458,21 +520,34 @@ impl Outbox {
         loop {
             {
                 let mut state = self.state.lock();
+                if state.right == WriteRight::Task {
+                    // Asking again means the last batch is written.
+                    state.right = WriteRight::Free;
+                }
+                let free = state.right == WriteRight::Free;
                 match state.closed {
-                    Some(CloseReason::Finished) | None if !state.pending.is_empty() => {
+                    Some(CloseReason::Finished) | None if free && !state.pending.is_empty() => {
                         std::mem::swap(&mut state.pending, batch);
+                        state.right = WriteRight::Task;
                         self.pending_hint.store(0, Ordering::Relaxed);
                         drop(state);
-                        if self.stalled.swap(false, Ordering::SeqCst) {
-                            self.room.notify_waiters();
-                        }
+                        self.made_room();
                         return Ok(());
                     }
+                    // A direct write may still hand output back: wait for it.
+                    Some(CloseReason::Finished) if !free => {}
                     Some(reason) => return Err(reason),
                     None => {}
                 }
             }
             self.wake.notified().await;
+        }
+    }
+
+    /// Tells publishers waiting in [`Outbox::wait_for_room`] that output was taken.
+    fn made_room(&self) {
+        if self.stalled.swap(false, Ordering::SeqCst) {
+            self.room.notify_waiters();
         }
     }
 }

@@ -195,12 +195,14 @@ pub(crate) struct ConnectionIo {
 impl ConnectionIo {
     /// Splits `stream` and starts the writer for `outbox`.
     pub(crate) fn start(shared: &Shared, stream: Stream, outbox: Outbox) -> Self {
-        let outbox = Arc::new(outbox);
         let token = shared.shutdown.child_token();
         match stream {
             Stream::Plain(tcp) => {
                 let local = tcp.local_addr().ok();
                 let (reader, socket) = tcp.into_split();
+                let socket = writer::TcpWriter::new(socket);
+                // Replies may be written by the reader itself (see `Outbox::write_now`).
+                let outbox = Arc::new(outbox.with_direct_write(Arc::new(socket.clone())));
                 let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
                 Self {
                     reader: Box::new(reader),
@@ -213,6 +215,7 @@ impl ConnectionIo {
             Stream::Tls(tls) => {
                 let local = tls.get_ref().0.local_addr().ok();
                 let (reader, socket) = tokio::io::split(*tls);
+                let outbox = Arc::new(outbox);
                 let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
                 Self {
                     reader: Box::new(reader),

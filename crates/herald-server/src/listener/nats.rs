@@ -336,7 +336,11 @@ impl Connection {
     /// disconnected; one that stopped reading still fills up and is closed
     /// as a slow consumer.
     async fn finish_batch(&mut self) {
-        for outbox in self.publisher.finish_batch() {
+        let congested = self.publisher.finish_batch();
+        // Our own output (`PONG`, `+OK`, ...) goes out from here when
+        // nothing else is being written: no hand-off to the writer task.
+        self.outbox.write_now();
+        for outbox in congested {
             if Arc::ptr_eq(&outbox, &self.outbox) {
                 // Our own client may be blocked writing to us: never wait on it.
                 continue;
@@ -351,7 +355,9 @@ impl Connection {
     /// sent `PUB` then `PING` must see the `MSG` before the `PONG`.
     fn control(&mut self, encode: impl FnOnce(&mut BytesMut)) {
         self.publisher.flush();
-        self.outbox.push_control(encode);
+        // Written at the end of the batch (`finish_batch`), or by the
+        // writer task when the connection closes first.
+        self.outbox.push_reply(encode);
     }
 
     fn send_err(&mut self, text: &str) {

@@ -1,11 +1,17 @@
 //! The per-connection writer task: drains the connection's [`Outbox`] and
-//! writes each batch with one (vectored) write.
+//! writes each batch with one (vectored) write. On plain TCP the reader may
+//! write its own replies directly ([`TcpWriter`]); the task does every
+//! write that has to wait.
 
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
+use herald_core::outbox::DirectWrite;
 use herald_core::{CloseReason, Outbox, OutboxBatch};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -78,4 +84,74 @@ async fn write_batch<W: AsyncWrite + Unpin>(socket: &mut W, batch: &OutboxBatch)
         IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
+}
+
+/// The write half of a plain TCP connection, shared by the writer task (as
+/// an [`AsyncWrite`]) and the outbox (as a [`DirectWrite`]). The outbox's
+/// write right keeps the two from writing at once. The socket's write side
+/// shuts down when the last handle is dropped: the outbox lets go of its
+/// handle when it closes, the writer task when it ends.
+#[derive(Debug, Clone)]
+pub(crate) struct TcpWriter(Arc<OwnedWriteHalf>);
+
+impl TcpWriter {
+    pub(crate) fn new(half: OwnedWriteHalf) -> Self {
+        Self(Arc::new(half))
+    }
+}
+
+impl DirectWrite for TcpWriter {
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+}
+
+impl TcpWriter {
+    /// Waits for the socket to take writes, then runs `write` once it did
+    /// not block (a `WouldBlock` clears the readiness, so the wait re-arms).
+    fn poll_try(
+        &self,
+        cx: &mut Context<'_>,
+        write: impl Fn(&OwnedWriteHalf) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.as_ref().as_ref().poll_write_ready(cx))?;
+            match write(&self.0) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TcpWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_try(cx, |half| half.try_write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_try(cx, |half| half.try_write_vectored(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Writes go straight to the socket: nothing is buffered here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Shared: the write side shuts down when the last handle drops.
+        Poll::Ready(Ok(()))
+    }
 }

@@ -78,10 +78,11 @@ pub(super) struct Connection {
 impl Connection {
     /// Appends a control packet, behind every delivery this connection's
     /// publishes made so far (the publisher stages them until it flushes).
+    /// It is written at the end of the batch (`finish_batch`).
     pub(super) fn send(&mut self, packet: &Packet) {
         self.publisher.flush();
         let version = self.version;
-        self.outbox.push_control(|buf| {
+        self.outbox.push_reply(|buf| {
             if let Err(error) = encode(buf, version, packet) {
                 tracing::warn!(%error, "cannot encode an MQTT packet");
             }
@@ -174,10 +175,14 @@ impl Connection {
         Exit::Violation(error.reason_code())
     }
 
-    /// Wakes the writers of everything published from this batch, then waits (boundedly)
-    /// for congested subscribers, as the NATS listener does.
+    /// Wakes the writers of everything published from this batch, writes this
+    /// connection's own packets, then waits (boundedly) for congested
+    /// subscribers, as the NATS listener does.
     async fn finish_batch(&mut self) {
-        for outbox in self.publisher.finish_batch() {
+        let congested = self.publisher.finish_batch();
+        // Acknowledgements go out from here when nothing else is being written.
+        self.outbox.write_now();
+        for outbox in congested {
             if !Arc::ptr_eq(&outbox, &self.outbox) {
                 let _ = tokio::time::timeout(MAX_STALL, outbox.wait_for_room()).await;
             }
