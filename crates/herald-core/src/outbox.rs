@@ -19,11 +19,11 @@
 //! one that does not read at all still reaches the limit and is closed.
 //!
 //! A connection's reader may write its own replies without the writer
-//! task (see [`direct`]): whoever holds the write right takes the pending
+//! task (see [`Outbox::write_now`]): whoever holds the write right takes the pending
 //! output, so it reaches the socket in queue order.
 //!
 //! A publisher's own context may also *stage* its deliveries (see
-//! [`staging`]): frames for each receiver are encoded into a private batch
+//! [`DeliveryCtx::staging`]): frames for each receiver are encoded into a private batch
 //! and handed over under one lock per receiver and batch, not per message.
 
 mod direct;
@@ -317,7 +317,7 @@ impl Outbox {
     }
 
     /// Appends one message frame of about `size` bytes, written by `encode`.
-    /// With a staging `ctx` the frame is staged (see [`staging`]) and
+    /// With a staging `ctx` the frame is staged (see [`DeliveryCtx::staging`]) and
     /// reaches the outbox when the context is flushed; otherwise it is
     /// appended at once and the writer is woken through `ctx` at the end of
     /// the publisher's batch.
