@@ -98,6 +98,9 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_client_ca: Option<PathBuf>,
+    /// Worker threads that serve connections [default: 0 = one per CPU].
+    #[arg(long, env = "HERALD_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
     /// Log filter, e.g. `info` or `herald=debug` [default: info; RUST_LOG also works].
     #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -176,6 +179,9 @@ impl ServeArgs {
         if let Some(v) = &self.log {
             config.log.clone_from(v);
         }
+        if let Some(v) = self.threads {
+            config.threads = v;
+        }
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(crate::tls::TlsConfig {
                 cert: cert.clone(),
@@ -239,11 +245,17 @@ mod tests {
         let cli =
             Cli::try_parse_from(["herald", "--nats", "127.0.0.1:0", "--ping-interval", "5s"])?;
         let config = cli.serve.to_config()?;
+        assert_eq!(config.threads, 0, "one worker per CPU unless asked");
         assert_eq!(config.nats.listen, "127.0.0.1:0");
         assert_eq!(config.limits.ping_interval, Duration::from_secs(5));
-        let cli = Cli::try_parse_from(["herald", "serve", "--max-payload", "10"])?;
+        let cli =
+            Cli::try_parse_from(["herald", "serve", "--max-payload", "10", "--threads", "3"])?;
         match cli.command {
-            Some(Command::Serve(args)) => assert_eq!(args.to_config()?.limits.max_payload, 10),
+            Some(Command::Serve(args)) => {
+                let config = args.to_config()?;
+                assert_eq!(config.limits.max_payload, 10);
+                assert_eq!(config.threads, 3);
+            }
             other => panic!("unexpected {other:?}"),
         }
         Ok(())

@@ -20,6 +20,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log filter (`info`, `herald=debug`, ...), as `RUST_LOG` takes it.
     pub log: String,
+    /// Worker threads serving connections; 0 means one per CPU.
+    pub threads: usize,
     /// The NATS listener.
     pub nats: NatsConfig,
     /// The Redis listener.
@@ -193,6 +195,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./herald-data"),
             log: "info".to_owned(),
+            threads: 0,
             nats: NatsConfig::default(),
             redis: RedisConfig::default(),
             mqtt: MqttConfig::default(),

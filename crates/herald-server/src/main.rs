@@ -3,29 +3,39 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald_server::cli::{Cli, Command, ServeArgs};
+use herald_server::cli::{Cli, Command};
 use herald_server::{client, config::Config};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    // A woken task normally runs next on the waking thread, in a slot other
-    // threads cannot steal from: a connection's reader that wakes a
-    // subscriber's writer then takes turns with it on one core while the
-    // other idles. Without the slot, the writer is stealable and runs in
-    // parallel (needs `--cfg tokio_unstable`, set in .cargo/config.toml).
-    #[cfg(tokio_unstable)]
-    builder.disable_lifo_slot();
-    let runtime = match builder.build() {
+    // The server's configuration sizes the runtime, so it is read first.
+    let (serve_args, tool) = match cli.command {
+        None => (Some(cli.serve), None),
+        Some(Command::Serve(args)) => (Some(*args), None),
+        Some(tool) => (None, Some(tool)),
+    };
+    let config = match serve_args.map(|args| args.to_config()).transpose() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("herald: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let threads = config.as_ref().map_or(0, |c| c.threads);
+    let runtime = match build_runtime(threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("herald: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = match (config, tool) {
+        (Some(config), _) => runtime.block_on(serve(config)),
+        (None, Some(tool)) => runtime.block_on(run(tool)),
+        (None, None) => Ok(()),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("herald: {error:#}");
@@ -34,20 +44,37 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        None => serve(cli.serve).await,
-        Some(Command::Serve(args)) => serve(*args).await,
-        Some(Command::Config) => {
+/// The multi-threaded runtime, with `threads` workers (0: one per CPU).
+fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    // A woken task normally runs next on the waking thread, in a slot other
+    // threads cannot steal from: a connection's reader that wakes a
+    // subscriber's writer then takes turns with it on one core while the
+    // other idles. Without the slot, the writer is stealable and runs in
+    // parallel (needs `--cfg tokio_unstable`, set in .cargo/config.toml).
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    builder.build()
+}
+
+/// The client and tool subcommands.
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(args.to_config()?).await,
+        Command::Config => {
             print!("{}", Config::default_toml());
             Ok(())
         }
-        Some(Command::Pub(args)) => client::publish(args).await,
-        Some(Command::Sub(args)) => client::subscribe(args).await,
-        Some(Command::Request(args)) => client::request(args).await,
-        Some(Command::Reply(args)) => client::reply(args).await,
-        Some(Command::Stream(args)) => herald_server::stream_cmd::run(args).await,
-        Some(Command::Passwd) => passwd(),
+        Command::Pub(args) => client::publish(args).await,
+        Command::Sub(args) => client::subscribe(args).await,
+        Command::Request(args) => client::request(args).await,
+        Command::Reply(args) => client::reply(args).await,
+        Command::Stream(args) => herald_server::stream_cmd::run(args).await,
+        Command::Passwd => passwd(),
     }
 }
 
@@ -68,8 +95,7 @@ fn passwd() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.to_config()?;
+async fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(&config.log);
     let ready = config.validate()?;
     herald_server::serve(ready).await

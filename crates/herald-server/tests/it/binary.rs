@@ -40,6 +40,9 @@ fn serve() -> Served {
             // second herald would fail to bind it and exit.
             "--http",
             "127.0.0.1:0",
+            // One worker: nothing in the server may wait on another worker.
+            "--threads",
+            "1",
             "--data-dir",
         ])
         .arg(data.path())
