@@ -10,6 +10,7 @@
 //! | [`jetstream`] | stream scenarios: persisted publish with acks, pull consume with acks |
 //! | [`redis`] | scenarios over Redis pub/sub (redis crate) |
 //! | [`redis_benchmark`] | `redis-benchmark` PUBLISH runs with server and client CPU |
+//! | [`noop_redis`] | a Redis endpoint that only answers: the client-bound ceiling |
 //! | [`raw_redis`] | Redis throughput scenarios with a lean client of our own |
 //! | [`wire_scan`] | the lean clients' counting scanners (NATS and RESP) |
 //! | [`servers`] | server processes, memory, idle connections |
@@ -21,6 +22,7 @@ pub mod compare;
 pub mod jetstream;
 pub mod mqtt;
 pub mod nats;
+pub mod noop_redis;
 pub mod raw_nats;
 pub mod raw_redis;
 pub mod redis;

@@ -27,6 +27,13 @@ enum Command {
     Run(RunArgs),
     /// Start herald, nats-server and redis-server and compare them.
     Compare(CompareArgs),
+    /// Serve a Redis endpoint that only answers (`:0` to PUBLISH), never
+    /// sleeping: what redis-benchmark reaches when the server costs nothing.
+    NoopRedis {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:6379")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +158,13 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::NoopRedis { listen } => {
+            let listener = std::net::TcpListener::bind(listen)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            tokio::task::spawn_blocking(move || herald_bench::noop_redis::serve(listener))
+                .await??;
+            Ok(())
+        }
         Command::Run(args) => {
             let params = args.knobs.params(args.size);
             let protocol = if args.server.starts_with("redis") {

@@ -4,7 +4,8 @@
 //! With one thread (its default) `redis-benchmark` itself needs a whole core
 //! for about 1.7 M requests per second on this kind of machine, so it sets
 //! the pace for any server that keeps up; the table shows the client's CPU
-//! share to make that visible. With two client threads the client can ask
+//! share to make that visible, and a no-op responder's row shows the most
+//! the client reaches against any server. With two client threads the client can ask
 //! for more than one core, and on two cores the server's own cost per
 //! request decides how much is left for it. Each server's CPU time per
 //! request is measured from `/proc` either way.
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::scenario::Protocol;
-use crate::servers::{Server, children_cpu_time, find_program};
+use crate::servers::{NOOP_REDIS, Server, children_cpu_time, find_program};
 
 /// Requests per run. With `--threads` redis-benchmark times a run in steps
 /// of a quarter second, so a run must last several seconds for that step not
@@ -54,12 +55,17 @@ pub fn run(servers: &[Server], rounds: usize) -> Vec<RedisBenchmarkRow> {
         eprintln!("redis-benchmark is not installed; skipping it");
         return Vec::new();
     };
-    let redis: Vec<&Server> = servers
-        .iter()
-        .filter(|s| s.endpoint(Protocol::Redis).is_some())
-        .collect();
+    // The client's own limit, measured where it sets the pace (one thread).
+    let noop = Server::noop_redis()
+        .map_err(|error| eprintln!("no client ceiling: {error:#}"))
+        .ok();
     let mut rows = Vec::new();
     for threads in THREADS {
+        let redis: Vec<&Server> = servers
+            .iter()
+            .chain(noop.as_ref().filter(|_| threads == 1))
+            .filter(|s| s.endpoint(Protocol::Redis).is_some())
+            .collect();
         let mut samples: Vec<Vec<Sample>> = redis.iter().map(|_| Vec::new()).collect();
         for round in 0..rounds {
             for i in 0..redis.len() {
@@ -85,7 +91,8 @@ pub fn run(servers: &[Server], rounds: usize) -> Vec<RedisBenchmarkRow> {
                 threads,
                 server: server.name.clone(),
                 requests_per_sec: median.rate,
-                server_ns_per_request: median.server_ns,
+                // The no-op responder spins: its CPU says nothing per request.
+                server_ns_per_request: median.server_ns.filter(|_| server.name != NOOP_REDIS),
                 client_cores: median.client_cores,
             });
         }
@@ -137,8 +144,10 @@ pub fn markdown(rows: &[RedisBenchmarkRow], rounds: usize) -> String {
          `redis-benchmark -n {REQUESTS} -P 16 --threads T -q PUBLISH ch msg` (50 clients, \
          16 requests in flight each), median of {rounds} runs per server, interleaved. With one \
          client thread the client needs about a whole core and sets the pace for both servers \
-         (its CPU share is in the last column); with two, the CPU a server spends per request \
-         is CPU the client cannot use on these two cores.\n"
+         (its CPU share is in the last column): the {NOOP_REDIS} row is herald-bench's own \
+         endpoint that routes nothing and never sleeps, the most this client reaches against \
+         any server here. With two client threads, the CPU a server spends per request is CPU \
+         the client cannot use on these two cores, so the server's cost decides.\n"
     );
     let _ = writeln!(
         md,

@@ -21,6 +21,9 @@ pub struct Server {
     _data: Option<tempfile_dir::Dir>,
 }
 
+/// The report name of [`Server::noop_redis`].
+pub const NOOP_REDIS: &str = "no-op responder";
+
 /// A temporary directory removed on drop (kept tiny to avoid a dependency).
 mod tempfile_dir {
     use std::path::PathBuf;
@@ -185,6 +188,29 @@ impl Server {
         wait_listening("redis-server", addr, &mut child)?;
         Ok(Self {
             name: "redis-server".into(),
+            child,
+            endpoints: vec![(Protocol::Redis, addr)],
+            _data: None,
+        })
+    }
+
+    /// Starts this program's no-op Redis responder (see
+    /// [`crate::noop_redis`]) as a server of its own.
+    ///
+    /// # Errors
+    /// This program's path is unknown, or the responder does not start.
+    pub fn noop_redis() -> anyhow::Result<Self> {
+        let program = std::env::current_exe().context("finding herald-bench itself")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let mut child = Command::new(program)
+            .args(["noop-redis", "--listen", &addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the no-op Redis responder")?;
+        wait_listening("the no-op Redis responder", addr, &mut child)?;
+        Ok(Self {
+            name: NOOP_REDIS.into(),
             child,
             endpoints: vec![(Protocol::Redis, addr)],
             _data: None,
