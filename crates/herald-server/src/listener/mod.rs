@@ -29,12 +29,28 @@ use crate::server::Shared;
 
 use writer::spawn_writer;
 
+/// Connections the kernel may hold for a listener before it accepts them
+/// (capped by `net.core.somaxconn`). The standard library's 128 drops SYNs
+/// when thousands of clients connect at once (a reconnect storm after a
+/// restart), and each dropped SYN costs its client a retransmission of a
+/// second or more; nats-server asks for the system maximum too.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds `addr` and logs the bound address in a line containing `listening`,
 /// so tests and scripts can find an ephemeral port.
 pub(crate) async fn bind(protocol: &'static str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for {protocol} on {addr}: {e}"))?;
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As std and nats-server do: a restarted server can rebind at once.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    let listener =
+        listen().map_err(|e| anyhow::anyhow!("cannot listen for {protocol} on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
     info!(protocol, addr = %bound, "listening");
     Ok(listener)
