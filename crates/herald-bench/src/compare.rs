@@ -85,8 +85,17 @@ pub struct MemoryRow {
     pub server: String,
     /// After all throughput runs.
     pub after_runs: Memory,
-    /// Bytes per idle connection.
-    pub per_idle_connection: Option<f64>,
+    /// Bytes per idle connection, per protocol measured.
+    pub per_idle_connection: Vec<IdleCost>,
+}
+
+/// What an idle connection over one protocol costs a server.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleCost {
+    /// The protocol the connections spoke.
+    pub protocol: Protocol,
+    /// Bytes per connection; `None` when the measurement failed.
+    pub bytes: Option<f64>,
 }
 
 /// Everything a comparison produced.
@@ -146,10 +155,21 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
     // Idle connections first, while every server is fresh: after the runs
     // a server's heap has room left over from them, which new connections
     // would fill without the resident size growing.
-    let idle_costs: Vec<Option<f64>> = servers
+    let idle_costs: Vec<Vec<IdleCost>> = servers
         .iter()
         .filter(|s| s.name != SYNC_ALWAYS)
-        .map(|server| measure_idle(server, options.idle))
+        .map(|server| {
+            if server.name == "herald" {
+                idle_per_protocol(&options.herald, options.idle)
+            } else {
+                server
+                    .endpoints
+                    .first()
+                    .map(|(protocol, _)| measure_idle(server, *protocol, options.idle))
+                    .into_iter()
+                    .collect()
+            }
+        })
         .collect();
     let mut runs = Vec::new();
     for round in 0..options.rounds {
@@ -232,17 +252,41 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Bytes per idle connection to `server` (its first protocol), or `None`
-/// when not asked for or it failed.
-fn measure_idle(server: &Server, count: usize) -> Option<f64> {
-    if count == 0 {
-        return None;
-    }
-    eprintln!("holding {count} idle connections to {}", server.name);
-    let protocol = server.endpoints.first()?.0;
-    idle_connection_cost(server, protocol, count)
-        .map_err(|error| eprintln!("  idle connections failed: {error:#}"))
-        .ok()
+/// Bytes per idle connection to `server` over `protocol`, `None` when it
+/// failed (the measurement is skipped when `count` is 0).
+fn measure_idle(server: &Server, protocol: Protocol, count: usize) -> IdleCost {
+    let bytes = (count > 0)
+        .then(|| {
+            eprintln!(
+                "holding {count} idle {} connections to {}",
+                protocol.name(),
+                server.name
+            );
+            idle_connection_cost(server, protocol, count)
+                .map_err(|error| eprintln!("  idle connections failed: {error:#}"))
+                .ok()
+        })
+        .flatten();
+    IdleCost { protocol, bytes }
+}
+
+/// herald's idle cost over each of its protocols, each on a herald of its
+/// own started for it: a second measurement on the same process would find
+/// heap room the first left behind.
+fn idle_per_protocol(herald: &std::path::Path, count: usize) -> Vec<IdleCost> {
+    [Protocol::Nats, Protocol::Redis, Protocol::Mqtt]
+        .into_iter()
+        .map(|protocol| match Server::herald(herald) {
+            Ok(server) => measure_idle(&server, protocol, count),
+            Err(error) => {
+                eprintln!("  cannot start herald for idle connections: {error:#}");
+                IdleCost {
+                    protocol,
+                    bytes: None,
+                }
+            }
+        })
+        .collect()
 }
 
 fn summarize(runs: &[Outcome], params: &Params) -> Vec<Row> {
@@ -524,7 +568,7 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(
         md,
         "Per idle connection: the growth of the resident size while holding {} connections \
-         that did their handshake (NATS `CONNECT` and `PING`, Redis `PING`), divided by their \
+         that did their handshake (NATS `CONNECT` and `PING`, Redis `PING`, MQTT `CONNECT`), divided by their \
          number, measured on each server freshly started, before any run.\n",
         report.idle
     );
@@ -540,8 +584,7 @@ pub fn markdown(report: &Report) -> String {
             m.server,
             m.after_runs.rss as f64 / 1048576.0,
             m.after_runs.peak as f64 / 1048576.0,
-            m.per_idle_connection
-                .map_or("—".into(), |b| format!("{:.1} KB", b / 1000.0))
+            idle_label(&m.per_idle_connection)
         );
     }
     md.push_str(&crate::redis_benchmark::markdown(
@@ -573,4 +616,21 @@ fn write_outputs(report: &Report, options: &CompareOptions) -> anyhow::Result<()
     }
     eprintln!("wrote {} and {}", json.display(), png.display());
     Ok(())
+}
+
+/// "6.0 KB" for one protocol, "6.0 KB NATS · 5.1 KB Redis" for several.
+fn idle_label(costs: &[IdleCost]) -> String {
+    let kb = |c: &IdleCost| {
+        c.bytes
+            .map_or("—".into(), |b| format!("{:.1} KB", b / 1000.0))
+    };
+    match costs {
+        [] => "—".into(),
+        [one] => kb(one),
+        many => many
+            .iter()
+            .map(|c| format!("{} {}", kb(c), c.protocol.name()))
+            .collect::<Vec<_>>()
+            .join(" · "),
+    }
 }

@@ -136,6 +136,18 @@ pub enum Protocol {
     MqttQos1,
 }
 
+impl Protocol {
+    /// The protocol's name as people write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nats => "NATS",
+            Self::Redis => "Redis",
+            Self::Mqtt => "MQTT",
+            Self::MqttQos1 => "MQTT QoS 1",
+        }
+    }
+}
+
 /// Which client drives NATS and Redis throughput scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

@@ -344,7 +344,7 @@ pub fn idle_connection_cost(
     protocol: Protocol,
     count: usize,
 ) -> anyhow::Result<f64> {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     let addr = server.endpoint(protocol).context("no such endpoint")?;
     let before = server.memory()?.rss;
     let mut conns = Vec::with_capacity(count);
@@ -364,6 +364,17 @@ pub fn idle_connection_cost(
     }
     for conn in &conns {
         conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+        if matches!(protocol, Protocol::Mqtt | Protocol::MqttQos1) {
+            // CONNACK: four bytes, no line.
+            let mut connack = [0u8; 4];
+            (&mut &*conn)
+                .read_exact(&mut connack)
+                .context("waiting for CONNACK")?;
+            if connack[0] != 0x20 || connack[3] != 0 {
+                bail!("{} refused an idle connection: {connack:02x?}", server.name);
+            }
+            continue;
+        }
         let mut reader = BufReader::new(conn);
         let mut line = String::new();
         loop {
