@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::delivery::{Outgoing, now_ms, push_publish};
 use super::persist::Saver;
 use super::subscribe::SubEntry;
+use flights::Flights;
 
 /// Bounds every session shares, from `[mqtt]`.
 #[derive(Debug, Clone, Copy)]
@@ -168,7 +169,7 @@ pub(super) struct State {
     /// Subscriptions by their filter as the client wrote it (`$share/...` included).
     pub(super) subs: BTreeMap<String, SubEntry>,
     /// QoS 1/2 messages sent and not acknowledged, in sending order.
-    pub(super) inflight: VecDeque<Inflight>,
+    pub(super) inflight: Flights,
     /// Messages waiting for a window slot or for the client to come back.
     pub(super) queue: VecDeque<Outgoing>,
     /// QoS 2 packet ids received (and forwarded) whose `PUBREL` has not come yet.
@@ -203,7 +204,7 @@ impl Session {
                 expiry,
                 disconnected_at: None,
                 subs: BTreeMap::new(),
-                inflight: VecDeque::new(),
+                inflight: Flights::default(),
                 queue: VecDeque::new(),
                 incoming: BTreeSet::new(),
                 next_pid: 1,
@@ -335,7 +336,7 @@ impl State {
                 ctx,
             );
         }
-        self.inflight.push_back(Inflight {
+        self.inflight.push(Inflight {
             pid,
             msg: out,
             stage: Stage::Published,
@@ -348,7 +349,7 @@ impl State {
             let candidate = self.next_pid;
             self.next_pid = self.next_pid.checked_add(1).unwrap_or(1);
             let id = PacketId::new(candidate)?;
-            if !self.inflight.iter().any(|f| f.pid == id) {
+            if !self.inflight.holds(id) {
                 return Some(id);
             }
         }
@@ -384,7 +385,7 @@ impl State {
         // Expired messages not yet received are dropped; a released one must complete.
         self.inflight
             .retain(|f| f.stage == Stage::Released || !f.msg.expired(now));
-        for flight in &self.inflight {
+        for flight in self.inflight.iter() {
             match flight.stage {
                 Stage::Published => {
                     push_publish(
@@ -420,7 +421,6 @@ impl State {
         let pid = ack.packet_id;
         let position = self
             .inflight
-            .iter()
             .position(|f| f.pid == pid && f.msg.qos == QoS::ExactlyOnce);
         let Some(position) = position else {
             let mut rel = Ack::new(pid);
@@ -435,9 +435,7 @@ impl State {
             self.fill(ctx);
             return;
         }
-        if let Some(flight) = self.inflight.get_mut(position) {
-            flight.stage = Stage::Released;
-        }
+        self.inflight.release(position);
         if let Some(link) = &self.link {
             link.send(&Packet::PubRel(Ack::new(pid)));
         }
@@ -453,11 +451,7 @@ impl State {
     }
 
     fn remove_flight(&mut self, pid: PacketId, matches: impl Fn(&Inflight) -> bool) -> bool {
-        match self
-            .inflight
-            .iter()
-            .position(|f| f.pid == pid && matches(f))
-        {
+        match self.inflight.position(|f| f.pid == pid && matches(f)) {
             Some(position) => {
                 self.inflight.remove(position);
                 true
@@ -466,6 +460,8 @@ impl State {
         }
     }
 }
+
+mod flights;
 
 #[cfg(test)]
 mod tests;

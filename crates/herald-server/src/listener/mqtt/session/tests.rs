@@ -151,6 +151,25 @@ fn packet_ids_skip_those_in_use_and_wrap() {
 }
 
 #[test]
+fn with_every_id_in_flight_messages_wait_for_an_ack_to_free_one() {
+    let (session, _dir) = session(usize::MAX, 10);
+    let mut state = session.state.lock();
+    attach(&mut state, usize::MAX);
+    let mut ctx = DeliveryCtx::new();
+    for n in 0..u32::from(u16::MAX) {
+        state.offer(message(n, QoS::AtLeastOnce), &mut ctx);
+    }
+    assert_eq!(state.inflight.len(), usize::from(u16::MAX));
+    state.offer(message(0, QoS::AtLeastOnce), &mut ctx);
+    assert_eq!(state.queue.len(), 1, "no id left: queued");
+    let freed = PacketId::new(30_000).expect("id");
+    assert!(state.puback(freed, &mut ctx));
+    assert!(state.queue.is_empty());
+    let last = state.inflight[state.inflight.len() - 1].pid;
+    assert_eq!(last, freed, "the queued message takes the freed id");
+}
+
+#[test]
 fn expired_messages_are_not_sent() {
     let (session, _dir) = session(5, 5);
     let mut state = session.state.lock();
