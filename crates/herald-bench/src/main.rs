@@ -92,9 +92,12 @@ impl Knobs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Server URL (`nats://host:port` or `redis://host:port`).
+    /// Server URL (`nats://host:port`, `redis://host:port` or `mqtt://host:port`).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     server: String,
+    /// The protocol, when the URL's scheme is not enough (`mqtt-qos1`).
+    #[arg(long, value_enum)]
+    protocol: Option<Protocol>,
     /// The scenario.
     #[arg(long, value_enum, default_value = "pub-sub")]
     scenario: Scenario,
@@ -167,11 +170,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let params = args.knobs.params(args.size);
-            let protocol = if args.server.starts_with("redis") {
-                Protocol::Redis
-            } else {
-                Protocol::Nats
-            };
+            let protocol = args.protocol.unwrap_or({
+                if args.server.starts_with("redis") {
+                    Protocol::Redis
+                } else if args.server.starts_with("mqtt") {
+                    Protocol::Mqtt
+                } else {
+                    Protocol::Nats
+                }
+            });
             let mut outcome =
                 herald_bench::scenario::run(&args.server, protocol, args.scenario, &params).await?;
             outcome.target = args.server.clone();
