@@ -8,20 +8,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use rumqttc::{AsyncClient, MqttOptions, Packet, QoS};
 
+use crate::common::mqtt_pump::Pump;
 use crate::common::raw::PATIENCE;
 use crate::common::{TestServer, sync};
 
 /// An rumqttc 3.1.1 client whose event loop runs on its own task.
 struct V3 {
     client: AsyncClient,
-    events: mpsc::UnboundedReceiver<Result<Packet, String>>,
-    /// Packets a `wait` passed over, for the next one.
-    skipped: std::collections::VecDeque<Packet>,
-    task: JoinHandle<()>,
+    pump: Pump<Packet>,
 }
 
 fn v3_options(server: &TestServer, id: &str) -> MqttOptions {
@@ -33,39 +29,10 @@ fn v3_options(server: &TestServer, id: &str) -> MqttOptions {
 impl V3 {
     /// Connects; returns the client and its `CONNACK`, or the error that ended it.
     async fn start(options: MqttOptions) -> Result<(Self, rumqttc::ConnAck), String> {
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(packet)) => {
-                        if tx.send(Ok(packet)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Event::Outgoing(_)) => {}
-                    Err(error) => {
-                        // No automatic reconnect: a test decides when to connect again.
-                        let _ = tx.send(Err(error.to_string()));
-                        return;
-                    }
-                }
-            }
-        });
-        match tokio::time::timeout(PATIENCE, events.recv()).await {
-            Ok(Some(Ok(Packet::ConnAck(connack)))) => Ok((
-                Self {
-                    client,
-                    events,
-                    skipped: std::collections::VecDeque::new(),
-                    task,
-                },
-                connack,
-            )),
-            Ok(Some(Ok(other))) => panic!("expected CONNACK, got {other:?}"),
-            Ok(Some(Err(error))) => Err(error),
-            Ok(None) => Err("event loop ended".into()),
-            Err(_) => panic!("no CONNACK within {PATIENCE:?}"),
+        let (client, eventloop) = AsyncClient::new(options, 64);
+        match Pump::start(eventloop).await? {
+            (pump, Packet::ConnAck(connack)) => Ok((Self { client, pump }, connack)),
+            (_, other) => panic!("expected CONNACK, got {other:?}"),
         }
     }
 
@@ -78,19 +45,7 @@ impl V3 {
 
     /// The next incoming packet matching `wanted`; others are kept for later waits.
     async fn wait(&mut self, wanted: impl Fn(&Packet) -> bool) -> Packet {
-        if let Some(i) = self.skipped.iter().position(&wanted) {
-            return self.skipped.remove(i).expect("present");
-        }
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(Ok(packet))) if wanted(&packet) => return packet,
-                Ok(Some(Ok(packet))) => self.skipped.push_back(packet),
-                Ok(Some(Err(error))) => panic!("connection failed: {error}"),
-                Ok(None) => panic!("event loop ended"),
-                Err(_) => panic!("nothing wanted within {PATIENCE:?}"),
-            }
-        }
+        self.pump.wait(wanted).await
     }
 
     async fn message(&mut self) -> rumqttc::Publish {
@@ -133,13 +88,12 @@ impl V3 {
     /// Sends DISCONNECT and waits for the connection to end.
     async fn disconnect(mut self) {
         self.client.disconnect().await.expect("queued");
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, self.events.recv()).await {}
+        self.pump.drain().await;
     }
 
     /// Drops the connection without DISCONNECT, as a crashed client would.
     fn kill(self) {
-        self.task.abort();
+        self.pump.kill();
     }
 }
 
@@ -417,7 +371,7 @@ async fn shared_subscriptions_spread_messages_over_their_members() {
     while seen.len() < JOBS {
         assert!(tokio::time::Instant::now() < deadline, "only {seen:?}");
         for (i, member) in members.iter_mut().enumerate() {
-            while let Ok(event) = member.events.try_recv() {
+            while let Ok(event) = member.pump.events.try_recv() {
                 if let Ok(Packet::Publish(p)) = event {
                     assert!(seen.insert(p.topic.clone()), "{} twice", p.topic);
                     per_member[i] += 1;

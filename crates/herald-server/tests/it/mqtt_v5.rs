@@ -11,20 +11,16 @@ use rumqttc::v5::mqttbytes::v5::{
     ConnAck, Filter, LastWill, LastWillProperties, Packet, PubAckReason, PublishProperties,
     SubscribeProperties, SubscribeReasonCode, UnsubAckReason,
 };
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use rumqttc::v5::{AsyncClient, MqttOptions};
 
+use crate::common::mqtt_pump::Pump;
 use crate::common::raw::PATIENCE;
 use crate::common::{TestServer, sync};
 
 /// An rumqttc MQTT 5 client whose event loop runs on its own task.
 struct V5 {
     client: AsyncClient,
-    events: mpsc::UnboundedReceiver<Result<Packet, String>>,
-    /// Packets a `wait` passed over, for the next one.
-    skipped: std::collections::VecDeque<Packet>,
-    task: JoinHandle<()>,
+    pump: Pump<Packet>,
 }
 
 fn options(server: &TestServer, id: &str) -> MqttOptions {
@@ -35,38 +31,10 @@ fn options(server: &TestServer, id: &str) -> MqttOptions {
 
 impl V5 {
     async fn start(options: MqttOptions) -> Result<(Self, ConnAck), String> {
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(packet)) => {
-                        if tx.send(Ok(packet)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Event::Outgoing(_)) => {}
-                    Err(error) => {
-                        let _ = tx.send(Err(format!("{error:?}")));
-                        return;
-                    }
-                }
-            }
-        });
-        match tokio::time::timeout(PATIENCE, events.recv()).await {
-            Ok(Some(Ok(Packet::ConnAck(connack)))) => Ok((
-                Self {
-                    client,
-                    events,
-                    skipped: std::collections::VecDeque::new(),
-                    task,
-                },
-                connack,
-            )),
-            Ok(Some(Ok(other))) => panic!("expected CONNACK, got {other:?}"),
-            Ok(Some(Err(error))) => Err(error),
-            Ok(None) => Err("event loop ended".into()),
-            Err(_) => panic!("no CONNACK within {PATIENCE:?}"),
+        let (client, eventloop) = AsyncClient::new(options, 64);
+        match Pump::start(eventloop).await? {
+            (pump, Packet::ConnAck(connack)) => Ok((Self { client, pump }, connack)),
+            (_, other) => panic!("expected CONNACK, got {other:?}"),
         }
     }
 
@@ -76,19 +44,7 @@ impl V5 {
 
     /// The next incoming packet matching `wanted`; others are kept for later waits.
     async fn wait(&mut self, wanted: impl Fn(&Packet) -> bool) -> Packet {
-        if let Some(i) = self.skipped.iter().position(&wanted) {
-            return self.skipped.remove(i).expect("present");
-        }
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(Ok(packet))) if wanted(&packet) => return packet,
-                Ok(Some(Ok(packet))) => self.skipped.push_back(packet),
-                Ok(Some(Err(error))) => panic!("connection failed: {error}"),
-                Ok(None) => panic!("event loop ended"),
-                Err(_) => panic!("nothing wanted within {PATIENCE:?}"),
-            }
-        }
+        self.pump.wait(wanted).await
     }
 
     async fn message(&mut self) -> rumqttc::v5::mqttbytes::v5::Publish {
@@ -119,12 +75,11 @@ impl V5 {
 
     async fn disconnect(mut self) {
         self.client.disconnect().await.expect("queued");
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, self.events.recv()).await {}
+        self.pump.drain().await;
     }
 
     fn kill(self) {
-        self.task.abort();
+        self.pump.kill();
     }
 }
 
