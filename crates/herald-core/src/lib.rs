@@ -45,7 +45,7 @@ pub use broker::{Broker, BrokerConfig, LOCAL_CONN, Publisher, SubscribeOptions};
 pub use error::Error;
 pub use filter::{FilterError, HeaderFilter};
 pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
-pub use message::{HeaderError, Headers, HeadersBuilder, Message};
+pub use message::{Extension, HeaderError, Headers, HeadersBuilder, Message};
 pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit};
 pub use perm::{Permissions, Rules};
 pub use sink::{

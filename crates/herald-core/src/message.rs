@@ -6,7 +6,9 @@
 //! a value. The payload is a shared [`Bytes`], cloned by reference count for
 //! each receiver.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -23,6 +25,37 @@ pub struct Message {
     pub headers: Option<Headers>,
     /// The payload, shared by every receiver.
     pub payload: Bytes,
+    /// What only receivers of the publisher's own protocol understand (an
+    /// MQTT publish's QoS, RETAIN flag and properties). Travels with the
+    /// message to every receiver; streams do not keep it.
+    pub extension: Option<Extension>,
+}
+
+/// Protocol details riding on a [`Message`]: any shared value, read back by
+/// its type with [`Message::extension`]. Two messages' extensions are equal
+/// when they are the same value (the same `Arc`).
+#[derive(Clone)]
+pub struct Extension(Arc<dyn Any + Send + Sync>);
+
+impl Extension {
+    /// Wraps `value`.
+    pub fn new<T: Any + Send + Sync>(value: Arc<T>) -> Self {
+        Self(value)
+    }
+}
+
+impl PartialEq for Extension {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Extension {}
+
+impl fmt::Debug for Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Extension(..)")
+    }
 }
 
 impl Message {
@@ -33,7 +66,20 @@ impl Message {
             reply: None,
             headers: None,
             payload: payload.into(),
+            extension: None,
         }
+    }
+
+    /// Sets the extension.
+    #[must_use]
+    pub fn with_extension(mut self, extension: Extension) -> Self {
+        self.extension = Some(extension);
+        self
+    }
+
+    /// The extension if there is one of type `T`.
+    pub fn extension<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.extension.as_ref()?.0.downcast_ref()
     }
 
     /// Sets the reply subject.
@@ -67,6 +113,7 @@ impl fmt::Debug for Message {
             .field("reply", &self.reply)
             .field("headers", &self.headers)
             .field("payload_len", &self.payload.len())
+            .field("extension", &self.extension.is_some())
             .finish()
     }
 }
@@ -308,6 +355,27 @@ impl HeadersBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_are_read_back_by_their_type() {
+        #[derive(Debug, PartialEq)]
+        struct Qos(u8);
+        let subject = Subject::new("a.b").expect("subject");
+        let plain = Message::new(subject.clone(), "x");
+        assert_eq!(plain.extension::<Qos>(), None);
+        let ext = Extension::new(Arc::new(Qos(1)));
+        let msg = Message::new(subject, "x").with_extension(ext.clone());
+        assert_eq!(msg.extension::<Qos>(), Some(&Qos(1)));
+        assert_eq!(msg.extension::<String>(), None, "another type");
+        assert_eq!(msg.clone(), msg, "clones share the extension");
+        let other = Extension::new(Arc::new(Qos(1)));
+        assert_ne!(
+            msg.clone().with_extension(other),
+            msg,
+            "equal only when the same value"
+        );
+        assert_ne!(plain, msg);
+    }
 
     #[test]
     fn builds_and_reads_headers() -> Result<(), HeaderError> {

@@ -508,6 +508,7 @@ impl Connection {
             reply,
             headers: headers.map(Headers::from_raw_unchecked),
             payload,
+            extension: None,
         };
         let receivers = self.publisher.publish(&msg);
         if receivers == 0 && self.options.no_responders {

@@ -485,6 +485,7 @@ impl ConsumerState {
             reply: None,
             headers: msg.headers.clone(),
             payload: msg.payload.clone(),
+            extension: None,
         };
         filter.matches(&view)
     }
@@ -560,6 +561,7 @@ impl ConsumerState {
             reply: Subject::new(&reply).ok(),
             headers: msg.headers,
             payload: msg.payload,
+            extension: None,
         };
         if self.config.headers_only {
             let size = out.payload.len().to_string();

@@ -2,18 +2,15 @@
 //! connection's outbox, and the [`Origin`] of a publish made by an MQTT client.
 //!
 //! The broker's [`Message`] has no QoS, RETAIN flag or MQTT 5 properties, and adding them
-//! as headers would show MQTT plumbing to every NATS subscriber. Deliveries happen
-//! synchronously inside the publisher's `publish` call, on its thread, so the MQTT
-//! publisher leaves the [`Origin`] of the message in a thread-local for the duration of
-//! the call, and the MQTT sinks read it from there ([`origin_of`]). A message that did
-//! not come from MQTT (NATS, Redis, HTTP, a stream) has no origin: it counts as a QoS 0
-//! publish, as in nats-server.
+//! as headers would show MQTT plumbing to every NATS subscriber. An MQTT publisher attaches
+//! them as the message's extension, an [`Origin`], which the MQTT sinks read back and every
+//! other receiver ignores. A message that did not come from MQTT (NATS, Redis, HTTP, a
+//! stream) has no origin: it counts as a QoS 0 publish, as in nats-server.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use herald_core::{Delivery, DeliveryCtx, Message, Outbox, Subject};
+use herald_core::{Delivery, DeliveryCtx, Message, Outbox};
 use herald_protocol::mqtt::{
     PacketId, Publish, PublishProperties, QoS, QosPid, SubscriptionId, TopicName, UserProperty,
     Version, encode_publish_head, subject_to_topic,
@@ -133,10 +130,6 @@ pub(super) fn push_publish(
 /// An MQTT client's publish, as the MQTT sinks need to see it.
 #[derive(Debug)]
 pub(super) struct Origin {
-    /// The subject it is published on, to recognise the message.
-    pub(super) subject: Subject,
-    /// Its payload (the same `Bytes` as the message's).
-    pub(super) payload: Bytes,
     /// The topic as the publisher wrote it (saves mapping the subject back).
     pub(super) topic: TopicName,
     /// The QoS it was published with.
@@ -147,42 +140,6 @@ pub(super) struct Origin {
     pub(super) props: Option<Arc<PublishProperties>>,
     /// When it expires (ms since the epoch).
     pub(super) expires_at: Option<u64>,
-}
-
-impl Origin {
-    fn is(&self, msg: &Message) -> bool {
-        // The payload is the very same buffer, so a message published from inside a
-        // delivery (a nested publish) is never mistaken for this one.
-        self.payload.as_ptr() == msg.payload.as_ptr()
-            && self.payload.len() == msg.payload.len()
-            && self.subject == msg.subject
-    }
-}
-
-thread_local! {
-    static CURRENT: RefCell<Option<Arc<Origin>>> = const { RefCell::new(None) };
-}
-
-/// Restores the previous origin even if the publish unwinds.
-struct Restore(Option<Arc<Origin>>);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let previous = self.0.take();
-        CURRENT.with(|current| *current.borrow_mut() = previous);
-    }
-}
-
-/// Runs `publish` with `origin` visible to the MQTT sinks it delivers to.
-pub(super) fn publishing<R>(origin: &Arc<Origin>, publish: impl FnOnce() -> R) -> R {
-    let previous = CURRENT.with(|current| current.borrow_mut().replace(origin.clone()));
-    let _restore = Restore(previous);
-    publish()
-}
-
-/// The origin of `msg` if it is the MQTT publish being delivered on this thread.
-pub(super) fn origin_of(msg: &Message) -> Option<Arc<Origin>> {
-    CURRENT.with(|current| current.borrow().as_ref().filter(|o| o.is(msg)).cloned())
 }
 
 /// The MQTT 5 properties of a message from another protocol: its NATS headers become User

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use herald_core::{ConnId, Message, Subject};
+use herald_core::{ConnId, Extension, Message, Subject};
 use herald_protocol::mqtt::{
     Ack, Packet, PayloadFormat, Publish, PublishProperties, QosPid, ReasonCode, TopicName,
     topic_to_subject,
@@ -16,7 +16,7 @@ use herald_protocol::mqtt::{
 
 use super::MqttServer;
 use super::connection::{Connection, Exit};
-use super::delivery::{Origin, now_ms, publishing};
+use super::delivery::{Origin, now_ms};
 use super::session::Will;
 use crate::auth::Identity;
 
@@ -156,17 +156,16 @@ impl Connection {
     ) -> ReasonCode {
         let expiry = publish.properties.message_expiry_interval;
         let origin = Arc::new(Origin {
-            subject: subject.clone(),
-            payload: publish.payload.clone(),
             topic,
             qos: publish.qos.qos(),
             retain: publish.retain,
             props: forwarded(publish.properties.clone()),
             expires_at: expiry.map(|secs| now_ms() + u64::from(secs) * 1000),
         });
-        let mut msg = Message::new(subject.clone(), publish.payload.clone());
+        let mut msg = Message::new(subject.clone(), publish.payload.clone())
+            .with_extension(Extension::new(origin));
         msg.reply = reply_subject(&publish.properties);
-        let receivers = publishing(&origin, || self.publisher.publish(&msg));
+        let receivers = self.publisher.publish(&msg);
         if publish.retain {
             // Kept with the message: everything but the per-hop Topic Alias.
             let mut props = publish.properties.clone();
@@ -231,8 +230,6 @@ impl MqttServer {
     pub(super) async fn publish_will(&self, conn: ConnId, will: Will) {
         tracing::debug!(topic = %will.topic, "publishing Will");
         let origin = Arc::new(Origin {
-            subject: will.subject.clone(),
-            payload: will.payload.clone(),
             topic: will.topic.clone(),
             qos: will.qos,
             retain: will.retain,
@@ -241,9 +238,10 @@ impl MqttServer {
                 .expiry_interval
                 .map(|secs| now_ms() + u64::from(secs) * 1000),
         });
-        let mut msg = Message::new(will.subject.clone(), will.payload.clone());
+        let mut msg = Message::new(will.subject.clone(), will.payload.clone())
+            .with_extension(Extension::new(origin));
         msg.reply = will.props.as_deref().and_then(reply_subject);
-        publishing(&origin, || self.shared.broker.publish_from(conn, &msg));
+        self.shared.broker.publish_from(conn, &msg);
         if will.retain {
             let mut props = will.props.as_deref().cloned().unwrap_or_default();
             props.message_expiry_interval = will.expiry_interval;

@@ -21,7 +21,7 @@ use herald_protocol::mqtt::{
 use parking_lot::Mutex;
 
 use super::connection::Connection;
-use super::delivery::{Outgoing, foreign_properties, origin_of};
+use super::delivery::{Origin, Outgoing, foreign_properties};
 use super::session::Session;
 use crate::auth::Identity;
 
@@ -87,8 +87,7 @@ impl Sink for SubSink {
             return Delivery::Closed;
         };
         let options = *self.options.lock();
-        let origin = origin_of(msg);
-        let (topic, qos, retain, props, expires_at) = match &origin {
+        let (topic, qos, retain, props, expires_at) = match msg.extension::<Origin>() {
             Some(o) => (
                 o.topic.clone(),
                 o.qos,
