@@ -234,7 +234,14 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
             per_idle_connection,
         });
     }
-    let redis_benchmark = crate::redis_benchmark::run(&servers, options.rounds);
+    // Only the servers it compares, so nothing else is running meanwhile
+    // (the stream-sync variant of herald answers PUBLISH the same way).
+    let servers: Vec<Server> = servers
+        .into_iter()
+        .filter(|s| s.name != SYNC_ALWAYS && s.endpoint(Protocol::Redis).is_some())
+        .collect();
+    let redis_benchmark =
+        crate::redis_benchmark::run(&servers.iter().collect::<Vec<_>>(), options.rounds);
     let report = Report {
         date: now_utc(),
         machine: machine(),

@@ -48,40 +48,68 @@ struct Sample {
     client_cores: Option<f64>,
 }
 
+/// A server a run goes against.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// One started by the caller, alive throughout.
+    Running(&'a Server),
+    /// The no-op responder, started for each run and stopped right after:
+    /// it never sleeps, so alive it would take a core from every other run.
+    Noop,
+}
+
+impl Target<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Self::Running(server) => &server.name,
+            Self::Noop => NOOP_REDIS,
+        }
+    }
+}
+
 /// Runs `redis-benchmark` `rounds` times per server and thread count,
-/// rotating the server order every round. Empty when it is not installed.
-pub fn run(servers: &[Server], rounds: usize) -> Vec<RedisBenchmarkRow> {
+/// rotating the server order every round, and with one client thread also
+/// against the no-op responder. Empty when it is not installed.
+pub fn run(servers: &[&Server], rounds: usize) -> Vec<RedisBenchmarkRow> {
     let Some(program) = find_program("redis-benchmark") else {
         eprintln!("redis-benchmark is not installed; skipping it");
         return Vec::new();
     };
-    // The client's own limit, measured where it sets the pace (one thread).
-    let noop = Server::noop_redis()
-        .map_err(|error| eprintln!("no client ceiling: {error:#}"))
-        .ok();
     let mut rows = Vec::new();
     for threads in THREADS {
-        let redis: Vec<&Server> = servers
+        let mut targets: Vec<Target<'_>> = servers
             .iter()
-            .chain(noop.as_ref().filter(|_| threads == 1))
             .filter(|s| s.endpoint(Protocol::Redis).is_some())
+            .map(|s| Target::Running(s))
             .collect();
-        let mut samples: Vec<Vec<Sample>> = redis.iter().map(|_| Vec::new()).collect();
+        if threads == 1 {
+            // The client's own limit, measured where it sets the pace.
+            targets.push(Target::Noop);
+        }
+        let mut samples: Vec<Vec<Sample>> = targets.iter().map(|_| Vec::new()).collect();
         for round in 0..rounds {
-            for i in 0..redis.len() {
-                let index = (i + round) % redis.len();
-                let server = redis[index];
+            for i in 0..targets.len() {
+                let index = (i + round) % targets.len();
+                let target = targets[index];
                 eprintln!(
                     "redis-benchmark -P 16 --threads {threads} against {} (round {})",
-                    server.name,
+                    target.name(),
                     round + 1
                 );
-                if let Some(sample) = run_once(&program, server, threads) {
-                    samples[index].push(sample);
-                }
+                let sample = match target {
+                    Target::Running(server) => run_once(&program, server, threads),
+                    Target::Noop => match Server::noop_redis() {
+                        Ok(noop) => run_once(&program, &noop, threads),
+                        Err(error) => {
+                            eprintln!("  no client ceiling: {error:#}");
+                            None
+                        }
+                    },
+                };
+                samples[index].extend(sample);
             }
         }
-        for (server, mut samples) in redis.iter().zip(samples) {
+        for (target, mut samples) in targets.iter().zip(samples) {
             if samples.is_empty() {
                 continue;
             }
@@ -89,10 +117,12 @@ pub fn run(servers: &[Server], rounds: usize) -> Vec<RedisBenchmarkRow> {
             let median = &samples[samples.len() / 2];
             rows.push(RedisBenchmarkRow {
                 threads,
-                server: server.name.clone(),
+                server: target.name().to_owned(),
                 requests_per_sec: median.rate,
                 // The no-op responder spins: its CPU says nothing per request.
-                server_ns_per_request: median.server_ns.filter(|_| server.name != NOOP_REDIS),
+                server_ns_per_request: median
+                    .server_ns
+                    .filter(|_| matches!(target, Target::Running(_))),
                 client_cores: median.client_cores,
             });
         }
