@@ -186,15 +186,16 @@ impl MqttServer {
                 continue;
             };
             let id = sub.id.and_then(herald_protocol::mqtt::SubscriptionId::new);
-            match subscribe::subscribe_entry(
-                &self.shared.broker,
-                &session,
-                &identity,
-                filter,
-                options,
-                id,
-            ) {
-                Ok(entry) => entries.push(entry),
+            match subscribe::Routes::of(&filter) {
+                Ok(routes) => entries.push(subscribe::subscribe_entry(
+                    &self.shared.broker,
+                    &session,
+                    &identity,
+                    filter,
+                    options,
+                    id,
+                    routes,
+                )),
                 Err(code) => warn!(filter = %sub.filter, %code, "saved subscription dropped"),
             }
         }

@@ -133,23 +133,35 @@ impl Sink for SubSink {
     }
 }
 
-/// The broker patterns of a filter and the queue group of a shared one.
-fn patterns(filter: &TopicFilter) -> Result<(Vec<Pattern>, Option<QueueName>), ReasonCode> {
-    let invalid = ReasonCode::TopicFilterInvalid;
-    let main = filter_to_subject(filter).map_err(|_| invalid)?;
-    let mut patterns = vec![Pattern::new(&main).map_err(|_| invalid)?];
-    if let Some(parent) = parent_subject(&main) {
-        patterns.push(Pattern::new(parent).map_err(|_| invalid)?);
-    }
-    let queue = filter
-        .share_group()
-        .map(QueueName::new)
-        .transpose()
-        .map_err(|_| invalid)?;
-    Ok((patterns, queue))
+/// The broker side of a topic filter: its patterns (a `.../#` filter also
+/// matches its parent, first the filter's own) and the queue group of a
+/// shared subscription.
+#[derive(Debug, Clone)]
+pub(super) struct Routes {
+    patterns: Vec<Pattern>,
+    queue: Option<QueueName>,
 }
 
-/// Subscribes `filter` for `session` in the broker; `identity` limits what it may read.
+impl Routes {
+    /// The routes of `filter`, or why it cannot be subscribed.
+    pub(super) fn of(filter: &TopicFilter) -> Result<Self, ReasonCode> {
+        let invalid = ReasonCode::TopicFilterInvalid;
+        let main = filter_to_subject(filter).map_err(|_| invalid)?;
+        let mut patterns = vec![Pattern::new(&main).map_err(|_| invalid)?];
+        if let Some(parent) = parent_subject(&main) {
+            patterns.push(Pattern::new(parent).map_err(|_| invalid)?);
+        }
+        let queue = filter
+            .share_group()
+            .map(QueueName::new)
+            .transpose()
+            .map_err(|_| invalid)?;
+        Ok(Self { patterns, queue })
+    }
+}
+
+/// Subscribes `filter` (whose `routes` the caller found) for `session` in the
+/// broker; `identity` limits what it may read.
 pub(super) fn subscribe_entry(
     broker: &Broker,
     session: &Arc<Session>,
@@ -157,8 +169,9 @@ pub(super) fn subscribe_entry(
     filter: TopicFilter,
     options: SubscriptionOptions,
     id: Option<SubscriptionId>,
-) -> Result<SubEntry, ReasonCode> {
-    let (patterns, queue) = patterns(&filter)?;
+    routes: Routes,
+) -> SubEntry {
+    let Routes { patterns, queue } = routes;
     let sink = Arc::new(SubSink {
         session: Arc::downgrade(session),
         options: Mutex::new(DeliverOptions::new(&filter, &options, id)),
@@ -176,20 +189,20 @@ pub(super) fn subscribe_entry(
             broker.subscribe_sink(spec, sink.clone())
         })
         .collect();
-    Ok(SubEntry {
+    SubEntry {
         filter,
         options,
         id,
         sink,
         subscribers,
-    })
+    }
 }
 
 /// A filter of a `SUBSCRIBE` that was granted, and whether to send retained messages.
 struct Granted {
     filter: TopicFilter,
     options: SubscriptionOptions,
-    patterns: Vec<Pattern>,
+    routes: Routes,
 }
 
 impl Connection {
@@ -199,18 +212,22 @@ impl Connection {
         let id = subscribe.properties.subscription_identifier;
         let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
         let mut granted = Vec::new();
-        let mut count = self.session.state.lock().subs.len();
-        for sub in subscribe.subscriptions {
-            match self.check_filter(&sub.filter, &mut count) {
-                Ok(patterns) => {
-                    codes.push(ReasonCode::granted(sub.options.qos));
-                    granted.push(Granted {
-                        filter: sub.filter,
-                        options: sub.options,
-                        patterns,
-                    });
+        {
+            let state = self.session.state.lock();
+            let mut count = state.subs.len();
+            for sub in subscribe.subscriptions {
+                let exists = state.subs.contains_key(sub.filter.as_str());
+                match self.check_filter(&sub.filter, exists, &mut count) {
+                    Ok(routes) => {
+                        codes.push(ReasonCode::granted(sub.options.qos));
+                        granted.push(Granted {
+                            filter: sub.filter,
+                            options: sub.options,
+                            routes,
+                        });
+                    }
+                    Err(code) => codes.push(code),
                 }
-                Err(code) => codes.push(code),
             }
         }
         self.send(&Packet::SubAck(SubAck {
@@ -223,7 +240,7 @@ impl Connection {
         for Granted {
             filter,
             options,
-            patterns,
+            routes,
         } in granted
         {
             let key = filter.as_str().to_owned();
@@ -244,26 +261,6 @@ impl Connection {
                     None => (false, false),
                 }
             };
-            if !updated {
-                match subscribe_entry(
-                    &broker,
-                    &self.session,
-                    &self.identity,
-                    filter.clone(),
-                    options,
-                    id,
-                ) {
-                    Ok(entry) => {
-                        let replaced = self.session.state.lock().subs.insert(key, entry);
-                        if let Some(old) = replaced {
-                            old.subscribers.iter().for_each(|s| {
-                                broker.remove_subscriber(s);
-                            });
-                        }
-                    }
-                    Err(code) => tracing::debug!(%code, "subscription refused"),
-                }
-            }
             let send_retained = !filter.is_shared()
                 && match options.retain_handling {
                     RetainHandling::SendAtSubscribe => true,
@@ -271,7 +268,24 @@ impl Connection {
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                retained_for.push((filter, options, patterns));
+                retained_for.push((filter.clone(), options, routes.patterns.clone()));
+            }
+            if !updated {
+                let entry = subscribe_entry(
+                    &broker,
+                    &self.session,
+                    &self.identity,
+                    filter,
+                    options,
+                    id,
+                    routes,
+                );
+                let replaced = self.session.state.lock().subs.insert(key, entry);
+                if let Some(old) = replaced {
+                    old.subscribers.iter().for_each(|s| {
+                        broker.remove_subscriber(s);
+                    });
+                }
             }
         }
         self.session.touch();
@@ -281,16 +295,19 @@ impl Connection {
     }
 
     /// Whether `filter` may be subscribed: valid for a subject, allowed for the user,
-    /// within the subscription limit. Returns its broker patterns.
+    /// within the subscription limit (`count` subscriptions so far; an `existing` filter
+    /// is replaced, not added). Returns its broker routes.
     fn check_filter(
         &self,
         filter: &TopicFilter,
+        existing: bool,
         count: &mut usize,
-    ) -> Result<Vec<Pattern>, ReasonCode> {
-        let (patterns, _) = patterns(filter)?;
+    ) -> Result<Routes, ReasonCode> {
+        let routes = Routes::of(filter)?;
         // The filter's own pattern decides; the parent of `.../#` is only subscribed
         // where the user may read it (see `subscribe_entry`).
-        if !patterns
+        if !routes
+            .patterns
             .first()
             .is_some_and(|p| self.identity.may_subscribe(p))
         {
@@ -301,9 +318,8 @@ impl Connection {
             tracing::debug!(filter = %filter.as_str(), "subscription not permitted");
             return Err(ReasonCode::NotAuthorized);
         }
-        let exists = self.session.state.lock().subs.contains_key(filter.as_str());
         let max = self.shared.limits.max_subscriptions;
-        if !exists {
+        if !existing {
             if max > 0 && *count >= max {
                 self.shared
                     .stats
@@ -313,7 +329,7 @@ impl Connection {
             }
             *count += 1;
         }
-        Ok(patterns)
+        Ok(routes)
     }
 
     /// Sends the retained messages matching a new subscription, RETAIN set, at
