@@ -8,7 +8,9 @@ use async_nats::{Client, Event};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::scenario::{Latency, Outcome, Params, Protocol, Published, Scenario, Tally, finish};
+use crate::scenario::{
+    Latency, Outcome, Params, Protocol, Published, Scenario, Tally, finish, next_batch,
+};
 
 const SUBJECT: &str = "bench.subject";
 
@@ -55,12 +57,7 @@ async fn publish(
 ) -> anyhow::Result<u64> {
     let start = Instant::now();
     let mut sent = 0u64;
-    loop {
-        match duration {
-            Some(limit) if start.elapsed() >= limit => break,
-            None if sent >= count => break,
-            _ => {}
-        }
+    while next_batch(duration, start, sent, count, 1).is_some() {
         client.publish(SUBJECT, payload.clone()).await?;
         sent += 1;
     }

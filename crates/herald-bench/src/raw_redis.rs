@@ -14,7 +14,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, publish_and_finish};
+use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, next_batch, publish_and_finish};
 use crate::wire_scan::{Scan, scan_resp, spawn_counter};
 
 const CHANNEL: &[u8] = b"bench.subject";
@@ -90,13 +90,7 @@ async fn publish(
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let start = Instant::now();
     let (mut sent, mut answered) = (0u64, 0u64);
-    loop {
-        let batch = match duration {
-            Some(limit) if start.elapsed() >= limit => break,
-            Some(_) => PIPELINE,
-            None if sent >= count => break,
-            None => PIPELINE.min(count - sent),
-        };
+    while let Some(batch) = next_batch(duration, start, sent, count, PIPELINE) {
         out.clear();
         for _ in 0..batch {
             out.put_slice(&one);

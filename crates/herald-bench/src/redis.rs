@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, publish_and_finish};
+use crate::scenario::{Outcome, Params, Protocol, Scenario, Tally, next_batch, publish_and_finish};
 
 const CHANNEL: &str = "bench.subject";
 
@@ -25,13 +25,7 @@ async fn publish(
         .context("connecting a publisher")?;
     let start = Instant::now();
     let mut sent = 0u64;
-    loop {
-        let batch = match duration {
-            Some(limit) if start.elapsed() >= limit => break,
-            Some(_) => PIPELINE,
-            None if sent >= count => break,
-            None => PIPELINE.min(count - sent),
-        };
+    while let Some(batch) = next_batch(duration, start, sent, count, PIPELINE) {
         let mut pipe = redis::pipe();
         for _ in 0..batch {
             pipe.cmd("PUBLISH").arg(CHANNEL).arg(payload);

@@ -489,6 +489,24 @@ pub async fn run(
     }
 }
 
+/// How many messages a publisher sends next: `batch`, fewer at the end of
+/// `count`, none once `count` is sent or `duration` (when given) has passed
+/// since `start`.
+pub(crate) fn next_batch(
+    duration: Option<Duration>,
+    start: Instant,
+    sent: u64,
+    count: u64,
+    batch: u64,
+) -> Option<u64> {
+    match duration {
+        Some(limit) if start.elapsed() >= limit => None,
+        Some(_) => Some(batch),
+        None if sent >= count => None,
+        None => Some(batch.min(count - sent)),
+    }
+}
+
 /// Prints a line on stdout; a closed pipe (`| head`) is not an error worth a panic.
 pub fn print_line(line: &str) {
     use std::io::Write;

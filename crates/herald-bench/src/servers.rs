@@ -73,6 +73,29 @@ fn wait_listening(name: &str, addr: SocketAddr, child: &mut Child) -> anyhow::Re
 }
 
 impl Server {
+    /// Starts `cmd` (output discarded) as `name` and waits until every endpoint listens.
+    fn launch(
+        name: &str,
+        cmd: &mut Command,
+        endpoints: Vec<(Protocol, SocketAddr)>,
+        data: Option<tempfile_dir::Dir>,
+    ) -> anyhow::Result<Self> {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        for (_, addr) in &endpoints {
+            wait_listening(name, *addr, &mut child)?;
+        }
+        Ok(Self {
+            name: name.into(),
+            child,
+            endpoints,
+            _data: data,
+        })
+    }
+
     /// Starts herald (the binary at `path`) with its NATS and Redis
     /// listeners on free ports (never the default ones).
     ///
@@ -113,20 +136,7 @@ impl Server {
             (Protocol::Mqtt, mqtt),
             (Protocol::MqttQos1, mqtt),
         ];
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", path.display()))?;
-        for (_, addr) in &endpoints {
-            wait_listening("herald", *addr, &mut child)?;
-        }
-        Ok(Self {
-            name: name.into(),
-            child,
-            endpoints,
-            _data: Some(tempfile_dir::Dir(data)),
-        })
+        Self::launch(name, &mut cmd, endpoints, Some(tempfile_dir::Dir(data)))
     }
 
     /// Starts Debian's nats-server.
@@ -138,27 +148,21 @@ impl Server {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         // JetStream on, with its file store in a directory of its own.
         let data = std::env::temp_dir().join(format!("herald-bench-nats-{}", addr.port()));
-        let mut child = Command::new(program)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &addr.port().to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nats-server")?;
-        wait_listening("nats-server", addr, &mut child)?;
-        Ok(Self {
-            name: "nats-server".into(),
-            child,
-            endpoints: vec![(Protocol::Nats, addr)],
-            _data: Some(tempfile_dir::Dir(data)),
-        })
+        Self::launch(
+            "nats-server",
+            Command::new(program)
+                .args([
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &addr.port().to_string(),
+                    "-js",
+                    "-sd",
+                ])
+                .arg(&data),
+            vec![(Protocol::Nats, addr)],
+            Some(tempfile_dir::Dir(data)),
+        )
     }
 
     /// Starts Debian's redis-server with persistence off.
@@ -168,8 +172,9 @@ impl Server {
     pub fn redis_server() -> anyhow::Result<Self> {
         let program = find_program("redis-server").context("redis-server is not installed")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let mut child = Command::new(program)
-            .args([
+        Self::launch(
+            "redis-server",
+            Command::new(program).args([
                 "--bind",
                 "127.0.0.1",
                 "--port",
@@ -180,18 +185,10 @@ impl Server {
                 "no",
                 "--maxclients",
                 "20000",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server")?;
-        wait_listening("redis-server", addr, &mut child)?;
-        Ok(Self {
-            name: "redis-server".into(),
-            child,
-            endpoints: vec![(Protocol::Redis, addr)],
-            _data: None,
-        })
+            ]),
+            vec![(Protocol::Redis, addr)],
+            None,
+        )
     }
 
     /// Starts this program's no-op Redis responder (see
@@ -202,19 +199,12 @@ impl Server {
     pub fn noop_redis() -> anyhow::Result<Self> {
         let program = std::env::current_exe().context("finding herald-bench itself")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let mut child = Command::new(program)
-            .args(["noop-redis", "--listen", &addr.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting the no-op Redis responder")?;
-        wait_listening("the no-op Redis responder", addr, &mut child)?;
-        Ok(Self {
-            name: NOOP_REDIS.into(),
-            child,
-            endpoints: vec![(Protocol::Redis, addr)],
-            _data: None,
-        })
+        Self::launch(
+            NOOP_REDIS,
+            Command::new(program).args(["noop-redis", "--listen", &addr.to_string()]),
+            vec![(Protocol::Redis, addr)],
+            None,
+        )
     }
 
     /// Starts Debian's mosquitto on loopback, anonymous, without persistence,
@@ -239,20 +229,12 @@ impl Server {
             ),
         )
         .context("writing mosquitto.conf")?;
-        let mut child = Command::new(program)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting mosquitto")?;
-        wait_listening("mosquitto", addr, &mut child)?;
-        Ok(Self {
-            name: "mosquitto".into(),
-            child,
-            endpoints: vec![(Protocol::Mqtt, addr), (Protocol::MqttQos1, addr)],
-            _data: Some(tempfile_dir::Dir(dir)),
-        })
+        Self::launch(
+            "mosquitto",
+            Command::new(program).arg("-c").arg(&conf),
+            vec![(Protocol::Mqtt, addr), (Protocol::MqttQos1, addr)],
+            Some(tempfile_dir::Dir(dir)),
+        )
     }
 
     /// The address for `protocol`, if this server speaks it.
