@@ -89,6 +89,15 @@ impl Connection {
         });
     }
 
+    /// Hands over what this batch produced so far (deliveries, and this connection's own
+    /// packets, written now) before the reader waits on something slow, the store:
+    /// otherwise it would sit until the batch ends, and other publishers' deliveries to
+    /// this client would pile up behind it unwoken.
+    pub(super) fn flush_before_wait(&mut self) {
+        self.publisher.flush();
+        self.outbox.write_now();
+    }
+
     /// The session's state, if this connection is still the one attached to it.
     pub(super) fn attached(&self) -> Option<MutexGuard<'_, State>> {
         let state = self.session.state.lock();
@@ -289,6 +298,7 @@ impl Connection {
         let wills = self
             .server
             .detach(&self.session, self.generation, publish_will);
+        self.flush_before_wait();
         for will in wills {
             self.server.publish_will(self.session.conn_id, will).await;
         }

@@ -167,6 +167,7 @@ impl Connection {
         msg.reply = reply_subject(&publish.properties);
         let receivers = self.publisher.publish(&msg);
         if publish.retain {
+            self.flush_before_wait();
             // Kept with the message: everything but the per-hop Topic Alias.
             let mut props = publish.properties.clone();
             props.topic_alias = None;

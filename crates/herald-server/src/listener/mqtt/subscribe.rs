@@ -289,6 +289,10 @@ impl Connection {
             }
         }
         self.session.touch();
+        if !retained_for.is_empty() {
+            // The SUBACK goes out before the store is read.
+            self.flush_before_wait();
+        }
         for (filter, options, patterns) in retained_for {
             self.send_retained(&filter, options, id, patterns).await;
         }
