@@ -125,13 +125,6 @@ impl ReadBuffer {
         }
     }
 
-    /// A buffer that starts with `data` (bytes read before the protocol loop).
-    pub(crate) fn with_data(data: BytesMut, max: usize) -> Self {
-        let mut read = Self::new(max);
-        read.buf = data;
-        read
-    }
-
     /// Reads once into the buffer; `Ok(0)` is the end of the stream.
     pub(crate) async fn read_from(&mut self, reader: &mut Reader) -> std::io::Result<usize> {
         use tokio::io::AsyncReadExt;

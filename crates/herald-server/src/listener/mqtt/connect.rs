@@ -16,23 +16,21 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ahash::AHashMap;
-use bytes::BytesMut;
 use herald_core::{ConnId, Outbox};
 use herald_protocol::mqtt::{
     ConnAck, ConnAckProperties, Connect, MqttError, MqttLimits, Packet, ReasonCode, Version,
     connect_version, encode, parse_client,
 };
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::MqttServer;
 use super::connection::Connection;
 use super::delivery::now_ms;
 use super::publish::{TOPIC_ALIAS_MAX, will_of};
 use super::session::{Link, Session, Will, WillState};
+use super::{MqttServer, READ_BUFFER_MAX};
 use crate::auth::{Credentials, Identity};
-use crate::listener::ConnectionIo;
+use crate::listener::{ConnectionIo, ReadBuffer};
 
 /// How long a client has to send `CONNECT` when no users are configured (with users, the
 /// `limits.auth_timeout` applies, as on every protocol).
@@ -49,7 +47,7 @@ pub(super) async fn accept(
     peer: std::net::SocketAddr,
     cert: Option<Identity>,
     admitted: bool,
-) -> Option<(Connection, BytesMut)> {
+) -> Option<(Connection, ReadBuffer)> {
     let shared = &server.shared;
     let limits = MqttLimits {
         max_packet_size: shared.limits.max_payload.saturating_add(PACKET_OVERHEAD),
@@ -60,9 +58,9 @@ pub(super) async fn accept(
         CONNECT_TIMEOUT
     };
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut read = ReadBuffer::new(READ_BUFFER_MAX);
     let connect = loop {
-        match parse_client(&mut buf, &limits, Version::V311) {
+        match parse_client(&mut read.buf, &limits, Version::V311) {
             Ok(Some(Packet::Connect(connect))) => break connect,
             Ok(Some(other)) => {
                 debug!(packet = %other.packet_type(), "first packet is not CONNECT");
@@ -70,7 +68,7 @@ pub(super) async fn accept(
             }
             Ok(None) => {}
             Err(error) => {
-                refuse_undecodable(&io.outbox, &buf, &error);
+                refuse_undecodable(&io.outbox, &read.buf, &error);
                 return None;
             }
         }
@@ -83,7 +81,7 @@ pub(super) async fn accept(
                 }
                 return None;
             }
-            read = io.reader.read_buf(&mut buf) => match read {
+            result = read.read_from(&mut io.reader) => match result {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(error) => {
@@ -94,7 +92,7 @@ pub(super) async fn accept(
         }
     };
     let conn = handshake(server, &io.outbox, *connect, peer, cert, admitted, limits).await?;
-    Some((conn, buf))
+    Some((conn, read))
 }
 
 /// Answers a `CONNECT` the codec refused, in the client's version where there is a word

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ahash::AHashMap;
-use bytes::BytesMut;
 use herald_core::{DeliveryCtx, Outbox, Publisher};
 use herald_protocol::mqtt::{
     Ack, Disconnect, MqttError, MqttLimits, Packet, ReasonCode, TopicName, Version, encode,
@@ -109,15 +108,14 @@ impl Connection {
         ours.then_some(state)
     }
 
-    /// Reads and handles packets until the connection ends. `buf` holds what was read
+    /// Reads and handles packets until the connection ends. `read` holds what was read
     /// after the `CONNECT` (packets a client pipelines behind it).
     pub(super) async fn run(
         &mut self,
         reader: &mut crate::listener::Reader,
         token: &CancellationToken,
-        buf: BytesMut,
+        mut read: ReadBuffer,
     ) -> Exit {
-        let mut read = ReadBuffer::with_data(buf, 16 * 1024);
         let mut deadline = self.keep_alive.map(|k| Instant::now() + k);
         loop {
             let mut received = false;

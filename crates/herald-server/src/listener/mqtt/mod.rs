@@ -51,6 +51,9 @@ use session::{Session, SessionLimits, Will};
 /// How often expired sessions and due Wills are looked for.
 const REAP_EVERY: Duration = Duration::from_secs(1);
 
+/// The most a connection's reads take at once (see `listener::ReadBuffer`).
+const READ_BUFFER_MAX: usize = 16 * 1024;
+
 /// What every MQTT connection shares.
 #[derive(Debug)]
 pub(crate) struct MqttServer {
@@ -135,9 +138,9 @@ impl MqttServer {
             let mut io = crate::listener::ConnectionIo::start(&shared, stream, outbox);
             let cert = cert_name.and_then(|name| shared.users.by_certificate(&name));
             let accepted = connect::accept(&self, &mut io, peer, cert, permit.is_some()).await;
-            if let Some((mut conn, buf)) = accepted {
+            if let Some((mut conn, read)) = accepted {
                 tracing::Span::current().record("client", conn.session.client_id.as_str());
-                let exit = conn.run(&mut io.reader, &io.token, buf).await;
+                let exit = conn.run(&mut io.reader, &io.token, read).await;
                 conn.close(exit).await;
             }
             io.finish().await;
