@@ -604,3 +604,36 @@ async fn subscribing_again_can_turn_no_local_on_and_off() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_filter_repeated_in_one_subscribe_counts_once_toward_the_limit() {
+    let server = TestServer::start_with(|ready| ready.limits.max_subscriptions = 1).await;
+    let mut client = RawMqtt::connected(server.mqtt, Version::V5, "twice").await;
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        ..SubscriptionOptions::default()
+    };
+    let filter = |f: &str| Subscription {
+        filter: TopicFilter::new(f).expect("valid filter"),
+        options,
+    };
+    client
+        .send(&Packet::Subscribe(Subscribe {
+            packet_id: pid(1),
+            properties: SubscribeProperties::default(),
+            subscriptions: vec![filter("a/b"), filter("a/b"), filter("c/d")],
+        }))
+        .await;
+    let Some(Packet::SubAck(suback)) = client.recv().await else {
+        panic!("no SUBACK");
+    };
+    // The second `a/b` replaces the first (MQTT 5 §3.8.4); only `c/d` is one too many.
+    assert_eq!(
+        suback.reason_codes,
+        vec![
+            ReasonCode::GrantedQos1,
+            ReasonCode::GrantedQos1,
+            ReasonCode::QuotaExceeded
+        ]
+    );
+}

@@ -216,7 +216,11 @@ impl Connection {
             let state = self.session.state.lock();
             let mut count = state.subs.len();
             for sub in subscribe.subscriptions {
-                let exists = state.subs.contains_key(sub.filter.as_str());
+                // A filter granted earlier in this packet is replaced, not added, too.
+                let exists = state.subs.contains_key(sub.filter.as_str())
+                    || granted
+                        .iter()
+                        .any(|g: &Granted| g.filter.as_str() == sub.filter.as_str());
                 match self.check_filter(&sub.filter, exists, &mut count) {
                     Ok(routes) => {
                         codes.push(ReasonCode::granted(sub.options.qos));
