@@ -13,10 +13,9 @@ use herald_protocol::mqtt::{
     Subscribe, SubscribeProperties, Subscription, SubscriptionOptions, TopicFilter, TopicName,
     Version, Will, WillProperties, encode,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::common::TestServer;
+use crate::common::garbage::{self, Xorshift};
 use crate::common::mqtt_raw::{
     RawMqtt, connect_packet, pid, publish_packet, subscribe_packet, topic,
 };
@@ -502,17 +501,8 @@ async fn random_bytes_harm_no_other_client() {
     let mut sub = subscriber(server.mqtt, Version::V5, "good-sub", "good/#").await;
     let addr = server.mqtt;
     let garbage = tokio::spawn(async move {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = Xorshift::new(0x9e37_79b9_7f4a_7c15);
         for round in 0..300u64 {
-            let Ok(mut conn) = TcpStream::connect(addr).await else {
-                continue;
-            };
             let mut bytes = BytesMut::new();
             match round % 3 {
                 0 => {}
@@ -531,11 +521,8 @@ async fn random_bytes_harm_no_other_client() {
                         .expect("encodes");
                 }
             }
-            let len = 1 + (next() % 2048) as usize;
-            bytes.extend((0..len).map(|_| next() as u8));
-            let _ = conn.write_all(&bytes).await;
-            let mut sink = vec![0u8; 4096];
-            let _ = tokio::time::timeout(Duration::from_millis(10), conn.read(&mut sink)).await;
+            bytes.extend(rng.bytes(2048));
+            garbage::send(addr, &bytes, Duration::from_millis(10)).await;
         }
     });
     let mut publisher = RawMqtt::connected(server.mqtt, Version::V311, "good-pub").await;

@@ -8,40 +8,27 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use crate::common::garbage::{self, Xorshift};
 use crate::common::{TestServer, sync};
 
 const GOOD_MESSAGES: usize = 2_000;
 
 /// Sends `rounds` connections' worth of random bytes to `addr`, reading
 /// and discarding whatever comes back.
-async fn garbage(addr: SocketAddr, seed: u64, rounds: usize) {
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+async fn send_garbage(addr: SocketAddr, seed: u64, rounds: usize) {
+    let mut rng = Xorshift::new(seed);
     for _ in 0..rounds {
-        let Ok(mut conn) = TcpStream::connect(addr).await else {
-            continue;
-        };
-        let len = 1 + (next() % 4096) as usize;
-        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let mut bytes = rng.bytes(4096);
         // Some rounds look like the start of a real frame, to get past the first checks.
-        let prefix: &[u8] = match next() % 4 {
+        let prefix: &[u8] = match rng.next() % 4 {
             0 => b"PUB a 99999999\r\n",
             1 => b"*3\r\n$7\r\nPUBLISH\r\n$1\r\na\r\n",
             2 => b"GET /v1/ws HTTP/1.1\r\nUpgrade: websocket\r\n",
             _ => b"",
         };
         bytes.splice(0..0, prefix.iter().copied());
-        let _ = conn.write_all(&bytes).await;
-        let mut sink = vec![0u8; 4096];
-        let _ = tokio::time::timeout(Duration::from_millis(20), conn.read(&mut sink)).await;
+        garbage::send(addr, &bytes, Duration::from_millis(20)).await;
     }
 }
 
@@ -62,7 +49,9 @@ async fn random_bytes_on_every_port_harm_no_one_else() {
         .into_iter()
         .enumerate()
         .flat_map(|(i, addr)| {
-            (0..2).map(move |j| tokio::spawn(garbage(addr, 0xdead_beef + (i * 10 + j) as u64, 150)))
+            (0..2).map(move |j| {
+                tokio::spawn(send_garbage(addr, 0xdead_beef + (i * 10 + j) as u64, 150))
+            })
         })
         .collect();
 

@@ -1,6 +1,7 @@
 //! Test harness: a real herald on ephemeral ports, raw protocol clients, and
 //! reference servers for differential tests.
 
+pub mod garbage;
 pub mod mqtt_pump;
 pub mod mqtt_raw;
 pub mod pki;
