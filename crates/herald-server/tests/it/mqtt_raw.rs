@@ -567,28 +567,19 @@ async fn subscribing_again_can_turn_no_local_on_and_off() {
             .filter(|p| matches!(p, Packet::Publish(_)))
             .count()
     };
-    client.send(&subscribe(1, false)).await;
-    client.until_ping().await;
-    client
-        .send(&publish_packet("nl/a", "echoed", QoS::AtMostOnce, 0))
-        .await;
-    assert_eq!(own_messages(client.until_ping().await), 1, "No Local off");
-    client.send(&subscribe(2, true)).await;
-    client.until_ping().await;
-    client
-        .send(&publish_packet("nl/a", "kept", QoS::AtMostOnce, 0))
-        .await;
-    assert_eq!(own_messages(client.until_ping().await), 0, "No Local on");
-    client.send(&subscribe(3, false)).await;
-    client.until_ping().await;
-    client
-        .send(&publish_packet("nl/a", "echoed again", QoS::AtMostOnce, 0))
-        .await;
-    assert_eq!(
-        own_messages(client.until_ping().await),
-        1,
-        "No Local off again"
-    );
+    // Each round subscribes again with No Local set as given, then publishes to itself.
+    for (id, no_local, echoed, what) in [
+        (1, false, 1, "No Local off"),
+        (2, true, 0, "No Local on"),
+        (3, false, 1, "No Local off again"),
+    ] {
+        client.send(&subscribe(id, no_local)).await;
+        client.until_ping().await;
+        client
+            .send(&publish_packet("nl/a", what, QoS::AtMostOnce, 0))
+            .await;
+        assert_eq!(own_messages(client.until_ping().await), echoed, "{what}");
+    }
     server.stop().await;
 }
 
