@@ -307,6 +307,10 @@ fn read_message<K>(
     if total > limits.max_payload {
         return Err(ProtocolError::MaxPayload);
     }
+    // A header block of length 0 is a message without headers: nats.js sends
+    // every header-less JetStream publish as `HPUB <subject> <reply> 0 <total>`,
+    // and nats-server delivers it as a plain `MSG`.
+    let hdr_len = hdr_len.filter(|&len| len > 0);
     if hdr_len.is_some_and(|len| len < MIN_HEADER_LEN) {
         return Err(ProtocolError::InvalidArguments);
     }

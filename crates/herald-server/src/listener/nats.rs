@@ -513,14 +513,15 @@ impl Connection {
         let receivers = self.publisher.publish(&msg);
         if receivers == 0 && self.options.no_responders {
             if let Some(reply) = &msg.reply {
-                self.no_responders(reply);
+                self.no_responders(reply, &msg.subject);
             }
         }
     }
 
-    /// Tells the requester at once that nobody is listening (status 503),
-    /// on its own subscription that matches the reply subject.
-    fn no_responders(&mut self, reply: &Subject) {
+    /// Tells the requester at once that nobody is listening (status 503,
+    /// naming the subject asked, as nats-server 2.11 and later do), on its
+    /// own subscription that matches the reply subject.
+    fn no_responders(&mut self, reply: &Subject, asked: &Subject) {
         // The most specific match: a request inbox (`_INBOX.x.*`) rather
         // than a catch-all `>` the client may also hold.
         let Some(sid) = self
@@ -532,17 +533,14 @@ impl Connection {
         else {
             return;
         };
-        let status = b"NATS/1.0 503\r\n\r\n";
+        const HEAD: &[u8] = b"NATS/1.0 503\r\nNats-Subject: ";
+        const TAIL: &[u8] = b"\r\n\r\n";
+        let len = HEAD.len() + asked.as_bytes().len() + TAIL.len();
         self.control(|b| {
-            codec::encode_msg_head(
-                b,
-                reply.as_bytes(),
-                &sid,
-                None,
-                Some(status.len()),
-                status.len(),
-            );
-            b.extend_from_slice(status);
+            codec::encode_msg_head(b, reply.as_bytes(), &sid, None, Some(len), len);
+            b.extend_from_slice(HEAD);
+            b.extend_from_slice(asked.as_bytes());
+            b.extend_from_slice(TAIL);
             b.extend_from_slice(b"\r\n");
         });
     }

@@ -21,6 +21,7 @@ mod mqtt_v5;
 mod nats_client;
 mod nats_differential;
 mod nats_raw;
+mod natsjs;
 mod redis_client;
 mod redis_differential;
 mod robustness;

@@ -86,6 +86,12 @@ const SCRIPTS: &[Script] = &[
         ],
     },
     Script {
+        name: "empty header block (nats.js publishes to streams so)",
+        steps: &[
+            "CONNECT {\"headers\":true}\r\nSUB h 1\r\nHPUB h _R 0 2\r\nhi\r\nHPUB h 0 0\r\n\r\nPING\r\n",
+        ],
+    },
+    Script {
         name: "echo false",
         steps: &["CONNECT {\"echo\":false}\r\nSUB e 1\r\nPUB e 1\r\nx\r\nPING\r\n"],
     },

@@ -103,8 +103,9 @@ async fn no_responders_status_goes_to_the_requester() {
     .await;
     raw.send("SUB _INBOX.x.* 7\r\nPUB nobody _INBOX.x.1 0\r\n\r\nPING\r\n")
         .await;
-    assert_eq!(raw.line().await, "HMSG _INBOX.x.1 7 16 16");
+    assert_eq!(raw.line().await, "HMSG _INBOX.x.1 7 38 38");
     assert_eq!(raw.line().await, "NATS/1.0 503");
+    assert_eq!(raw.line().await, "Nats-Subject: nobody");
     assert_eq!(raw.line().await, "", "end of the header block");
     assert_eq!(raw.line().await, "", "empty payload");
     assert_eq!(raw.line().await, "PONG");

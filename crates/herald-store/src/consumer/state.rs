@@ -462,16 +462,13 @@ impl ConsumerState {
     }
 
     /// Nothing more matches up to the stream's end: the consumer has looked
-    /// at everything, so its position (and, with nothing pending, its ack
-    /// floor) moves to the last sequence, as nats-server reports it.
+    /// at everything, so its cursor moves past the last sequence. What it
+    /// reports as delivered stays the last message it delivered, as
+    /// nats-server 2.10 and later report it (2.9 moved it to the stream's end).
     fn exhausted(&mut self, data: &StreamData) {
         let last = data.index.last_seq();
         if self.next_seq <= last {
             self.next_seq = last + 1;
-        }
-        if self.redeliver.is_empty() && self.delivered.stream_seq < last {
-            self.delivered.stream_seq = last;
-            self.update_ack_floor();
             self.dirty = true;
         }
     }

