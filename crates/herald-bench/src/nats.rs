@@ -144,10 +144,10 @@ async fn request_reply(url: &str, params: &Params) -> anyhow::Result<Outcome> {
     let answering = responder.clone();
     let serve = tokio::spawn(async move {
         while let Some(req) = requests.next().await {
-            if let Some(reply) = req.reply {
-                if answering.publish(reply, req.payload).await.is_err() {
-                    break;
-                }
+            if let Some(reply) = req.reply
+                && answering.publish(reply, req.payload).await.is_err()
+            {
+                break;
             }
         }
     });

@@ -749,10 +749,10 @@ impl Publisher {
         generation: u64,
         channel_generation: u64,
     ) -> (Subject, Cached) {
-        if let Some((key, cached)) = self.cache.get_key_value(subject) {
-            if cached.is_current(generation, channel_generation) {
-                return (key.clone(), cached.clone());
-            }
+        if let Some((key, cached)) = self.cache.get_key_value(subject)
+            && cached.is_current(generation, channel_generation)
+        {
+            return (key.clone(), cached.clone());
         }
         let inner = &self.broker.inner;
         let cached = Cached {

@@ -245,10 +245,10 @@ impl Users {
     /// minute (keyed by a digest of the credentials, never the password).
     pub fn authenticate_cached(&self, credentials: Credentials<'_>) -> Option<Identity> {
         let key = digest(credentials);
-        if let Some((identity, at)) = self.verified.lock().get(&key) {
-            if at.elapsed() < VERIFIED_FOR {
-                return Some(identity.clone());
-            }
+        if let Some((identity, at)) = self.verified.lock().get(&key)
+            && at.elapsed() < VERIFIED_FOR
+        {
+            return Some(identity.clone());
         }
         let identity = self.authenticate(credentials)?;
         let mut verified = self.verified.lock();

@@ -9,6 +9,7 @@
 //! | [`server`] | starting listeners, shared connection state, graceful shutdown |
 //! | [`listener`] | the accept loop and one adapter per protocol |
 //! | [`client`] | `herald pub`, `sub`, `request`, `reply` |
+//! | [`open_files`] | raising the open-file limit at start |
 
 pub mod auth;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod client;
 pub mod config;
 pub mod jetstream;
 pub mod listener;
+pub mod open_files;
 pub mod server;
 pub mod stream_cmd;
 pub mod tls;
@@ -32,6 +34,7 @@ pub async fn serve(ready: Ready) -> anyhow::Result<()> {
     // log already says one is listening) must stop the server gracefully,
     // not kill it.
     let stop = ShutdownSignal::install();
+    open_files::raise_limit(ready.limits.max_connections);
     let server = RunningServer::start(ready).await?;
     stop.wait().await;
     server.shutdown().await;

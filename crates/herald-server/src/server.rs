@@ -160,6 +160,8 @@ pub struct RunningServer {
     mqtt_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
     mqtt: Option<Arc<listener::mqtt::MqttServer>>,
+    /// This process's hold on the data directory, released after shutdown.
+    dir_lock: herald_store::DataDirLock,
 }
 
 /// How long shutdown waits for connections to flush before giving up on them.
@@ -177,6 +179,9 @@ impl RunningServer {
                 config.data_dir.display()
             )
         })?;
+        // Before anything reads or writes the directory: a second process
+        // on it would append to the same segment files.
+        let dir_lock = herald_store::DataDirLock::acquire(&config.data_dir)?;
         let limits = config.limits.clone();
         let broker = Broker::with_config(BrokerConfig {
             pending: PendingLimits {
@@ -274,6 +279,7 @@ impl RunningServer {
             mqtt_addr,
             http_addr,
             mqtt,
+            dir_lock,
         })
     }
 
@@ -326,6 +332,8 @@ impl RunningServer {
         let store = self.shared.store.clone();
         // Stores what is queued, syncs, and saves consumer progress.
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        // Everything is written: another process may have the directory now.
+        drop(self.dir_lock);
         info!("stopped");
     }
 }

@@ -37,6 +37,18 @@ pub enum StoreError {
     /// The record was removed from the log (its segment is gone).
     #[error("record is no longer in the log")]
     Gone,
+    /// Another process holds the data directory.
+    #[error(
+        "data directory {} is in use by another herald{}",
+        dir.display(),
+        pid.map(|p| format!(" (PID {p})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// The holder's PID, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
 }
 
 impl StoreError {

@@ -10,6 +10,7 @@
 //!   redelivery, backoff, dead letters, flow control and heartbeats.
 //! - [`log`]: the segment files, their indexes and crash recovery;
 //!   [`record`]: what the log holds.
+//! - [`dir_lock`]: [`DataDirLock`], one process per data directory.
 //! - [`config`], [`consumer_config`], [`info`]: the JetStream JSON shapes;
 //!   [`ApiError`]: refusals with JetStream's codes.
 
@@ -17,6 +18,7 @@ pub mod api_error;
 pub mod config;
 pub mod consumer;
 pub mod consumer_config;
+pub mod dir_lock;
 pub mod error;
 pub mod info;
 pub mod log;
@@ -32,6 +34,7 @@ pub use api_error::ApiError;
 pub use config::{Discard, Retention, StorageType, StreamConfig};
 pub use consumer::Consumer;
 pub use consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy};
+pub use dir_lock::DataDirLock;
 pub use error::StoreError;
 pub use info::{ConsumerInfo, PubAck, PurgeRequest, SequencePair, StreamInfo, StreamState};
 pub use log::{FileLog, LogOptions, LogState, RecoveryReport};

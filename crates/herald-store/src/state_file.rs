@@ -30,11 +30,11 @@ pub fn write_atomic(path: &Path, body: &[u8]) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io("fsync", &tmp, e))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(dir) = std::fs::File::open(dir) {
-            // Makes the rename itself durable; not every filesystem allows it.
-            let _ = dir.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        // Makes the rename itself durable; not every filesystem allows it.
+        let _ = dir.sync_all();
     }
     Ok(())
 }

@@ -344,14 +344,14 @@ impl Store {
             validate_name(name, NameKind::Consumer)?;
             config.name = Some(name.to_owned());
         }
-        if let (Some(n), Some(d)) = (&config.name, &config.durable_name) {
-            if n != d {
-                return Err(ApiError::new(
-                    400,
-                    10132,
-                    "Consumer Durable and Name have to be equal if both are provided",
-                ));
-            }
+        if let (Some(n), Some(d)) = (&config.name, &config.durable_name)
+            && n != d
+        {
+            return Err(ApiError::new(
+                400,
+                10132,
+                "Consumer Durable and Name have to be equal if both are provided",
+            ));
         }
         let name = match config.name.clone().or(config.durable_name.clone()) {
             Some(n) => n,

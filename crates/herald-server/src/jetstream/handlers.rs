@@ -377,14 +377,14 @@ fn consumer_create(
             "consumer expected to be ephemeral but a durable name was set in request",
         ));
     }
-    if let (Some(name), Some(durable)) = (name, &config.durable_name) {
-        if name != durable {
-            return Err(ApiError::new(
-                400,
-                10017,
-                "consumer name in subject does not match durable name in request",
-            ));
-        }
+    if let (Some(name), Some(durable)) = (name, &config.durable_name)
+        && name != durable
+    {
+        return Err(ApiError::new(
+            400,
+            10017,
+            "consumer name in subject does not match durable name in request",
+        ));
     }
     if let Some(filter) = filter {
         if !config.filter_subjects.is_empty() {

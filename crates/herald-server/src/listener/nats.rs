@@ -511,10 +511,11 @@ impl Connection {
             extension: None,
         };
         let receivers = self.publisher.publish(&msg);
-        if receivers == 0 && self.options.no_responders {
-            if let Some(reply) = &msg.reply {
-                self.no_responders(reply, &msg.subject);
-            }
+        if receivers == 0
+            && self.options.no_responders
+            && let Some(reply) = &msg.reply
+        {
+            self.no_responders(reply, &msg.subject);
         }
     }
 

@@ -28,53 +28,113 @@ impl Drop for Served {
 /// `listening` log line.
 fn serve() -> Served {
     let data = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(HERALD)
-        .args([
-            "--nats",
-            "127.0.0.1:0",
-            "--redis",
-            "127.0.0.1:0",
-            "--mqtt",
-            "127.0.0.1:0",
-            // Not the default 8080: two of these tests run at once, and the
-            // second herald would fail to bind it and exit.
-            "--http",
-            "127.0.0.1:0",
-            // One worker: nothing in the server may wait on another worker.
-            "--threads",
-            "1",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
+    let (child, nats) = serve_in(data.path());
+    Served {
+        child,
+        nats,
+        _data: data,
+    }
+}
+
+/// `herald serve` on ephemeral ports with `data` as its data directory;
+/// returns once it listens, with its NATS address.
+fn serve_in(data: &std::path::Path) -> (Child, SocketAddr) {
+    let (child, nats, _) = start_logged(herald_serve(data));
+    (child, nats)
+}
+
+/// Starts `cmd` (a herald server) and reads its log until the NATS
+/// listener's `listening` line; returns the child, that address and the log
+/// lines before it (without colours).
+fn start_logged(mut cmd: Command) -> (Child, SocketAddr, Vec<String>) {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("herald starts");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
     let nats = loop {
         let line = lines
             .next()
             .expect("herald logs before exiting")
             .expect("readable log");
+        let line = strip_ansi(&line);
         if line.contains("listening") && line.contains("nats") {
             let addr = line
                 .split("addr=")
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
                 .expect("addr field");
-            break strip_ansi(addr).parse().expect("socket address");
+            break addr.parse().expect("socket address");
         }
+        seen.push(line);
     };
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Served {
-        child,
-        nats,
-        _data: data,
-    }
+    (child, nats, seen)
+}
+
+/// The `herald serve` command line the tests use.
+fn herald_serve(data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(HERALD);
+    cmd.args([
+        "--nats",
+        "127.0.0.1:0",
+        "--redis",
+        "127.0.0.1:0",
+        "--mqtt",
+        "127.0.0.1:0",
+        // Not the default 8080: two of these tests run at once, and the
+        // second herald would fail to bind it and exit.
+        "--http",
+        "127.0.0.1:0",
+        // One worker: nothing in the server may wait on another worker.
+        "--threads",
+        "1",
+        "--data-dir",
+    ])
+    .arg(data)
+    .env("RUST_LOG", "info")
+    .env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn a_second_herald_on_the_same_data_directory_exits_at_once() {
+    let first = serve();
+    let second = herald_serve(first._data.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("second herald runs");
+    assert!(!second.status.success(), "the second herald must not serve");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    let dir = first._data.path().display().to_string();
+    assert!(stderr.contains(&dir), "names the directory: {stderr}");
+    let pid = format!("PID {}", first.child.id());
+    assert!(stderr.contains(&pid), "names the holder: {stderr}");
+    // The first one is unharmed.
+    let mut raw = std::net::TcpStream::connect(first.nats).expect("first still serves");
+    let mut info = [0u8; 4];
+    std::io::Read::read_exact(&mut raw, &mut info).expect("INFO");
+    assert_eq!(&info, b"INFO");
+}
+
+#[test]
+fn a_lock_left_by_a_killed_herald_does_not_block_a_restart() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let (mut killed, _) = serve_in(data.path());
+    killed.kill().expect("SIGKILL");
+    killed.wait().expect("reaped");
+    let lock = data.path().join("herald.lock");
+    assert!(lock.exists(), "a killed herald leaves its lock file behind");
+    let (mut restarted, nats) = serve_in(data.path());
+    let pid = std::fs::read_to_string(&lock).expect("lock file");
+    assert_eq!(pid.trim(), restarted.id().to_string());
+    assert!(std::net::TcpStream::connect(nats).is_ok());
+    let _ = restarted.kill();
+    let _ = restarted.wait();
 }
 
 fn strip_ansi(s: &str) -> String {
@@ -319,4 +379,47 @@ fn stream_subcommands_manage_streams_and_redrive_dead_letters() {
     run_client(addr, &["stream", "rm", "DLQ"]);
     let listed = run_client(addr, &["stream", "ls"]);
     assert!(!listed.contains("DLQ"), "{listed}");
+}
+
+#[test]
+fn herald_raises_a_low_open_file_limit_to_the_hard_limit() {
+    const CLIENTS: usize = 600;
+    let _ = rlimit::increase_nofile_limit(4 * CLIENTS as u64);
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("limits");
+    assert!(hard as usize > 2 * CLIENTS, "the hard limit here is {hard}");
+    let data = tempfile::tempdir().expect("temp dir");
+    let serve = herald_serve(data.path());
+    let mut args: Vec<String> = serve
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    args.insert(0, HERALD.to_owned());
+    // A login shell's usual soft limit would refuse clients at about 200.
+    let mut under_low_limit = Command::new("sh");
+    under_low_limit
+        .arg("-c")
+        .arg("ulimit -Sn 200 && exec \"$@\"")
+        .arg("sh")
+        .args(&args)
+        .envs(serve.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let (mut child, nats, log) = start_logged(under_low_limit);
+    let limit_line = log.into_iter().find(|l| l.contains("open-file limit"));
+    let limit_line = limit_line.expect("herald logs its open-file limit");
+    assert!(
+        limit_line.contains(&format!("limit={hard}")),
+        "raised to the hard limit {hard}: {limit_line}"
+    );
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        let mut raw = std::net::TcpStream::connect(nats).expect("connect");
+        raw.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut info = [0u8; 4];
+        std::io::Read::read_exact(&mut raw, &mut info)
+            .unwrap_or_else(|e| panic!("client {i} got no INFO: {e}"));
+        assert_eq!(&info, b"INFO");
+        clients.push(raw);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

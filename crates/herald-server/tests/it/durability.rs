@@ -79,10 +79,11 @@ impl Herald {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let line = strip_ansi(&line);
-                if line.contains("listening") && line.contains("nats") {
-                    if let Some(addr) = field(&line, "addr") {
-                        let _ = addr_tx.send(addr.to_owned());
-                    }
+                if line.contains("listening")
+                    && line.contains("nats")
+                    && let Some(addr) = field(&line, "addr")
+                {
+                    let _ = addr_tx.send(addr.to_owned());
                 }
                 lines.lock().expect("log lock").push(line);
             }

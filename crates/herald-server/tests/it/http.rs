@@ -595,3 +595,66 @@ async fn metrics_and_stats_report_what_happens() {
     let first = String::from_utf8_lossy(&first);
     assert!(first.contains("event: stats"), "{first}");
 }
+
+/// Reads until the server closes the connection (or `limit` passes).
+async fn closed_within(socket: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_finish_their_headers_are_closed_and_harm_no_one() {
+    use tokio::io::AsyncWriteExt;
+    const SLOW: usize = 1000;
+    let _ = rlimit::increase_nofile_limit(4 * SLOW as u64);
+    let server = TestServer::start().await;
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        let mut socket = tokio::net::TcpStream::connect(server.http)
+            .await
+            .expect("connect");
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: herald\r\n")
+            .await
+            .expect("half a request");
+        slow.push(socket);
+    }
+    // A normal request is served while they hang.
+    let status = reqwest::get(server.http_url("/healthz"))
+        .await
+        .expect("served beside the slow clients")
+        .status();
+    assert_eq!(status, 200);
+    // And each of them is closed (the header-read timeout is 10 s).
+    for (i, socket) in slow.iter_mut().enumerate() {
+        assert!(
+            closed_within(socket, Duration::from_secs(60)).await,
+            "slow client {i} still open"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_idle_between_requests_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    let mut socket = tokio::net::TcpStream::connect(server.http)
+        .await
+        .expect("connect");
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n")
+        .await
+        .expect("request");
+    // The response arrives, then the connection idles and is closed.
+    assert!(closed_within(&mut socket, Duration::from_secs(60)).await);
+    server.stop().await;
+}

@@ -270,11 +270,11 @@ impl ConsumerState {
                 }
             }
             AckKind::Progress => {
-                if let Some(p) = self.pending.get(&seq).copied() {
-                    if p.deadline.is_some() {
-                        self.unschedule(seq);
-                        self.schedule(seq, now + self.ack_wait(p.deliveries));
-                    }
+                if let Some(p) = self.pending.get(&seq).copied()
+                    && p.deadline.is_some()
+                {
+                    self.unschedule(seq);
+                    self.schedule(seq, now + self.ack_wait(p.deliveries));
                 }
             }
             AckKind::Term(_) => {
@@ -303,10 +303,10 @@ impl ConsumerState {
     }
 
     fn unschedule(&mut self, seq: u64) {
-        if let Some(p) = self.pending.get_mut(&seq) {
-            if let Some(d) = p.deadline.take() {
-                self.deadlines.remove(&(d, seq));
-            }
+        if let Some(p) = self.pending.get_mut(&seq)
+            && let Some(d) = p.deadline.take()
+        {
+            self.deadlines.remove(&(d, seq));
         }
     }
 

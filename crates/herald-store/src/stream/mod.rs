@@ -306,10 +306,10 @@ impl Stream {
     /// Removes `seq` if present (acks on work queues and interest streams).
     pub(crate) fn remove_acked(&self, seq: u64) {
         let mut data = self.inner.state.lock();
-        if data.index.get(seq).is_some() {
-            if let Err(e) = data.remove_messages(vec![seq]) {
-                tracing::error!(stream = %self.inner.name, "removing acked message: {e}");
-            }
+        if data.index.get(seq).is_some()
+            && let Err(e) = data.remove_messages(vec![seq])
+        {
+            tracing::error!(stream = %self.inner.name, "removing acked message: {e}");
         }
     }
 
@@ -402,10 +402,10 @@ impl Stream {
         }
         self.inner.queue.close_and_wait();
         // An orderly stop leaves no preallocated zeros behind.
-        if let Some(log) = &mut self.inner.state.lock().log {
-            if let Err(e) = log.trim() {
-                tracing::warn!(stream = %self.inner.name, "trimming the log: {e}");
-            }
+        if let Some(log) = &mut self.inner.state.lock().log
+            && let Err(e) = log.trim()
+        {
+            tracing::warn!(stream = %self.inner.name, "trimming the log: {e}");
         }
     }
 

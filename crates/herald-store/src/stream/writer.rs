@@ -267,11 +267,11 @@ fn run(inner: &StreamInner) {
 
 fn sync(inner: &StreamInner) {
     let file = inner.state.lock().log.as_ref().map(|log| log.active_file());
-    if let Some(file) = file {
-        if let Err(e) = file.sync_data() {
-            tracing::error!(stream = %inner.name, "fsync failed: {e}");
-            inner.state.lock().failed = Some(format!("fsync failed: {e}"));
-        }
+    if let Some(file) = file
+        && let Err(e) = file.sync_data()
+    {
+        tracing::error!(stream = %inner.name, "fsync failed: {e}");
+        inner.state.lock().failed = Some(format!("fsync failed: {e}"));
     }
 }
 
@@ -365,10 +365,10 @@ fn store_batch(inner: &StreamInner) -> Acks {
             match log.append(&records) {
                 Ok(locations) => {
                     for (record, location) in records.iter().zip(locations) {
-                        if let Record::Message(m) = record {
-                            if let Some(slot) = data.index.get_mut(m.seq) {
-                                slot.location = Some(location);
-                            }
+                        if let Record::Message(m) = record
+                            && let Some(slot) = data.index.get_mut(m.seq)
+                        {
+                            slot.location = Some(location);
                         }
                     }
                 }

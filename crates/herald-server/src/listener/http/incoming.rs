@@ -79,7 +79,6 @@ impl AsyncWrite for Io {
 /// The accepted, ready connections, for `axum::serve`.
 pub(crate) struct Incoming {
     rx: mpsc::Receiver<(Io, Peer)>,
-    local: SocketAddr,
 }
 
 const REFUSED_FULL: &[u8] =
@@ -88,12 +87,16 @@ const REFUSED_PLAIN: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 24\r\nConnection: close\r\n\r\nthis port speaks HTTPS\r\n";
 
 impl Incoming {
+    /// The next connection ready for HTTP; `None` once accepting stopped.
+    pub(crate) async fn next(&mut self) -> Option<(Io, Peer)> {
+        self.rx.recv().await
+    }
+
     /// Starts accepting on `listener`.
     pub(crate) fn start(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Self> {
-        let local = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(accept_loop(listener, shared, tx));
-        Ok(Self { rx, local })
+        Ok(Self { rx })
     }
 }
 
@@ -158,31 +161,5 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sende
                 Err(error) => tracing::debug!(%error, "web TLS handshake failed"),
             }
         });
-    }
-}
-
-impl axum::serve::Listener for Incoming {
-    type Io = Io;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(pair) => pair,
-            // The accept loop ended (shutdown): wait for axum to stop.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(Peer {
-            addr: self.local,
-            cert_name: None,
-        })
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Incoming>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Incoming>) -> Self {
-        stream.remote_addr().clone()
     }
 }

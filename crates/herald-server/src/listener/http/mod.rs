@@ -28,12 +28,15 @@ mod ws;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tracing::warn;
 
@@ -50,6 +53,14 @@ pub(crate) struct Web {
     pub(crate) nats_addr: Option<SocketAddr>,
 }
 
+/// A client has this long to send a request's headers once the connection
+/// is ready for a request: after it connects, and again after each response
+/// on a kept-alive connection, so a connection idle between requests is
+/// closed too. A client that opens connections and never finishes a request
+/// would otherwise hold them (and their place under the connection limits)
+/// for good.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the web listener until shutdown.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -57,23 +68,71 @@ pub(crate) async fn serve(
     nats_addr: Option<SocketAddr>,
 ) {
     let shutdown = shared.shutdown.clone();
-    let incoming = match incoming::Incoming::start(listener, shared.clone()) {
+    let mut incoming = match incoming::Incoming::start(listener, shared.clone()) {
         Ok(incoming) => incoming,
         Err(error) => {
             warn!(%error, "web listener failed to start");
             return;
         }
     };
+    let tracker = shared.tracker.clone();
     let web = Web { shared, nats_addr };
     let app = router(web);
-    let served = axum::serve(
-        incoming,
-        app.into_make_service_with_connect_info::<incoming::Peer>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await });
-    if let Err(error) = served.await {
-        warn!(%error, "web listener stopped");
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let (io, peer) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = incoming.next() => match next {
+                Some(pair) => pair,
+                None => return,
+            },
+        };
+        let service = connection_service(app.clone(), peer);
+        let connection = http
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = shutdown.cancelled() => {
+                    // Finish the request in progress, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "web connection ended");
+            }
+        });
     }
+}
+
+/// The router as hyper calls it for one connection: every request carries
+/// the peer (`ConnectInfo<Peer>`), as `axum::serve` would add it.
+fn connection_service(
+    app: Router,
+    peer: Peer,
+) -> TowerToHyperService<
+    impl tower::Service<
+        hyper::Request<hyper::body::Incoming>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Clone,
+> {
+    use tower::ServiceExt;
+    let service = app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+        let mut request = request.map(axum::body::Body::new);
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer.clone()));
+        request
+    });
+    TowerToHyperService::new(service)
 }
 
 fn router(web: Web) -> Router {

@@ -269,11 +269,10 @@ impl MqttServer {
                 .will
                 .as_ref()
                 .is_some_and(|w| w.due.is_some_and(|d| d <= now))
+                && let Some(w) = state.will.take()
             {
-                if let Some(w) = state.will.take() {
-                    wills.push((session.conn_id, w.will));
-                    touched.push(session.clone());
-                }
+                wills.push((session.conn_id, w.will));
+                touched.push(session.clone());
             }
             true
         });

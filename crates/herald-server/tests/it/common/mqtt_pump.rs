@@ -62,10 +62,10 @@ impl<P: Debug + Send + 'static> Pump<P> {
             loop {
                 let event = eventloop.next().await;
                 let failed = event.is_err();
-                if let Some(event) = event.transpose() {
-                    if tx.send(event).is_err() || failed {
-                        return;
-                    }
+                if let Some(event) = event.transpose()
+                    && (tx.send(event).is_err() || failed)
+                {
+                    return;
                 }
             }
         });

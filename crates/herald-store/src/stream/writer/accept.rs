@@ -41,10 +41,10 @@ pub(super) fn store_one(
     }
     let headers = msg.headers.as_ref();
     let header = |name: &str| headers.and_then(|h| h.get(name));
-    if let Some(expected) = header(EXPECTED_STREAM) {
-        if expected != stream {
-            return Err(ApiError::new(400, 10060, "expected stream does not match"));
-        }
+    if let Some(expected) = header(EXPECTED_STREAM)
+        && expected != stream
+    {
+        return Err(ApiError::new(400, 10060, "expected stream does not match"));
     }
     if let Some(expected) = header(EXPECTED_LAST_SUBJECT_SEQ) {
         let expected: u64 = expected
@@ -76,14 +76,14 @@ pub(super) fn store_one(
         }
     }
     let msg_id = header(MSG_ID).filter(|id| !id.is_empty());
-    if let Some(id) = msg_id {
-        if let Some(&seq) = data.dedup.ids.get(id) {
-            return Ok(PubAck {
-                stream: stream.to_owned(),
-                seq,
-                duplicate: true,
-            });
-        }
+    if let Some(id) = msg_id
+        && let Some(&seq) = data.dedup.ids.get(id)
+    {
+        return Ok(PubAck {
+            stream: stream.to_owned(),
+            seq,
+            duplicate: true,
+        });
     }
     if let Some(expected) = header(EXPECTED_LAST_MSG_ID) {
         let last = data.dedup.last_id.as_deref().unwrap_or("");
