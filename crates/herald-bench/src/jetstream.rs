@@ -64,9 +64,10 @@ async fn fresh_stream(url: &str) -> anyhow::Result<jetstream::stream::Stream> {
         .with_context(|| format!("connecting to {url}"))?;
     let js = jetstream::new(client);
     let _ = js.delete_stream(STREAM).await;
+    let subject = String::from_utf8_lossy(SUBJECT).into_owned();
     js.create_stream(stream::Config {
         name: STREAM.to_owned(),
-        subjects: vec![String::from_utf8_lossy(SUBJECT).into_owned()],
+        subjects: vec![subject.clone(), format!("{subject}.>")],
         storage: stream::StorageType::File,
         ..Default::default()
     })
@@ -74,15 +75,19 @@ async fn fresh_stream(url: &str) -> anyhow::Result<jetstream::stream::Stream> {
     .context("creating the bench stream")
 }
 
-/// Publishes `count` messages with acks, at most `window` unacknowledged.
-/// Returns (acked, refused, elapsed).
-async fn publish_with_acks(
-    url: &str,
-    size: usize,
-    count: u64,
-    window: u64,
-    progress: bool,
-) -> anyhow::Result<(u64, u64, Duration)> {
+/// Publishes `params.js_count` messages of `params.size` bytes with acks,
+/// at most `params.js_window` unacknowledged, spread over
+/// `params.js_subjects` subjects. Returns (acked, refused, elapsed).
+async fn publish_with_acks(url: &str, params: &Params) -> anyhow::Result<(u64, u64, Duration)> {
+    let (size, count, window, progress) = (
+        params.size,
+        params.js_count,
+        params.js_window,
+        params.progress,
+    );
+    let subjects = params.js_subjects.max(1);
+    let mut subject = BytesMut::new();
+    let mut numbers = itoa::Buffer::new();
     let sub = format!("SUB {} 1\r\n", String::from_utf8_lossy(ACK_INBOX));
     let (mut conn, mut buf) = connect(url, sub.as_bytes()).await?;
     let payload = vec![b'x'; size];
@@ -91,7 +96,15 @@ async fn publish_with_acks(
     let start = Instant::now();
     while acked + refused < count {
         while sent < count && sent - acked - refused < window {
-            encode_pub(&mut out, SUBJECT, Some(ACK_INBOX), &payload);
+            if subjects == 1 {
+                encode_pub(&mut out, SUBJECT, Some(ACK_INBOX), &payload);
+            } else {
+                subject.clear();
+                subject.put_slice(SUBJECT);
+                subject.put_u8(b'.');
+                subject.put_slice(numbers.format(sent % subjects).as_bytes());
+                encode_pub(&mut out, &subject, Some(ACK_INBOX), &payload);
+            }
             sent += 1;
         }
         if !out.is_empty() {
@@ -129,8 +142,7 @@ async fn publish_with_acks(
 async fn run_publish(url: &str, params: &Params) -> anyhow::Result<Outcome> {
     fresh_stream(url).await?;
     let count = params.js_count;
-    let (acked, refused, elapsed) =
-        publish_with_acks(url, params.size, count, params.js_window, params.progress).await?;
+    let (acked, refused, elapsed) = publish_with_acks(url, params).await?;
     Ok(Outcome::new(
         Scenario::JsPub,
         Protocol::Nats,
@@ -147,7 +159,14 @@ async fn run_publish(url: &str, params: &Params) -> anyhow::Result<Outcome> {
 async fn run_consume(url: &str, params: &Params) -> anyhow::Result<Outcome> {
     let stream = fresh_stream(url).await?;
     let count = params.js_count;
-    publish_with_acks(url, params.size, count, params.js_window, false).await?;
+    publish_with_acks(
+        url,
+        &Params {
+            progress: false,
+            ..params.clone()
+        },
+    )
+    .await?;
     stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some(CONSUMER.to_owned()),
@@ -238,6 +257,71 @@ async fn run_consume(url: &str, params: &Params) -> anyhow::Result<Outcome> {
     ))
 }
 
+/// Fills the stream, then consumes it all with async-nats's own JetStream
+/// API, as applications do: a durable pull consumer read through
+/// `messages()` (batches of 256 kept asked for), every message acknowledged
+/// with `ack()`. The client does more per message than the lean one, so this
+/// shows what a user sees, and how the rate holds up as the stream grows.
+async fn run_consume_client(url: &str, params: &Params) -> anyhow::Result<Outcome> {
+    use futures::StreamExt;
+    let stream = fresh_stream(url).await?;
+    let count = params.js_count;
+    publish_with_acks(url, params).await?;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(CONSUMER.to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            filter_subject: params.js_filter.clone().unwrap_or_default(),
+            ..Default::default()
+        })
+        .await
+        .context("creating the bench consumer")?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(256)
+        .messages()
+        .await
+        .context("starting to pull")?;
+    let mut received = 0u64;
+    let mut errors = 0u64;
+    let start = Instant::now();
+    while received < count {
+        match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+            Ok(Some(Ok(message))) => {
+                message
+                    .ack()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+                received += 1;
+                if params.progress && received.is_multiple_of(16_384) {
+                    eprint!("\r  stream consume (async-nats): {received}/{count}   ");
+                }
+            }
+            Ok(Some(Err(error))) => {
+                errors += 1;
+                if errors > 100 {
+                    bail!("pull failed: {error}");
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let elapsed = start.elapsed();
+    if params.progress {
+        eprint!("\r{:70}\r", "");
+    }
+    Ok(Outcome::new(
+        Scenario::JsConsumeClient,
+        Protocol::Nats,
+        params.size,
+        count,
+        count,
+        received,
+        errors,
+        elapsed,
+    ))
+}
+
 /// Runs a stream scenario.
 ///
 /// # Errors
@@ -246,6 +330,7 @@ pub(crate) async fn run(url: &str, scenario: Scenario, params: &Params) -> anyho
     match scenario {
         Scenario::JsPub => run_publish(url, params).await,
         Scenario::JsConsume => run_consume(url, params).await,
+        Scenario::JsConsumeClient => run_consume_client(url, params).await,
         other => bail!("{other:?} is not a stream scenario"),
     }
 }

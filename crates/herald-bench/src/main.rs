@@ -70,6 +70,13 @@ struct Knobs {
     /// Stream publishes in flight at once.
     #[arg(long, default_value_t = 256)]
     js_window: u64,
+    /// Distinct subjects the stream scenarios publish to
+    /// (`bench.stream.<n mod N>`; 1: `bench.stream` only).
+    #[arg(long, default_value_t = 1)]
+    js_subjects: u64,
+    /// The stream consumer's filter subject (async-nats consume scenario).
+    #[arg(long)]
+    js_filter: Option<String>,
 }
 
 impl Knobs {
@@ -86,6 +93,8 @@ impl Knobs {
             client: self.client,
             js_count: self.js_count,
             js_window: self.js_window,
+            js_subjects: self.js_subjects.max(1),
+            js_filter: self.js_filter.clone(),
         }
     }
 }

@@ -28,11 +28,13 @@ pub enum Scenario {
     JsPub,
     /// Consumes a file-backed stream through a pull consumer, acking each message.
     JsConsume,
+    /// The same through async-nats's JetStream API (`messages()`, `ack()`).
+    JsConsumeClient,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Pub,
         Scenario::PubSub,
         Scenario::Fanout,
@@ -41,6 +43,7 @@ impl Scenario {
         Scenario::ReqRep,
         Scenario::JsPub,
         Scenario::JsConsume,
+        Scenario::JsConsumeClient,
     ];
 
     /// A short label for tables and charts.
@@ -54,6 +57,7 @@ impl Scenario {
             Scenario::ReqRep => "req/rep".to_owned(),
             Scenario::JsPub => format!("stream pub ({} in flight)", params.js_window),
             Scenario::JsConsume => "stream pull+ack".to_owned(),
+            Scenario::JsConsumeClient => "stream pull+ack (async-nats)".to_owned(),
         }
     }
 
@@ -65,7 +69,12 @@ impl Scenario {
             Scenario::Fanout => (params.fanout, 1, false),
             Scenario::Fanin => (1, params.fanin, false),
             Scenario::Queue => (params.queue, 1, true),
-            Scenario::ReqRep | Scenario::JsPub | Scenario::JsConsume => return None,
+            Scenario::ReqRep
+            | Scenario::JsPub
+            | Scenario::JsConsume
+            | Scenario::JsConsumeClient => {
+                return None;
+            }
         };
         Some(Shape {
             subscribers,
@@ -76,7 +85,10 @@ impl Scenario {
 
     /// Whether this is a stream (persisted) scenario.
     pub fn is_stream(self) -> bool {
-        matches!(self, Scenario::JsPub | Scenario::JsConsume)
+        matches!(
+            self,
+            Scenario::JsPub | Scenario::JsConsume | Scenario::JsConsumeClient
+        )
     }
 
     /// Whether `protocol` has this traffic shape (Redis has no queue groups
@@ -84,10 +96,9 @@ impl Scenario {
     pub fn supports(self, protocol: Protocol) -> bool {
         match protocol {
             Protocol::Nats => true,
-            Protocol::Redis => !matches!(
-                self,
-                Scenario::Queue | Scenario::ReqRep | Scenario::JsPub | Scenario::JsConsume
-            ),
+            Protocol::Redis => {
+                !matches!(self, Scenario::Queue | Scenario::ReqRep) || self.is_stream()
+            }
             Protocol::Mqtt | Protocol::MqttQos1 => {
                 matches!(self, Scenario::PubSub | Scenario::Fanout | Scenario::Fanin)
             }
@@ -188,6 +199,10 @@ pub struct Params {
     pub js_count: u64,
     /// Stream publishes in flight (unacknowledged) at once.
     pub js_window: u64,
+    /// Distinct subjects stream scenarios publish to.
+    pub js_subjects: u64,
+    /// The consumer's filter subject in the async-nats consume scenario.
+    pub js_filter: Option<String>,
 }
 
 impl Default for Params {
@@ -204,6 +219,8 @@ impl Default for Params {
             client: Client::Raw,
             js_count: 200_000,
             js_window: 256,
+            js_subjects: 1,
+            js_filter: None,
         }
     }
 }
@@ -479,7 +496,7 @@ pub async fn run(
         Protocol::Mqtt | Protocol::MqttQos1 => {
             crate::mqtt::run(url, protocol, scenario, params).await
         }
-        Protocol::Nats if matches!(scenario, Scenario::JsPub | Scenario::JsConsume) => {
+        Protocol::Nats if scenario.is_stream() => {
             crate::jetstream::run(url, scenario, params).await
         }
         Protocol::Nats if scenario == Scenario::ReqRep || params.client == Client::Crate => {

@@ -721,17 +721,20 @@ impl Publisher {
         let generation = inner.index.generation();
         let channel_generation = inner.channels.generation();
         // Publishers mostly repeat their last subject: compare before hashing.
-        let cached = match &self.last {
-            Some((subject, cached))
-                if cached.is_current(generation, channel_generation)
-                    && subject.as_bytes() == msg.subject.as_bytes() =>
-            {
-                cached
-            }
-            _ => {
-                let found = self.look_up(&msg.subject, generation, channel_generation);
-                &self.last.insert(found).1
-            }
+        let repeat = self.last.as_ref().is_some_and(|(subject, cached)| {
+            cached.is_current(generation, channel_generation)
+                && subject.as_bytes() == msg.subject.as_bytes()
+        });
+        let once;
+        let cached = match &mut self.last {
+            Some((_, cached)) if repeat => &*cached,
+            _ => match self.look_up(&msg.subject, generation, channel_generation) {
+                Ok(found) => &self.last.insert(found).1,
+                Err(uncached) => {
+                    once = uncached;
+                    &once
+                }
+            },
         };
         let found = (&*cached.route, cached.channel_subs.as_ref());
         let receivers = self
@@ -742,25 +745,31 @@ impl Publisher {
     }
 
     /// The routes of `subject`, from this publisher's cache when they are
-    /// still current, otherwise found (and cached) anew.
+    /// still current, otherwise found (and cached) anew; `Err` holds routes
+    /// found for a subject not worth caching (seen once so far).
     fn look_up(
         &mut self,
         subject: &Subject,
         generation: u64,
         channel_generation: u64,
-    ) -> (Subject, Cached) {
+    ) -> Result<(Subject, Cached), Cached> {
         if let Some((key, cached)) = self.cache.get_key_value(subject)
             && cached.is_current(generation, channel_generation)
         {
-            return (key.clone(), cached.clone());
+            return Ok((key.clone(), cached.clone()));
         }
         let inner = &self.broker.inner;
+        let (route, worth_caching) = inner.index.lookup(subject);
         let cached = Cached {
             generation,
-            route: inner.index.matches(subject),
+            route,
             channel_generation,
             channel_subs: inner.channels.get(subject.as_bytes()),
         };
+        if !worth_caching {
+            // Seen once so far (an ack subject, say): not worth a copy.
+            return Err(cached);
+        }
         if self.cache.len() >= PUBLISHER_CACHE {
             self.cache.clear();
         }
@@ -768,7 +777,7 @@ impl Publisher {
         // buffer, which the cache must not keep alive.
         let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(subject.as_bytes()));
         self.cache.insert(key.clone(), cached.clone());
-        (key, cached)
+        Ok((key, cached))
     }
 
     /// Hands what this publisher delivered so far to the receivers' outboxes

@@ -11,7 +11,12 @@
 //!
 //! Results are cached per literal subject as shared, read-only
 //! [`MatchResult`]s (at most [`CACHE_LIMIT`] subjects; past it half are
-//! dropped). A subscribe patches the cached results its pattern matches (a
+//! dropped). A subject is cached the second time it is looked up, not the
+//! first: subjects used once (JetStream ack subjects carry a sequence, reply
+//! inboxes a token) would otherwise fill the cache and push out the ones
+//! publishers repeat, each costing an insert and an eviction. A small table
+//! of hashes of recent misses remembers what was seen once. (Results with
+//! queue groups are cached at once: their round-robin cursor lives there.) A subscribe patches the cached results its pattern matches (a
 //! copy, since publishers may hold the old one); an unsubscribe evicts them.
 //! Either bumps a generation counter, so a publisher's own per-connection
 //! cache can tell when it is stale.
@@ -37,6 +42,9 @@ use crate::subject::{Pattern, PatternToken, QueueName, Subject};
 
 /// Subjects whose match result is cached, at most.
 pub const CACHE_LIMIT: usize = 4096;
+
+/// Hashes of recent cache misses kept to spot a subject's second lookup.
+const SEEN_SLOTS: usize = 1024;
 
 /// Subject tokens split on the stack; longer subjects use a `Vec`.
 const STACK_TOKENS: usize = 32;
@@ -426,6 +434,10 @@ pub struct SubjectIndex<T> {
     len: AtomicUsize,
     /// Shared by every subject that matches nothing.
     empty: Arc<MatchResult<T>>,
+    /// Hashes of subjects that missed the cache once (direct-mapped; a
+    /// collision only delays caching).
+    seen: Box<[AtomicU64]>,
+    hasher: ahash::RandomState,
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for SubjectIndex<T> {
@@ -443,6 +455,8 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
             generation: AtomicU64::new(0),
             len: AtomicUsize::new(0),
             empty: Arc::new(MatchResult::new()),
+            seen: (0..SEEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            hasher: ahash::RandomState::new(),
         }
     }
 
@@ -509,15 +523,35 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
     /// subject that does not obey the token rules
     /// ([`Subject::is_token_subject`]) matches nothing here.
     pub fn matches(&self, subject: &Subject) -> Arc<MatchResult<T>> {
+        self.lookup(subject).0
+    }
+
+    /// [`matches`](Self::matches), and whether the subject is worth caching
+    /// by the caller too: it is in this cache, or has just been looked up a
+    /// second time (a subject seen once is likely never seen again).
+    pub fn lookup(&self, subject: &Subject) -> (Arc<MatchResult<T>>, bool) {
         if let Some(hit) = self.cache.read().get(subject) {
-            return Arc::clone(hit);
+            return (Arc::clone(hit), true);
         }
         if !subject.is_token_subject() {
-            return Arc::clone(&self.empty);
+            return (Arc::clone(&self.empty), false);
         }
         let (generation, result) = self.compute(subject);
-        self.store(subject, generation, &result);
-        result
+        // Queue groups take turns through the cached result's cursor, so a
+        // result with groups is cached at once: every lookup shares it.
+        let again = self.seen_before(subject) || !result.groups.is_empty();
+        if again {
+            self.store(subject, generation, &result);
+        }
+        (result, again)
+    }
+
+    /// Whether `subject` missed the cache recently already; remembers it.
+    fn seen_before(&self, subject: &Subject) -> bool {
+        // Never 0, the empty slot.
+        let hash = self.hasher.hash_one(subject.as_bytes()) | 1;
+        let slot = usize::try_from(hash % SEEN_SLOTS as u64).unwrap_or(0);
+        self.seen[slot].swap(hash, Ordering::Relaxed) == hash
     }
 
     /// Walks the trie for `subject`; returns the result with the generation

@@ -428,10 +428,19 @@ impl Store {
     }
 
     fn add_consumer(&self, stream: &str, name: String, consumer: Consumer) {
-        let mut streams = self.inner.streams.write();
-        if let Some(entry) = streams.get_mut(stream) {
-            entry.consumers.insert(name, consumer);
+        let replaced = {
+            let mut streams = self.inner.streams.write();
+            let Some(entry) = streams.get_mut(stream) else {
+                return;
+            };
+            let replaced = entry.consumers.insert(name, consumer);
             link_peers(entry);
+            replaced
+        };
+        // Two creates of one name raced: the one replaced must stop reading
+        // (its files are the new one's, so they stay).
+        if let Some(old) = replaced {
+            old.stop(false);
         }
     }
 
@@ -551,7 +560,7 @@ impl Sink for RoutingSink {
         &self,
         _sub: &Subscriber,
         msg: &Message,
-        _ctx: &mut DeliveryCtx,
+        ctx: &mut DeliveryCtx,
     ) -> herald_core::Delivery {
         let Some(store) = self.store.upgrade() else {
             return herald_core::Delivery::Closed;
@@ -565,14 +574,15 @@ impl Sink for RoutingSink {
             let consumer = store
                 .streams
                 .read()
-                .get(&target.stream)
-                .and_then(|e| e.consumers.get(&target.consumer).cloned());
+                .get(target.stream)
+                .and_then(|e| e.consumers.get(target.consumer).cloned());
             if let Some(consumer) = consumer {
-                consumer.push_event(Event::Ack {
+                let event = Event::Ack {
                     seq: target.stream_seq,
                     kind: parse_ack(&msg.payload),
                     reply: msg.reply.as_ref().map(copy),
-                });
+                };
+                consumer.push_event_inline(event, ctx);
             }
         } else if let Some(rest) = subject.strip_prefix("$JS.FC.") {
             let mut tokens = rest.split('.');
@@ -583,7 +593,7 @@ impl Sink for RoutingSink {
                     .get(stream)
                     .and_then(|e| e.consumers.get(name).cloned());
                 if let Some(consumer) = consumer {
-                    consumer.push_event(Event::FlowControl(subject.to_owned()));
+                    consumer.push_event_inline(Event::FlowControl(subject.to_owned()), ctx);
                 }
             }
         }

@@ -194,6 +194,9 @@ fn generation_bumps_on_every_change() {
 fn cache_follows_inserts_and_removals() {
     let index = SubjectIndex::new();
     index.insert(&pattern("a.b"), None, 1, 1);
+    let _ = index.matches(&subject("a.b"));
+    let _ = index.matches(&subject("x.y"));
+    assert_eq!(index.cache_len(), 0, "a subject seen once is not cached");
     let before = index.matches(&subject("a.b"));
     let _ = index.matches(&subject("x.y"));
     assert_eq!(index.cache_len(), 2);
@@ -247,7 +250,9 @@ fn cache_stays_bounded() {
     let index = SubjectIndex::new();
     index.insert(&pattern(">"), None, 1, 1);
     for i in 0..(CACHE_LIMIT * 3) {
-        let _ = index.matches(&subject(&format!("s.{i}")));
+        let s = subject(&format!("s.{i}"));
+        let _ = index.matches(&s);
+        let _ = index.matches(&s);
         assert!(index.cache_len() <= CACHE_LIMIT);
     }
     assert!(index.cache_len() >= CACHE_LIMIT / 2);

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use bytes::BytesMut;
+use herald_core::Subject;
 use serde::Deserialize;
 
 use super::pull::PullRequest;
@@ -14,7 +16,10 @@ use super::pull::PullRequest;
 /// Prefix of every ack subject.
 pub(crate) const ACK_PREFIX: &str = "$JS.ACK.";
 
-/// The ack subject of one delivery.
+/// The ack subject of one delivery. Stream and consumer names were checked
+/// when they were created (one token each, no wildcards), and the rest are
+/// numbers, so the subject is valid without checking it again: this runs
+/// once per delivered message.
 pub(crate) fn ack_subject(
     stream: &str,
     consumer: &str,
@@ -23,31 +28,47 @@ pub(crate) fn ack_subject(
     consumer_seq: u64,
     time: i64,
     pending: u64,
-) -> String {
-    format!(
-        "{ACK_PREFIX}{stream}.{consumer}.{delivered}.{stream_seq}.{consumer_seq}.{time}.{pending}"
-    )
+) -> Subject {
+    let mut numbers = itoa::Buffer::new();
+    let mut out = BytesMut::with_capacity(ACK_PREFIX.len() + stream.len() + consumer.len() + 64);
+    out.extend_from_slice(ACK_PREFIX.as_bytes());
+    out.extend_from_slice(stream.as_bytes());
+    out.extend_from_slice(b".");
+    out.extend_from_slice(consumer.as_bytes());
+    for n in [delivered, stream_seq, consumer_seq] {
+        out.extend_from_slice(b".");
+        out.extend_from_slice(numbers.format(n).as_bytes());
+    }
+    out.extend_from_slice(b".");
+    out.extend_from_slice(numbers.format(time).as_bytes());
+    out.extend_from_slice(b".");
+    out.extend_from_slice(numbers.format(pending).as_bytes());
+    Subject::from_wire_unchecked(out.freeze())
 }
 
-/// What an ack subject names.
+/// What an ack subject names (borrowed from the subject).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AckTarget {
-    pub(crate) stream: String,
-    pub(crate) consumer: String,
+pub(crate) struct AckTarget<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) consumer: &'a str,
     pub(crate) stream_seq: u64,
 }
 
 /// Parses an ack subject (v1 form).
-pub(crate) fn parse_ack_subject(subject: &str) -> Option<AckTarget> {
-    let rest = subject.strip_prefix(ACK_PREFIX)?;
-    let tokens: Vec<&str> = rest.split('.').collect();
-    if tokens.len() != 7 {
+pub(crate) fn parse_ack_subject(subject: &str) -> Option<AckTarget<'_>> {
+    let mut tokens = subject.strip_prefix(ACK_PREFIX)?.split('.');
+    let mut next = || tokens.next();
+    let (stream, consumer) = (next()?, next()?);
+    let _delivered = next()?;
+    let stream_seq = next()?.parse().ok()?;
+    let (_consumer_seq, _time, _pending) = (next()?, next()?, next()?);
+    if next().is_some() {
         return None;
     }
     Some(AckTarget {
-        stream: tokens[0].to_owned(),
-        consumer: tokens[1].to_owned(),
-        stream_seq: tokens[3].parse().ok()?,
+        stream,
+        consumer,
+        stream_seq,
     })
 }
 
@@ -130,12 +151,18 @@ mod tests {
     #[test]
     fn ack_subjects_round_trip() {
         let s = ack_subject("ORDERS", "proc", 2, 41, 57, 1_714_557_600_123_456_789, 3);
-        assert_eq!(s, "$JS.ACK.ORDERS.proc.2.41.57.1714557600123456789.3");
-        let t = parse_ack_subject(&s).unwrap();
         assert_eq!(
-            (t.stream.as_str(), t.consumer.as_str(), t.stream_seq),
-            ("ORDERS", "proc", 41)
+            s.as_str(),
+            Some("$JS.ACK.ORDERS.proc.2.41.57.1714557600123456789.3")
         );
+        assert_eq!(
+            Subject::new(s.as_str().unwrap_or_default()).as_ref(),
+            Ok(&s),
+            "a valid subject"
+        );
+        let t = parse_ack_subject(s.as_str().unwrap_or_default()).unwrap();
+        assert_eq!((t.stream, t.consumer, t.stream_seq), ("ORDERS", "proc", 41));
+        assert_eq!(parse_ack_subject("$JS.ACK.a.b.1.2.3.4.5.6"), None);
         assert_eq!(parse_ack_subject("$JS.ACK.a.b.c"), None);
         assert_eq!(parse_ack_subject("$JS.ACK.S.C.1.x.1.1.1"), None);
     }

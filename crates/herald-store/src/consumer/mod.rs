@@ -60,6 +60,12 @@ pub(crate) struct ConsumerInner {
     events: Mutex<Vec<Event>>,
     wake: Notify,
     deleted: AtomicBool,
+    /// Held across a step and the delivery of its effects, so two steps
+    /// (the driver's, a publisher's inline one) never interleave deliveries.
+    stepping: Mutex<()>,
+    /// The step a publisher runs at the end of its batch when its acks or
+    /// pull requests queued events (see [`InlineStep`]).
+    inline: Arc<InlineStep>,
     subs: Mutex<Vec<Arc<Subscriber>>>,
     /// Other consumers of the stream, for interest retention.
     pub(crate) peers: Mutex<Vec<Weak<ConsumerInner>>>,
@@ -109,14 +115,15 @@ impl Consumer {
             };
             state_file::write_json(&dir.join("consumer.json"), &meta)?;
         }
-        let mut state = {
-            let data = stream.inner.state.lock();
-            ConsumerState::new(config.clone(), &data, now)
+        let state = {
+            let mut data = stream.inner.state.lock();
+            let mut state = ConsumerState::new(config.clone(), &mut data, now);
+            if let Some(saved) = saved {
+                state.restore(saved, &mut data, now);
+            }
+            state
         };
-        if let Some(saved) = saved {
-            state.restore(saved, now);
-        }
-        let inner = Arc::new(ConsumerInner {
+        let inner = Arc::new_cyclic(|me| ConsumerInner {
             stream: stream.clone(),
             name: name.clone(),
             created,
@@ -125,6 +132,8 @@ impl Consumer {
             events: Mutex::new(Vec::new()),
             wake: Notify::new(),
             deleted: AtomicBool::new(false),
+            stepping: Mutex::new(()),
+            inline: Arc::new(InlineStep(me.clone())),
             subs: Mutex::new(Vec::new()),
             peers: Mutex::new(Vec::new()),
         });
@@ -186,7 +195,7 @@ impl Consumer {
             state_file::write_json(&dir.join("consumer.json"), &meta)?;
         }
         let mut state = self.inner.state.lock();
-        state.filters = config.filters();
+        state.refilter(config.filters(), &mut self.inner.stream.inner.state.lock());
         state.header_filter = config.compiled_header_filter();
         self.inner
             .stream
@@ -197,9 +206,12 @@ impl Consumer {
         Ok(())
     }
 
-    /// Queues an event from a sink or the API and wakes the driver.
-    pub(crate) fn push_event(&self, event: Event) {
-        self.inner.push_event(event);
+    /// Queues an event from a sink; the publisher applies it (and delivers
+    /// what it frees up) when its batch ends, with no hand-off to the
+    /// driver task: an ack and the next deliveries it allows go out from
+    /// the acking connection's own thread.
+    pub(crate) fn push_event_inline(&self, event: Event, ctx: &mut DeliveryCtx) {
+        self.inner.push_event_inline(event, ctx);
     }
 
     /// Stops the driver; `remove_files` also deletes its saved state.
@@ -213,6 +225,8 @@ impl Consumer {
         }
         let waiting: Vec<Subject> = {
             let mut state = self.inner.state.lock();
+            // Appends and removals stop counting for it.
+            state.release(&mut self.inner.stream.inner.state.lock());
             state.waiting.drain(..).map(|w| w.reply).collect()
         };
         if remove_files {
@@ -232,15 +246,9 @@ impl Consumer {
 }
 
 impl ConsumerInner {
-    fn push_event(&self, event: Event) {
-        let first = {
-            let mut events = self.events.lock();
-            events.push(event);
-            events.len() == 1
-        };
-        if first {
-            self.wake.notify_one();
-        }
+    fn push_event_inline(&self, event: Event, ctx: &mut DeliveryCtx) {
+        self.events.lock().push(event);
+        ctx.defer(self.inline.clone());
     }
 
     fn save(&self) {
@@ -258,6 +266,26 @@ impl ConsumerInner {
         }
     }
 
+    /// Applies queued events, pumps, and carries out the effects, all under
+    /// the stepping lock. Without `wait`, a step already running elsewhere
+    /// (the driver's, or this consumer's own deliveries reaching back here)
+    /// is left to the driver, which is woken for it.
+    fn run_step(&self, wait: bool) {
+        let _stepping = if wait {
+            self.stepping.lock()
+        } else {
+            match self.stepping.try_lock() {
+                Some(guard) => guard,
+                None => {
+                    self.wake.notify_one();
+                    return;
+                }
+            }
+        };
+        let (effects, confirm) = self.step(Instant::now());
+        self.apply(effects, confirm);
+    }
+
     /// Applies queued events and pumps; returns the effects to carry out.
     fn step(&self, now: Instant) -> (Vec<Effect>, Vec<Subject>) {
         let events = std::mem::take(&mut *self.events.lock());
@@ -265,6 +293,10 @@ impl ConsumerInner {
         let mut effects = Vec::new();
         let mut confirm = Vec::new();
         let mut state = self.state.lock();
+        if self.deleted.load(Ordering::Acquire) {
+            // Stopped while this step waited for the lock: its cursor is gone.
+            return (effects, confirm);
+        }
         for event in events {
             match event {
                 Event::Ack { seq, kind, reply } => {
@@ -295,12 +327,12 @@ impl ConsumerInner {
             }
         }
         let push_bound = push_bound(self, &state.config);
-        let data = self.stream.inner.state.lock();
+        let mut data = self.stream.inner.state.lock();
         let has_interest = |s: &Subject| broker.has_subscribers(s);
         effects.extend(state.pump(
             self.stream.name(),
             &self.name,
-            &data,
+            &mut data,
             now,
             push_bound,
             &has_interest,
@@ -372,9 +404,7 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
         if inner.deleted.load(Ordering::Acquire) {
             return;
         }
-        let now = Instant::now();
-        let (effects, confirm) = inner.step(now);
-        inner.apply(effects, confirm);
+        inner.run_step(true);
         if inner.dir.is_some() && last_save.elapsed() >= SAVE_INTERVAL {
             inner.save();
             last_save = Instant::now();
@@ -419,6 +449,22 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
     }
 }
 
+/// A consumer's step, run by a publisher when its batch ends (a
+/// [`Deferred`](herald_core::Deferred) task): once per batch however many
+/// acks and pull requests the batch carried.
+#[derive(Debug)]
+struct InlineStep(Weak<ConsumerInner>);
+
+impl herald_core::Deferred for InlineStep {
+    fn run(&self) {
+        if let Some(inner) = self.0.upgrade()
+            && !inner.deleted.load(Ordering::Acquire)
+        {
+            inner.run_step(false);
+        }
+    }
+}
+
 /// Whether a push consumer's deliver subject has interest (false for pull).
 fn push_bound(inner: &ConsumerInner, config: &ConsumerConfig) -> bool {
     config
@@ -438,7 +484,7 @@ impl Sink for NextSink {
         &self,
         _sub: &Subscriber,
         msg: &Message,
-        _ctx: &mut DeliveryCtx,
+        ctx: &mut DeliveryCtx,
     ) -> herald_core::Delivery {
         let Some(consumer) = self.consumer.upgrade() else {
             return herald_core::Delivery::Closed;
@@ -448,10 +494,11 @@ impl Sink for NextSink {
             return herald_core::Delivery::Delivered;
         };
         let reply = Subject::from_wire_unchecked(bytes::Bytes::copy_from_slice(reply.as_bytes()));
-        consumer.push_event(Event::Pull {
+        let event = Event::Pull {
             reply,
             body: bytes::Bytes::copy_from_slice(&msg.payload),
-        });
+        };
+        consumer.push_event_inline(event, ctx);
         herald_core::Delivery::Delivered
     }
 }

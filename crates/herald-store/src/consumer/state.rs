@@ -16,7 +16,7 @@ use super::pull::{PullRequest, status};
 use crate::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
 use crate::info::SequencePair;
 use crate::record::StoredMessage;
-use crate::stream::StreamData;
+use crate::stream::{CursorId, StreamData, SubjectFilter};
 
 /// One delivered, unacknowledged message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,10 +73,17 @@ pub(crate) struct ConsumerState {
     pub(crate) filters: Vec<Pattern>,
     /// Only messages whose headers pass it are delivered.
     pub(crate) header_filter: Option<herald_core::HeaderFilter>,
+    /// Where the consumer reads new messages, in the stream's index: the
+    /// next sequence and the count of what it has yet to see.
+    cursor: CursorId,
+    /// The cursor's next sequence, as of the last cursor move (kept here
+    /// for what runs without the stream's lock: saving, interest retention).
     pub(crate) next_seq: u64,
     pub(crate) delivered: SequencePair,
     pub(crate) ack_floor: SequencePair,
     pub(crate) pending: BTreeMap<u64, PendingMsg>,
+    /// Entries of `pending` delivered more than once.
+    redelivered: u64,
     deadlines: BTreeSet<(Instant, u64)>,
     redeliver: BTreeSet<u64>,
     pub(crate) waiting: VecDeque<Waiting>,
@@ -88,9 +95,6 @@ pub(crate) struct ConsumerState {
     fc_outstanding: Option<String>,
     pub(crate) last_active: Instant,
     pub(crate) dirty: bool,
-    /// Filtered consumers: matching messages after `next_seq`, counted at
-    /// the first delivery of a pump.
-    pending_cache: Option<u64>,
 }
 
 mod pump;
@@ -99,21 +103,20 @@ mod pump;
 const FLOW_CONTROL_WINDOW: u64 = 2 * 1024 * 1024;
 
 impl ConsumerState {
-    /// A new consumer on a stream whose index is `data`.
-    pub(crate) fn new(config: ConsumerConfig, data: &StreamData, now: Instant) -> Self {
+    /// A new consumer on a stream whose index is `data`; its cursor joins
+    /// the index (give it back with [`release`](Self::release)).
+    pub(crate) fn new(config: ConsumerConfig, data: &mut StreamData, now: Instant) -> Self {
         let filters = config.filters();
+        let selected = SubjectFilter::new(&filters);
         let header_filter = config.compiled_header_filter();
         let index = &data.index;
-        let matches = |s: &Subject| filters.is_empty() || filters.iter().any(|f| f.matches(s));
+        let mut redeliver = BTreeSet::new();
         let next_seq = match config.deliver_policy {
-            DeliverPolicy::All | DeliverPolicy::LastPerSubject => index.first_seq(),
+            DeliverPolicy::All => index.first_seq(),
             DeliverPolicy::New => index.last_seq() + 1,
-            DeliverPolicy::Last => {
-                let last = (index.first_seq()..=index.last_seq())
-                    .rev()
-                    .find(|&s| index.get(s).is_some_and(|slot| matches(&slot.subject)));
-                last.unwrap_or(index.last_seq() + 1)
-            }
+            DeliverPolicy::Last => index
+                .last_matching(&selected)
+                .unwrap_or(index.last_seq() + 1),
             DeliverPolicy::ByStartSequence => config.opt_start_seq,
             DeliverPolicy::ByStartTime => {
                 let time = config
@@ -125,29 +128,23 @@ impl ConsumerState {
                     .first_at_or_after(time)
                     .unwrap_or(index.last_seq() + 1)
             }
-        };
-        let mut redeliver = BTreeSet::new();
-        if config.deliver_policy == DeliverPolicy::LastPerSubject {
-            // The last message of every subject first, then everything new.
-            for info in index.subjects() {
-                if matches(&info.subject) {
-                    redeliver.insert(info.last);
-                }
+            DeliverPolicy::LastPerSubject => {
+                // The last message of every subject first, then everything new.
+                redeliver.extend(index.last_per_subject(&selected));
+                index.last_seq() + 1
             }
-        }
-        let next_seq = if config.deliver_policy == DeliverPolicy::LastPerSubject {
-            index.last_seq() + 1
-        } else {
-            next_seq
         };
+        let cursor = data.index.add_cursor(selected, next_seq);
         let mut state = Self {
             config,
             filters,
             header_filter,
+            cursor,
             next_seq,
             delivered: SequencePair::default(),
             ack_floor: SequencePair::default(),
             pending: BTreeMap::new(),
+            redelivered: 0,
             deadlines: BTreeSet::new(),
             redeliver: BTreeSet::new(),
             waiting: VecDeque::new(),
@@ -156,7 +153,6 @@ impl ConsumerState {
             fc_outstanding: None,
             last_active: now,
             dirty: true,
-            pending_cache: None,
         };
         // Where delivery starts, as nats-server reports it: just before the
         // first message it will deliver.
@@ -168,17 +164,33 @@ impl ConsumerState {
         state
     }
 
+    /// Gives the cursor back to the index (the consumer is going away).
+    pub(crate) fn release(&self, data: &mut StreamData) {
+        data.index.remove_cursor(self.cursor);
+    }
+
+    /// Takes new filters (a config update): the cursor counts again.
+    pub(crate) fn refilter(&mut self, filters: Vec<Pattern>, data: &mut StreamData) {
+        let selected = SubjectFilter::new(&filters);
+        data.index
+            .reset_cursor(self.cursor, Some(selected), self.next_seq);
+        self.filters = filters;
+    }
+
     /// Restores saved progress; pending messages are redelivered after a full ack wait.
-    pub(crate) fn restore(&mut self, saved: SavedState, now: Instant) {
+    pub(crate) fn restore(&mut self, saved: SavedState, data: &mut StreamData, now: Instant) {
         self.next_seq = saved.next_seq;
+        data.index.reset_cursor(self.cursor, None, saved.next_seq);
         self.delivered = saved.delivered;
         self.ack_floor = saved.ack_floor;
         self.redeliver.clear();
+        self.pending.clear();
+        self.redelivered = 0;
         for (seq, mut p) in saved.pending {
             let deadline = now + self.ack_wait(p.deliveries);
             p.deadline = Some(deadline);
             self.deadlines.insert((deadline, seq));
-            self.pending.insert(seq, p);
+            self.pending_insert(seq, p);
         }
         self.dirty = false;
     }
@@ -193,8 +205,25 @@ impl ConsumerState {
         }
     }
 
-    fn matches(&self, subject: &Subject) -> bool {
-        self.filters.is_empty() || self.filters.iter().any(|f| f.matches(subject))
+    /// Records a delivered, unacknowledged message (replacing its earlier
+    /// record), keeping the count of redelivered ones.
+    fn pending_insert(&mut self, seq: u64, p: PendingMsg) {
+        if let Some(old) = self.pending.insert(seq, p)
+            && old.deliveries > 1
+        {
+            self.redelivered -= 1;
+        }
+        if p.deliveries > 1 {
+            self.redelivered += 1;
+        }
+    }
+
+    fn pending_remove(&mut self, seq: u64) -> Option<PendingMsg> {
+        let p = self.pending.remove(&seq)?;
+        if p.deliveries > 1 {
+            self.redelivered -= 1;
+        }
+        Some(p)
     }
 
     fn ack_wait(&self, deliveries: u64) -> Duration {
@@ -205,9 +234,11 @@ impl ConsumerState {
         }
     }
 
-    /// Matching messages not yet delivered.
+    /// Matching messages not yet delivered: the cursor's count (kept by the
+    /// index as messages come and go), and last-per-subject messages not
+    /// yet sent.
     pub(crate) fn num_pending(&self, data: &StreamData) -> u64 {
-        data.index.count_from(self.next_seq, |s| self.matches(s))
+        data.index.cursor_pending(self.cursor)
             + self
                 .redeliver
                 .iter()
@@ -217,7 +248,7 @@ impl ConsumerState {
 
     /// Redelivered messages still pending.
     pub(crate) fn num_redelivered(&self) -> u64 {
-        self.pending.values().filter(|p| p.deliveries > 1).count() as u64
+        self.redelivered
     }
 
     /// Whether `seq` is acknowledged as far as this consumer is concerned
@@ -294,7 +325,7 @@ impl ConsumerState {
     }
 
     fn forget(&mut self, seq: u64) -> Option<PendingMsg> {
-        let p = self.pending.remove(&seq)?;
+        let p = self.pending_remove(seq)?;
         if let Some(d) = p.deadline {
             self.deadlines.remove(&(d, seq));
         }
@@ -408,26 +439,6 @@ impl ConsumerState {
         }
     }
 
-    /// Matching messages after `next_seq`, for the ack subject. Exact and
-    /// cheap without filters; with filters counted once per pump and then
-    /// kept up to date, so a long backlog is not rescanned per delivery.
-    fn pending_estimate(&mut self, data: &StreamData) -> u64 {
-        if self.filters.is_empty() {
-            let live_after = data
-                .index
-                .last_seq()
-                .saturating_add(1)
-                .saturating_sub(self.next_seq.max(data.index.first_seq()));
-            return live_after.min(data.index.messages());
-        }
-        let count = match self.pending_cache {
-            Some(n) => n.saturating_sub(1),
-            None => data.index.count_from(self.next_seq, |s| self.matches(s)),
-        };
-        self.pending_cache = Some(count);
-        count
-    }
-
     fn at_ack_limit(&self) -> bool {
         self.config.ack_policy != AckPolicy::None
             && self.config.max_ack_pending > 0
@@ -438,7 +449,7 @@ impl ConsumerState {
     /// else the next new matching message unless at the ack-pending limit.
     /// New messages that fail the header filter are skipped for good on
     /// the way (the consumer never wants them).
-    fn peek_message(&mut self, data: &StreamData) -> Option<(u64, StoredMessage)> {
+    fn peek_message(&mut self, data: &mut StreamData) -> Option<(u64, StoredMessage)> {
         for &seq in &self.redeliver {
             if let Ok(Some(msg)) = data.read(seq) {
                 return Some((seq, msg));
@@ -448,27 +459,23 @@ impl ConsumerState {
             return None;
         }
         loop {
-            let Some(seq) = data.index.next_matching(self.next_seq, |s| self.matches(s)) else {
-                self.exhausted(data);
-                return None;
-            };
+            let found = data.index.cursor_peek(self.cursor);
+            self.cursor_moved(data);
+            let seq = found?;
             let msg = data.read(seq).ok().flatten()?;
             if self.passes_header_filter(&msg) {
                 return Some((seq, msg));
             }
-            self.next_seq = seq + 1;
-            self.pending_cache = None;
+            data.index.cursor_take(self.cursor, seq);
+            self.cursor_moved(data);
         }
     }
 
-    /// Nothing more matches up to the stream's end: the consumer has looked
-    /// at everything, so its cursor moves past the last sequence. What it
-    /// reports as delivered stays the last message it delivered, as
-    /// nats-server 2.10 and later report it (2.9 moved it to the stream's end).
-    fn exhausted(&mut self, data: &StreamData) {
-        let last = data.index.last_seq();
-        if self.next_seq <= last {
-            self.next_seq = last + 1;
+    /// Copies the cursor's position after it moved (a move is progress to save).
+    fn cursor_moved(&mut self, data: &StreamData) {
+        let next = data.index.cursor_next(self.cursor);
+        if next != self.next_seq {
+            self.next_seq = next;
             self.dirty = true;
         }
     }
@@ -488,13 +495,14 @@ impl ConsumerState {
     }
 
     /// Takes what [`peek_message`](Self::peek_message) returned.
-    fn take_message(&mut self, seq: u64) {
+    fn take_message(&mut self, seq: u64, data: &mut StreamData) {
         if !self.redeliver.remove(&seq) {
-            self.next_seq = seq + 1;
+            data.index.cursor_take(self.cursor, seq);
+            self.cursor_moved(data);
         }
     }
 
-    fn next_message(&mut self, data: &StreamData) -> Option<(u64, StoredMessage)> {
+    fn next_message(&mut self, data: &mut StreamData) -> Option<(u64, StoredMessage)> {
         // Redeliveries of messages that are gone are dropped on the way.
         let gone: Vec<u64> = self
             .redeliver
@@ -506,7 +514,7 @@ impl ConsumerState {
             self.forget(seq);
         }
         let (seq, msg) = self.peek_message(data)?;
-        self.take_message(seq);
+        self.take_message(seq, data);
         Some((seq, msg))
     }
 
@@ -532,7 +540,7 @@ impl ConsumerState {
         } else {
             self.unschedule(seq);
             let at = now + self.ack_wait(deliveries);
-            self.pending.insert(
+            self.pending_insert(
                 seq,
                 PendingMsg {
                     consumer_seq,
@@ -543,7 +551,7 @@ impl ConsumerState {
             self.deadlines.insert((at, seq));
         }
         self.dirty = true;
-        let pending = self.pending_estimate(data);
+        let pending = data.index.cursor_pending(self.cursor);
         let reply = ack_subject(
             stream,
             consumer,
@@ -555,7 +563,7 @@ impl ConsumerState {
         );
         let mut out = Message {
             subject: msg.subject,
-            reply: Subject::new(&reply).ok(),
+            reply: Some(reply),
             headers: msg.headers,
             payload: msg.payload,
             extension: None,

@@ -5,7 +5,7 @@
 /// Bytes read ahead from a segment when a message must come from disk.
 const READ_AHEAD_BYTES: u64 = 256 * 1024;
 
-use super::{BODY_CACHE_BYTES, Discard, MessageIndex, Slot, StreamData, writer};
+use super::{BODY_CACHE_BYTES, Discard, MessageIndex, Slot, StreamData, SubjectFilter, writer};
 use crate::StoreError;
 use crate::api_error::ApiError;
 use crate::info::StreamState;
@@ -50,7 +50,8 @@ pub(super) fn replay(records: Vec<RecoveredRecord>, active_base: u64) -> Message
                 if filter.is_none() && below > index.last_seq() {
                     index.clear(below);
                 } else {
-                    for seq in index.seqs_below(below, filter.as_ref()) {
+                    let selected = SubjectFilter::of(filter.as_ref());
+                    for seq in index.seqs_below(below, &selected) {
                         index.remove(seq);
                     }
                 }

@@ -9,6 +9,7 @@
 //! directly.
 
 mod data;
+pub(crate) mod filter;
 mod index;
 mod writer;
 
@@ -30,7 +31,8 @@ use crate::state_file;
 use crate::time::now_nanos;
 use crate::{StoreError, SyncPolicy};
 
-pub(crate) use index::{Body, MessageIndex, Slot};
+pub(crate) use filter::SubjectFilter;
+pub(crate) use index::{Body, CursorId, MessageIndex, Slot};
 use writer::{Pending, WriterQueue};
 
 /// A stream's persisted identity: its config and when it was created.
@@ -242,16 +244,10 @@ impl Stream {
     /// The last message on `subject` (a pattern: the last of any matching subject).
     pub fn last_by_subject(&self, subject: &Pattern) -> Result<StoredMessage, ApiError> {
         let data = self.inner.state.lock();
-        let seq = if subject.is_literal() {
-            data.index.subject(subject.as_bytes()).map(|i| i.last)
-        } else {
-            data.index
-                .subjects()
-                .filter(|i| subject.matches(&i.subject))
-                .map(|i| i.last)
-                .max()
-        };
-        let seq = seq.ok_or_else(ApiError::no_message_found)?;
+        let seq = data
+            .index
+            .last_matching(&SubjectFilter::of(Some(subject)))
+            .ok_or_else(ApiError::no_message_found)?;
         data.read(seq)?.ok_or_else(ApiError::no_message_found)
     }
 
@@ -265,7 +261,7 @@ impl Stream {
         let data = self.inner.state.lock();
         let found = data
             .index
-            .next_matching(seq, |s| filter.is_none_or(|f| f.matches(s)))
+            .next_matching(seq, &SubjectFilter::of(filter))
             .ok_or_else(ApiError::no_message_found)?;
         data.read(found)?.ok_or_else(ApiError::no_message_found)
     }
@@ -331,15 +327,14 @@ impl Stream {
                 "sequence and keep can not both be provided",
             ));
         }
+        let selected = SubjectFilter::of(filter.as_ref());
         let below = if request.seq > 0 {
             request.seq
         } else if request.keep > 0 {
-            let seqs = data.index.seqs_below(u64::MAX, filter.as_ref());
-            let keep = usize::try_from(request.keep).unwrap_or(usize::MAX);
-            if seqs.len() <= keep {
-                return Ok(0);
+            match data.index.nth_last_matching(request.keep, &selected) {
+                Some(seq) => seq,
+                None => return Ok(0),
             }
-            seqs[seqs.len() - keep]
         } else {
             u64::MAX
         };
@@ -354,7 +349,7 @@ impl Stream {
             }
             return Ok(purged);
         }
-        let seqs = data.index.seqs_below(below, filter.as_ref());
+        let seqs = data.index.seqs_below(below, &selected);
         let purged = seqs.len() as u64;
         for &seq in &seqs {
             let freed = data.index.forget_body(seq);
@@ -377,12 +372,19 @@ impl Stream {
     /// Messages per subject, for subjects matching `filter`.
     pub fn subject_counts(&self, filter: &Pattern) -> Vec<(String, u64)> {
         let data = self.inner.state.lock();
-        let mut out: Vec<(String, u64)> = data
-            .index
-            .subjects()
-            .filter(|i| filter.matches(&i.subject))
-            .map(|i| (i.subject.to_string(), i.count))
-            .collect();
+        let mut out: Vec<(String, u64)> = if filter.is_literal() {
+            data.index
+                .subject(filter.as_bytes())
+                .map(|i| (i.subject.to_string(), i.count()))
+                .into_iter()
+                .collect()
+        } else {
+            data.index
+                .subjects()
+                .filter(|i| filter.matches(&i.subject))
+                .map(|i| (i.subject.to_string(), i.count()))
+                .collect()
+        };
         out.sort();
         out
     }

@@ -326,7 +326,9 @@ fn store_batch(inner: &StreamInner) -> Acks {
         q.bytes = 0;
         std::mem::take(&mut q.items)
     };
-    let now = now_nanos();
+    // Stored times never go backwards (a clock stepped back does not
+    // reorder the stream), so finding a time is a binary search.
+    let now = now_nanos().max(data.index.last_time());
     let window = data.config.duplicate_window;
     data.dedup.expire(now, window);
     let mut records = Vec::with_capacity(batch.len());

@@ -17,13 +17,12 @@ impl ConsumerState {
         &mut self,
         stream: &str,
         consumer: &str,
-        data: &StreamData,
+        data: &mut StreamData,
         now: Instant,
         push_bound: bool,
         has_interest: &dyn Fn(&Subject) -> bool,
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
-        self.pending_cache = None;
         // Ack waits that ran out.
         while let Some(&(at, seq)) = self.deadlines.first() {
             if at > now {
@@ -51,7 +50,7 @@ impl ConsumerState {
         &mut self,
         stream: &str,
         consumer: &str,
-        data: &StreamData,
+        data: &mut StreamData,
         now: Instant,
         bound: bool,
         effects: &mut Vec<Effect>,
@@ -124,7 +123,7 @@ impl ConsumerState {
         &mut self,
         stream: &str,
         consumer: &str,
-        data: &StreamData,
+        data: &mut StreamData,
         now: Instant,
         has_interest: &dyn Fn(&Subject) -> bool,
         effects: &mut Vec<Effect>,
@@ -181,7 +180,7 @@ impl ConsumerState {
             let finished = w.left == 0;
             let budget_left = w.request.max_bytes > 0 && w.bytes_left > 0;
             let remaining = (w.left, w.bytes_left);
-            self.take_message(seq);
+            self.take_message(seq, data);
             let out = self.deliver(stream, consumer, seq, msg, data, now);
             effects.push(Effect::Deliver {
                 to: reply.clone(),

@@ -53,7 +53,7 @@ pub(super) fn store_one(
         let subject = header(EXPECTED_LAST_SUBJECT_SEQ_SUBJECT)
             .map(str::as_bytes)
             .unwrap_or(msg.subject.as_bytes());
-        let last = data.index.subject(subject).map_or(0, |i| i.last);
+        let last = data.index.subject(subject).map_or(0, |i| i.last());
         if last != expected {
             return Err(ApiError::new(
                 400,
@@ -119,7 +119,7 @@ pub(super) fn store_one(
             && data
                 .index
                 .subject(msg.subject.as_bytes())
-                .is_some_and(|i| i.count >= config.max_msgs_per_subject as u64)
+                .is_some_and(|i| i.count() >= config.max_msgs_per_subject as u64)
         {
             return Err(ApiError::new(
                 503,
@@ -153,14 +153,12 @@ pub(super) fn store_one(
     data.dedup.last_id = msg_id.map(str::to_owned);
     let per_subject = data.config.max_msgs_per_subject;
     if per_subject > 0 {
-        while data
+        while let Some(info) = data
             .index
             .subject(subject.as_bytes())
-            .is_some_and(|i| i.count > per_subject as u64)
+            .filter(|i| i.count() > per_subject as u64)
         {
-            let Some(first) = data.index.subject_first(subject.as_bytes()) else {
-                break;
-            };
+            let first = info.first();
             let freed = data.index.forget_body(first);
             data.cached_bytes -= freed;
             data.index.remove(first);
