@@ -14,6 +14,7 @@
 //! | [`raw_redis`] | Redis throughput scenarios with a lean client of our own |
 //! | [`wire_scan`] | the lean clients' counting scanners (NATS and RESP) |
 //! | [`servers`] | server processes, memory, idle connections |
+//! | [`stuck`] | subscribers that stop reading, next to a healthy one |
 //! | [`compare`] | the interleaved comparison and its summary |
 //! | [`chart`] | the PNG chart |
 
@@ -29,4 +30,5 @@ pub mod redis;
 pub mod redis_benchmark;
 pub mod scenario;
 pub mod servers;
+pub mod stuck;
 pub mod wire_scan;

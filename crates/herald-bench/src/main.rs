@@ -27,6 +27,9 @@ enum Command {
     Run(RunArgs),
     /// Start herald, nats-server and redis-server and compare them.
     Compare(CompareArgs),
+    /// Subscribers that stop reading next to a healthy one: the healthy
+    /// one's rate, the stuck ones closed, the server's memory.
+    Stuck(StuckArgs),
     /// Serve a Redis endpoint that only answers (`:0` to PUBLISH), never
     /// sleeping: what redis-benchmark reaches when the server costs nothing.
     NoopRedis {
@@ -118,6 +121,25 @@ struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+struct StuckArgs {
+    /// Server URL (`nats://host:port`).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    server: String,
+    /// Subscribers that stop reading.
+    #[arg(long, default_value_t = 10)]
+    stuck: usize,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// How long the publisher runs.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// The server's process id, to read its memory.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
 struct CompareArgs {
     /// The herald binary to benchmark.
     #[arg(long, default_value = "target/release/herald")]
@@ -175,6 +197,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
             tokio::task::spawn_blocking(move || herald_bench::noop_redis::serve(listener))
                 .await??;
+            Ok(())
+        }
+        Command::Stuck(args) => {
+            let report = herald_bench::stuck::run(
+                &args.server,
+                args.stuck,
+                args.size,
+                args.duration,
+                args.pid,
+            )
+            .await?;
+            let mib = |b: Option<u64>| {
+                b.map_or("—".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
+            };
+            print_line(&format!(
+                "{} stuck · healthy {:.1} MiB/s · published {} ({:.0}/s) · stuck closed {} · peak RSS {} · after {}",
+                report.stuck,
+                report.healthy_mib_per_sec,
+                report.published,
+                report.published as f64 / report.seconds,
+                report.stuck_closed,
+                mib(report.peak_rss),
+                mib(report.rss_after)
+            ));
+            print_line(&serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Run(args) => {

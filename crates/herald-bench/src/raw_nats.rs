@@ -35,7 +35,7 @@ fn limits() -> Limits {
 
 /// Connects, sends CONNECT and `extra`, and waits for the PONG of a PING
 /// sent after them, so the server has processed everything.
-async fn connect(url: &str, extra: &[u8]) -> anyhow::Result<(TcpStream, BytesMut)> {
+pub(crate) async fn connect(url: &str, extra: &[u8]) -> anyhow::Result<(TcpStream, BytesMut)> {
     let mut stream = TcpStream::connect(addr_of(url))
         .await
         .with_context(|| format!("connecting to {url}"))?;
@@ -62,7 +62,7 @@ async fn connect(url: &str, extra: &[u8]) -> anyhow::Result<(TcpStream, BytesMut
 
 /// Publishes `count` messages (or for `duration`) in 64 KiB writes, then
 /// waits for a PONG so the server has taken them all in.
-async fn publish(
+pub(crate) async fn publish(
     url: &str,
     size: usize,
     count: u64,

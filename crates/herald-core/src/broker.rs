@@ -802,6 +802,26 @@ impl Publisher {
         self.ctx.take_congested()
     }
 
+    /// Back-pressure at the end of a batch: waits (for at most
+    /// [`MAX_STALL`](crate::outbox::MAX_STALL), all of them together) for
+    /// the congested outboxes [`finish_batch`](Self::finish_batch) returned
+    /// to have room, skipping `own` (the publisher's own outbox) and any
+    /// whose writer is stuck. Counted in the broker's `stalls`.
+    pub async fn wait_for_congested(
+        &self,
+        congested: Vec<Arc<crate::Outbox>>,
+        own: &Arc<crate::Outbox>,
+    ) {
+        if congested.is_empty() {
+            return;
+        }
+        let waited =
+            crate::outbox::wait_for_room_all(congested, own, crate::outbox::MAX_STALL).await;
+        if waited {
+            self.broker.inner.stats.record_stall();
+        }
+    }
+
     /// The broker this publisher belongs to.
     pub fn broker(&self) -> &Broker {
         &self.broker

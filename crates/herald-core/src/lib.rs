@@ -46,7 +46,7 @@ pub use error::Error;
 pub use filter::{FilterError, HeaderFilter};
 pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
 pub use message::{Extension, HeaderError, Headers, HeadersBuilder, Message};
-pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit};
+pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit, wait_for_room_all};
 pub use perm::{Permissions, Rules};
 pub use sink::{
     CloseReason, ConnId, Deferred, Delivery, DeliveryCtx, Interest, PendingLimits, Sink,

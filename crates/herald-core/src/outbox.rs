@@ -13,10 +13,19 @@
 //! publisher's [`DeliveryCtx`], which wakes each writer once per batch.
 //! Past three quarters of the limit a push also records the outbox as
 //! congested: the publishing connection then waits (briefly, see
-//! [`Outbox::wait_for_room`]) for the writer to catch up before it reads
-//! more, as nats-server stalls fast producers. A consumer that is merely
-//! slower than its publisher is thereby throttled instead of disconnected;
-//! one that does not read at all still reaches the limit and is closed.
+//! [`wait_for_room_all`]) for the writer to catch up before it reads more,
+//! as nats-server stalls fast producers. A consumer that is merely slower
+//! than its publisher is thereby throttled instead of disconnected.
+//!
+//! A consumer that stopped reading must not hold anyone up, though. The
+//! writer reports every write that makes progress ([`Outbox::wrote`]); an
+//! outbox whose writer has had bytes in flight without progress for
+//! [`STUCK_AFTER`] is *stuck*, and publishers no longer wait for it: it
+//! fills up to its limit at their full speed and meets the slow-consumer
+//! policy there, or earlier when its writer passes the write deadline
+//! ([`Outbox::write_timed_out`]). The limit counts what the writer has in
+//! flight as well as what is queued, so a stuck consumer holds at most its
+//! limit in memory.
 //!
 //! A connection's reader may write its own replies without the writer
 //! task (see [`Outbox::write_now`]): whoever holds the write right takes the pending
@@ -53,6 +62,14 @@ const KEEP_CAPACITY: usize = 1024 * 1024;
 
 /// Payloads at least this long are queued by reference instead of copied.
 pub const LARGE_PAYLOAD: usize = 8 * 1024;
+
+/// Longest a publishing connection waits, at the end of a batch, for the
+/// congested receivers of that batch (all of them together).
+pub const MAX_STALL: Duration = Duration::from_millis(50);
+
+/// A writer with bytes in flight and no progress for this long is stuck:
+/// publishers stop waiting for it (see the module docs).
+pub const STUCK_AFTER: Duration = Duration::from_millis(200);
 
 /// Output waiting to be written, handed to the writer in one piece.
 #[derive(Debug, Default)]
@@ -213,6 +230,29 @@ struct State {
     direct: Option<Arc<dyn DirectWrite>>,
     /// Since when the pending bytes have stayed at or above the soft limit.
     over_soft_since: Option<Instant>,
+    /// Bytes the writer task took and has not yet reported written.
+    in_flight: usize,
+    /// When the writer last made progress (took a batch, wrote bytes).
+    last_progress: Option<Instant>,
+    /// The writer passed its write deadline under the drop-newest policy:
+    /// messages are dropped until it makes progress again.
+    timed_out: bool,
+}
+
+impl State {
+    /// Bytes held for the client: queued and in flight.
+    fn held(&self) -> usize {
+        self.pending.len() + self.in_flight
+    }
+
+    /// Whether the writer has had bytes in flight without progress for
+    /// [`STUCK_AFTER`].
+    fn stuck(&self) -> bool {
+        self.in_flight > 0
+            && self
+                .last_progress
+                .is_some_and(|t| t.elapsed() >= STUCK_AFTER)
+    }
 }
 
 /// A soft pending limit: a connection may stay above `bytes` for at most
@@ -231,8 +271,8 @@ pub struct Outbox {
     state: Mutex<State>,
     /// `state.closed.is_some()`, readable without the lock.
     is_closed: AtomicBool,
-    /// `state.pending.len()` as of the last change: what stagers check the
-    /// limit against without taking the lock.
+    /// Bytes held (queued and in flight) as of the last change: what
+    /// stagers check the limit against without taking the lock.
     pending_hint: AtomicUsize,
     wake: Notify,
     max_bytes: usize,
@@ -240,6 +280,8 @@ pub struct Outbox {
     dropped: AtomicU64,
     /// Set while a publisher waits for room, so the writer only notifies then.
     stalled: AtomicBool,
+    /// `state.timed_out`, readable without the lock (stagers check it).
+    timed_out: AtomicBool,
     room: Notify,
     soft: Option<SoftLimit>,
 }
@@ -256,6 +298,7 @@ impl Outbox {
             policy,
             dropped: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
             room: Notify::new(),
             soft: None,
         }
@@ -287,7 +330,7 @@ impl Outbox {
         if state.closed.is_some() {
             return false;
         }
-        if soft.bytes == 0 || state.pending.len() < soft.bytes {
+        if soft.bytes == 0 || state.held() < soft.bytes {
             state.over_soft_since = None;
             return false;
         }
@@ -339,7 +382,9 @@ impl Outbox {
         let index = staging.slot(self);
         let slot = staging.get(index);
         let pending = self.pending_hint.load(Ordering::Relaxed) + slot.batch.len();
-        if pending + size > self.max_bytes && pending > 0 {
+        if (pending + size > self.max_bytes && pending > 0)
+            || self.timed_out.load(Ordering::Relaxed)
+        {
             // Near the limit: hand over what is staged, then decide under the lock.
             ctx.flush_slot(index);
             return self.push_now(ctx, size, encode);
@@ -364,8 +409,8 @@ impl Outbox {
         if state.closed.is_some() {
             return Delivery::Closed;
         }
-        let pending = state.pending.len();
-        if pending + size > self.max_bytes && pending > 0 {
+        let held = state.held();
+        if state.timed_out || (held + size > self.max_bytes && held > 0) {
             let delivery = self.policy.overflow(&self.dropped, &mut state.closed);
             if delivery == Delivery::Closed {
                 self.mark_closed(&mut state, CloseReason::SlowConsumer);
@@ -378,9 +423,10 @@ impl Outbox {
         encode(&mut FrameWriter {
             batch: &mut state.pending,
         });
-        self.pending_hint
-            .store(state.pending.len(), Ordering::Relaxed);
-        let congested = state.pending.len() > self.high_water();
+        let held = state.held();
+        self.pending_hint.store(held, Ordering::Relaxed);
+        // A stuck writer holds nobody up: its publishers go on at full speed.
+        let congested = held > self.high_water() && !state.stuck();
         if self.apply_soft_limit(&mut state) {
             drop(state);
             self.wake.notify_one();
@@ -417,14 +463,15 @@ impl Outbox {
         } else {
             state.pending.append(batch);
         }
-        let pending = state.pending.len();
-        self.pending_hint.store(pending, Ordering::Relaxed);
+        let held = state.held();
+        self.pending_hint.store(held, Ordering::Relaxed);
         let closed = self.apply_soft_limit(&mut state);
+        let congested = !closed && held > self.high_water() && !state.stuck();
         drop(state);
         if was_empty || closed {
             self.wake.notify_one();
         }
-        !closed && pending > self.high_water()
+        congested
     }
 
     /// Wakes the writer (what [`DeliveryCtx::wake_all`] calls).
@@ -432,22 +479,83 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Waits until the pending bytes are back under the high-water mark or
-    /// the outbox is closed. Callers bound the wait with a timeout.
+    /// Waits until the held bytes are back under the high-water mark, the
+    /// outbox is closed, or its writer is stuck (see the module docs).
+    /// Callers bound the wait with a timeout ([`wait_for_room_all`]).
     pub async fn wait_for_room(&self) {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             self.stalled.store(true, Ordering::SeqCst);
-            {
+            let stuck_at = {
                 let state = self.state.lock();
-                if state.closed.is_some() || state.pending.len() <= self.high_water() {
+                if state.closed.is_some() || state.held() <= self.high_water() || state.stuck() {
                     return;
                 }
+                // No progress by then: stuck, and not worth waiting for.
+                match (state.in_flight, state.last_progress) {
+                    (1.., Some(at)) => Some(at + STUCK_AFTER),
+                    _ => None,
+                }
+            };
+            match stuck_at {
+                Some(at) => {
+                    tokio::select! {
+                        () = notified => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notified.await,
             }
-            notified.await;
         }
+    }
+
+    /// Reports that the writer task wrote `n` bytes of the batch it took.
+    pub fn wrote(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut state = self.state.lock();
+        let was_congested = state.held() > self.high_water();
+        state.in_flight = state.in_flight.saturating_sub(n);
+        state.last_progress = Some(Instant::now());
+        state.timed_out = false;
+        self.timed_out.store(false, Ordering::Relaxed);
+        let held = state.held();
+        self.pending_hint.store(held, Ordering::Relaxed);
+        drop(state);
+        if was_congested && held <= self.high_water() {
+            self.made_room();
+        }
+    }
+
+    /// The writer task waited its write deadline without the socket taking
+    /// a byte: the slow-consumer policy applies now. Under `Close` the
+    /// outbox closes (returns true: the writer should stop); under
+    /// `DropNewest` messages are dropped until the writer makes progress.
+    pub fn write_timed_out(&self) -> bool {
+        let mut state = self.state.lock();
+        match self.policy {
+            SlowConsumerPolicy::Close => {
+                self.mark_closed(&mut state, CloseReason::SlowConsumer);
+                drop(state);
+                self.wake.notify_one();
+                self.made_room();
+                true
+            }
+            SlowConsumerPolicy::DropNewest => {
+                state.timed_out = true;
+                self.timed_out.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Whether the writer is stuck: bytes in flight and no progress for
+    /// [`STUCK_AFTER`].
+    pub fn is_stuck(&self) -> bool {
+        self.state.lock().stuck()
     }
 
     /// Appends protocol output (replies, pings, errors). It is never dropped
@@ -467,7 +575,7 @@ impl Outbox {
         if state.closed.is_some() {
             return false;
         }
-        if state.pending.len() > self.max_bytes.saturating_mul(2) {
+        if state.held() > self.max_bytes.saturating_mul(2) {
             self.mark_closed(&mut state, CloseReason::SlowConsumer);
             drop(state);
             self.wake.notify_one();
@@ -475,8 +583,7 @@ impl Outbox {
         }
         let wake = state.pending.is_empty() && !(quiet && state.direct.is_some());
         encode(&mut state.pending.buf);
-        self.pending_hint
-            .store(state.pending.len(), Ordering::Relaxed);
+        self.pending_hint.store(state.held(), Ordering::Relaxed);
         drop(state);
         if wake {
             self.wake.notify_one();
@@ -504,9 +611,10 @@ impl Outbox {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Bytes waiting to be taken by the writer.
+    /// Bytes held for the client: waiting for the writer, and taken by it
+    /// but not yet written.
     pub fn pending_bytes(&self) -> usize {
-        self.state.lock().pending.len()
+        self.state.lock().held()
     }
 
     /// Waits until there is output and swaps it into `batch` (which must be
@@ -523,14 +631,21 @@ impl Outbox {
                 if state.right == WriteRight::Task {
                     // Asking again means the last batch is written.
                     state.right = WriteRight::Free;
+                    state.in_flight = 0;
+                    state.timed_out = false;
+                    self.timed_out.store(false, Ordering::Relaxed);
                 }
                 let free = state.right == WriteRight::Free;
                 match state.closed {
                     Some(CloseReason::Finished) | None if free && !state.pending.is_empty() => {
                         std::mem::swap(&mut state.pending, batch);
                         state.right = WriteRight::Task;
-                        self.pending_hint.store(0, Ordering::Relaxed);
+                        state.in_flight = batch.len();
+                        state.last_progress = Some(Instant::now());
+                        self.pending_hint.store(state.in_flight, Ordering::Relaxed);
                         drop(state);
+                        // Waiting publishers look again: the queue is empty
+                        // now, and what is in flight has a clock on it.
                         self.made_room();
                         return Ok(());
                     }
@@ -550,6 +665,29 @@ impl Outbox {
             self.room.notify_waiters();
         }
     }
+}
+
+/// Waits, together and for at most `limit` in all, until every outbox in
+/// `congested` has room again (or is closed, or stuck): the back-pressure a
+/// publishing connection applies at the end of a batch. `own`, the
+/// publisher's own outbox, is skipped: its client may be blocked writing to
+/// us, and waiting on it would deadlock the two.
+/// Returns whether it waited at all.
+pub async fn wait_for_room_all(
+    congested: Vec<Arc<Outbox>>,
+    own: &Arc<Outbox>,
+    limit: Duration,
+) -> bool {
+    let waits: Vec<_> = congested
+        .iter()
+        .filter(|outbox| !Arc::ptr_eq(outbox, own))
+        .map(|outbox| outbox.wait_for_room())
+        .collect();
+    if waits.is_empty() {
+        return false;
+    }
+    let _ = tokio::time::timeout(limit, futures::future::join_all(waits)).await;
+    true
 }
 
 #[cfg(test)]

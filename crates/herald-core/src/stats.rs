@@ -12,6 +12,7 @@ pub struct Stats {
     pub(crate) bytes_out: AtomicU64,
     pub(crate) slow_consumers: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    pub(crate) stalls: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -29,6 +30,8 @@ pub struct StatsSnapshot {
     pub slow_consumers: u64,
     /// Messages dropped by the drop-newest policy.
     pub dropped: u64,
+    /// Times a publishing connection waited for congested receivers.
+    pub stalls: u64,
     /// Subscriptions now in the index.
     pub subscriptions: u64,
 }
@@ -60,6 +63,10 @@ impl Stats {
         self.slow_consumers.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn record_stall(&self) {
+        self.stalls.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
@@ -72,6 +79,7 @@ impl Stats {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            stalls: self.stalls.load(Ordering::Relaxed),
             subscriptions: subscriptions as u64,
         }
     }

@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// Slow-consumer policy: `close` or `drop-newest` [default: close].
     #[arg(long, env = "HERALD_SLOW_CONSUMER", value_enum, value_name = "POLICY")]
     pub slow_consumer: Option<SlowConsumerArg>,
+    /// Longest a write to a client may wait before the client is a slow
+    /// consumer, e.g. `10s` [default: 10s].
+    #[arg(long, env = "HERALD_WRITE_DEADLINE", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub write_deadline: Option<Duration>,
     /// Subscriptions per connection, 0 = unlimited [default: 0].
     #[arg(long, env = "HERALD_MAX_SUBSCRIPTIONS", value_name = "N")]
     pub max_subscriptions: Option<usize>,
@@ -207,6 +211,9 @@ impl ServeArgs {
                 SlowConsumerArg::Close => SlowConsumerPolicy::Close,
                 SlowConsumerArg::DropNewest => SlowConsumerPolicy::DropNewest,
             };
+        }
+        if let Some(v) = self.write_deadline {
+            limits.write_deadline = v;
         }
         if let Some(v) = self.max_subscriptions {
             limits.max_subscriptions = v;

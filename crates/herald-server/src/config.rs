@@ -174,6 +174,10 @@ pub struct Limits {
     pub max_pending: usize,
     /// What to do with a slow consumer: `close` or `drop_newest`.
     pub slow_consumer: SlowConsumerPolicy,
+    /// Longest a write to a client may wait for the socket to take a byte;
+    /// past it the client is a slow consumer (nats-server's `write_deadline`).
+    #[serde(with = "humantime_serde")]
+    pub write_deadline: Duration,
     /// Subscriptions one connection may hold (0 = unlimited).
     pub max_subscriptions: usize,
     /// Connections the server accepts at once (0 = unlimited).
@@ -223,6 +227,7 @@ impl Default for Limits {
             max_control_line: 4096,
             max_pending: 64 * 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Close,
+            write_deadline: Duration::from_secs(10),
             max_subscriptions: 0,
             max_connections: 65_536,
             ping_interval: Duration::from_secs(120),
@@ -262,6 +267,9 @@ impl Config {
         }
         if self.limits.max_pending < self.limits.max_payload {
             bail!("limits.max_pending must be at least limits.max_payload");
+        }
+        if self.limits.write_deadline.is_zero() {
+            bail!("limits.write_deadline must be greater than 0");
         }
         if self.limits.ping_interval.is_zero() {
             bail!("limits.ping_interval must be greater than 0");

@@ -61,7 +61,7 @@ impl Outbox {
         };
         let batch = std::mem::take(&mut state.pending);
         state.right = WriteRight::Inline;
-        self.pending_hint.store(0, Ordering::Relaxed);
+        self.pending_hint.store(batch.len(), Ordering::Relaxed);
         drop(state);
 
         let written = match batch.contiguous() {
@@ -91,8 +91,7 @@ impl Outbox {
             batch.clear();
             state.pending = batch;
         }
-        self.pending_hint
-            .store(state.pending.len(), Ordering::Relaxed);
+        self.pending_hint.store(state.held(), Ordering::Relaxed);
         // The writer task waits for the right when there is more to write,
         // or when it is to finish once the last write is done.
         let wake = !state.pending.is_empty() || state.closed.is_some();

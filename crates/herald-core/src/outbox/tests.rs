@@ -104,9 +104,80 @@ async fn congestion_is_reported_and_cleared_by_the_writer() {
     tokio::task::yield_now().await;
     let mut batch = OutboxBatch::new();
     out.next_batch(&mut batch).await.expect("open");
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished(), "taken is not yet written");
+    out.wrote(batch.len());
     waiter
         .await
-        .expect("the waiter is released once the writer took the batch");
+        .expect("the waiter is released once the writer wrote the batch");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_writer_holds_no_publisher_up() {
+    let out = outbox(100, SlowConsumerPolicy::Close);
+    let mut ctx = DeliveryCtx::new();
+    out.push_message(&mut ctx, 80, |w| w.put(&[b'x'; 80]));
+    assert_eq!(ctx.take_congested().len(), 1);
+    let mut batch = OutboxBatch::new();
+    out.next_batch(&mut batch).await.expect("open");
+    // The writer took 80 bytes and its socket takes nothing.
+    let waiter = tokio::spawn({
+        let out = out.clone();
+        async move { out.wait_for_room().await }
+    });
+    tokio::time::advance(STUCK_AFTER / 2).await;
+    assert!(!waiter.is_finished(), "not stuck yet: publishers wait");
+    assert!(!out.is_stuck());
+    tokio::time::advance(STUCK_AFTER).await;
+    waiter.await.expect("a stuck writer releases its waiters");
+    assert!(out.is_stuck());
+    // Its publishers are not told to wait any more, and what is in flight
+    // counts toward the limit: 15 more bytes fit, 6 more do not.
+    assert_eq!(frame(&out, &[b'y'; 5]), Delivery::Delivered);
+    out.push_message(&mut ctx, 10, |w| w.put(&[b'z'; 10]));
+    assert!(ctx.take_congested().is_empty(), "stuck is not congested");
+    assert_eq!(out.pending_bytes(), 80 + 5 + 10);
+    assert_eq!(frame(&out, &[b'w'; 6]), Delivery::Closed);
+    assert_eq!(out.closed(), Some(CloseReason::SlowConsumer));
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_clears_stuck() {
+    let out = outbox(100, SlowConsumerPolicy::Close);
+    assert_eq!(frame(&out, &[b'x'; 80]), Delivery::Delivered);
+    let mut batch = OutboxBatch::new();
+    out.next_batch(&mut batch).await.expect("open");
+    tokio::time::advance(STUCK_AFTER * 2).await;
+    assert!(out.is_stuck());
+    out.wrote(1);
+    assert!(!out.is_stuck(), "a byte written is progress");
+    out.wrote(batch.len() - 1);
+    assert_eq!(out.pending_bytes(), 0);
+}
+
+#[test]
+fn the_write_deadline_applies_the_policy() {
+    let closing = outbox(100, SlowConsumerPolicy::Close);
+    assert!(closing.write_timed_out(), "close: the writer stops");
+    assert_eq!(closing.closed(), Some(CloseReason::SlowConsumer));
+
+    let dropping = outbox(100, SlowConsumerPolicy::DropNewest);
+    assert!(!dropping.write_timed_out(), "drop-newest: the client stays");
+    assert_eq!(frame(&dropping, b"a"), Delivery::Dropped);
+    let mut ctx = DeliveryCtx::staging();
+    assert_eq!(
+        dropping.push_message(&mut ctx, 1, |w| w.put(b"b")),
+        Delivery::Dropped,
+        "staged pushes are dropped too"
+    );
+    assert_eq!(dropping.dropped(), 2);
+    dropping.wrote(1);
+    assert_eq!(
+        frame(&dropping, b"c"),
+        Delivery::Delivered,
+        "it reads again"
+    );
+    assert!(dropping.closed().is_none());
 }
 
 #[tokio::test(start_paused = true)]

@@ -32,9 +32,6 @@ use crate::server::{ServerStats, Shared};
 /// (nats.go and nats-py need ≥ 2.9 for the consumer-create subjects).
 pub const REPORTED_VERSION: &str = "2.10.0";
 
-/// Longest a publisher waits for one congested subscriber to catch up.
-const MAX_STALL: std::time::Duration = std::time::Duration::from_millis(50);
-
 /// How a connection's state machine wants to go on after a frame.
 enum Flow {
     Continue,
@@ -340,13 +337,9 @@ impl Connection {
         // Our own output (`PONG`, `+OK`, ...) goes out from here when
         // nothing else is being written: no hand-off to the writer task.
         self.outbox.write_now();
-        for outbox in congested {
-            if Arc::ptr_eq(&outbox, &self.outbox) {
-                // Our own client may be blocked writing to us: never wait on it.
-                continue;
-            }
-            let _ = tokio::time::timeout(MAX_STALL, outbox.wait_for_room()).await;
-        }
+        self.publisher
+            .wait_for_congested(congested, &self.outbox)
+            .await;
     }
 
     /// Queues protocol output of this connection's own (`+OK`, `PONG`,

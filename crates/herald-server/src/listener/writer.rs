@@ -7,6 +7,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use herald_core::outbox::DirectWrite;
 use herald_core::{CloseReason, Outbox, OutboxBatch};
@@ -40,17 +41,21 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let broker = shared.broker.clone();
+    let deadline = shared.limits.write_deadline;
     shared.tracker.spawn(async move {
         let mut batch = OutboxBatch::new();
         let end = loop {
             match outbox.next_batch(&mut batch).await {
-                Ok(()) => {
-                    if let Err(error) = write_batch(&mut socket, &batch).await {
+                Ok(()) => match write_batch(&mut socket, &batch, &outbox, deadline).await {
+                    Ok(()) => batch.clear(),
+                    Err(Failure::Io(error)) => {
                         outbox.close(CloseReason::Finished);
                         break WriterEnd::Io(error);
                     }
-                    batch.clear();
-                }
+                    Err(Failure::Deadline) => {
+                        break WriterEnd::Closed(CloseReason::SlowConsumer);
+                    }
+                },
                 Err(reason) => break WriterEnd::Closed(reason),
             }
         };
@@ -69,19 +74,42 @@ where
     })
 }
 
-async fn write_batch<W: AsyncWrite + Unpin>(socket: &mut W, batch: &OutboxBatch) -> io::Result<()> {
-    if let Some(bytes) = batch.contiguous() {
-        return socket.write_all(bytes).await;
-    }
+/// Why a batch was not written.
+enum Failure {
+    Io(io::Error),
+    /// The socket took nothing for the write deadline and the outbox closed.
+    Deadline,
+}
+
+/// Writes `batch`, telling `outbox` of every write that makes progress (so
+/// publishers know the client is reading) and applying the write deadline:
+/// a write that waits `deadline` without the socket taking a byte makes the
+/// client a slow consumer (closed; or, under drop-newest, its messages are
+/// dropped until it reads again).
+async fn write_batch<W: AsyncWrite + Unpin>(
+    socket: &mut W,
+    batch: &OutboxBatch,
+    outbox: &Outbox,
+    deadline: Duration,
+) -> Result<(), Failure> {
     let slices = batch.slices();
     let mut iov: Vec<IoSlice<'_>> = slices.iter().map(|s| IoSlice::new(s)).collect();
     let mut rest = &mut iov[..];
     while !rest.is_empty() {
-        let n = socket.write_vectored(rest).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+        match tokio::time::timeout(deadline, socket.write_vectored(rest)).await {
+            Ok(Ok(0)) => return Err(Failure::Io(io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => {
+                outbox.wrote(n);
+                IoSlice::advance_slices(&mut rest, n);
+            }
+            Ok(Err(error)) => return Err(Failure::Io(error)),
+            Err(_) => {
+                warn!(?deadline, "write deadline passed");
+                if outbox.write_timed_out() {
+                    return Err(Failure::Deadline);
+                }
+            }
         }
-        IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
 }

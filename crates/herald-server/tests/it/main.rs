@@ -25,4 +25,5 @@ mod natsjs;
 mod redis_client;
 mod redis_differential;
 mod robustness;
+mod slow_consumers;
 mod tls;

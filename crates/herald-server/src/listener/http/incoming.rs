@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::future::Future;
+
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -25,10 +27,65 @@ pub(crate) struct Peer {
     pub(crate) cert_name: Option<String>,
 }
 
-/// A web connection: the socket and its place under the connection limit.
+/// A web connection: the socket, its place under the connection limit, and
+/// the write deadline. A client that stops reading (an SSE stream, a
+/// WebSocket, a large response) leaves a write waiting; once it has waited
+/// `--write-deadline`, writes fail and the connection ends as a slow
+/// consumer, as on every other listener.
 pub(crate) struct Io {
     stream: Stream,
     _permit: ConnectionPermit,
+    deadline: std::time::Duration,
+    /// Running while a write waits for the socket.
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    timed_out: bool,
+    shared: Arc<Shared>,
+}
+
+impl Io {
+    fn new(stream: Stream, permit: ConnectionPermit, shared: Arc<Shared>) -> Self {
+        Self {
+            stream,
+            _permit: permit,
+            deadline: shared.limits.write_deadline,
+            waiting: None,
+            timed_out: false,
+            shared,
+        }
+    }
+
+    /// Runs the deadline around one poll of a write: the clock starts when a
+    /// write first has to wait and stops when one goes through.
+    fn deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.waiting = None;
+            return poll;
+        }
+        let deadline = self.deadline;
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
+        if waiting.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.waiting = None;
+        self.timed_out = true;
+        self.shared.broker.record_slow_consumer();
+        tracing::warn!(
+            ?deadline,
+            "web client past the write deadline: closing slow consumer"
+        );
+        Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+    }
+
+    fn refused<T>(&self) -> Option<Poll<io::Result<T>>> {
+        self.timed_out
+            .then(|| Poll::Ready(Err(io::ErrorKind::TimedOut.into())))
+    }
 }
 
 enum Stream {
@@ -55,17 +112,25 @@ impl AsyncWrite for Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.stream {
+        if let Some(refused) = self.refused() {
+            return refused;
+        }
+        let poll = match &mut self.stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        };
+        self.deadline(cx, poll)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.stream {
+        if let Some(refused) = self.refused() {
+            return refused;
+        }
+        let poll = match &mut self.stream {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        };
+        self.deadline(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -123,10 +188,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sende
             continue;
         };
         let Some(tls) = shared.tls.clone() else {
-            let io = Io {
-                stream: Stream::Plain(tcp),
-                _permit: permit,
-            };
+            let io = Io::new(Stream::Plain(tcp), permit, shared.clone());
             if tx
                 .send((
                     io,
@@ -143,6 +205,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sende
             continue;
         };
         let tx = tx.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
             if !crate::tls::starts_with_tls(&tcp).await {
                 let _ = tcp.write_all(REFUSED_PLAIN).await;
@@ -152,10 +215,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sende
             match tls.accept(tcp).await {
                 Ok(stream) => {
                     let cert_name = crate::tls::client_name(&stream);
-                    let io = Io {
-                        stream: Stream::Tls(Box::new(stream)),
-                        _permit: permit,
-                    };
+                    let io = Io::new(Stream::Tls(Box::new(stream)), permit, shared);
                     let _ = tx.send((io, Peer { addr, cert_name })).await;
                 }
                 Err(error) => tracing::debug!(%error, "web TLS handshake failed"),

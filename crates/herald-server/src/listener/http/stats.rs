@@ -58,6 +58,7 @@ pub(crate) fn snapshot(web: &Web) -> Value {
         "bytes_out": broker.bytes_out,
         "slow_consumers": broker.slow_consumers,
         "dropped": broker.dropped,
+        "stalls": broker.stalls,
         "streams": streams,
     })
 }
@@ -169,6 +170,12 @@ pub(crate) async fn metrics(State(web): State<Web>) -> impl IntoResponse {
         "counter",
         "Messages dropped under the drop-newest policy.",
         &[("", b.dropped)],
+    );
+    metric(
+        "herald_stalls_total",
+        "counter",
+        "Times a publishing connection waited for congested subscribers.",
+        &[("", b.stalls)],
     );
     metric(
         "herald_refusals_total",

@@ -25,9 +25,6 @@ use crate::auth::Identity;
 use crate::listener::ReadBuffer;
 use crate::server::Shared;
 
-/// Longest a publisher waits for one congested subscriber before reading on.
-const MAX_STALL: Duration = Duration::from_millis(50);
-
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Exit {
@@ -189,11 +186,9 @@ impl Connection {
         let congested = self.publisher.finish_batch();
         // Acknowledgements go out from here when nothing else is being written.
         self.outbox.write_now();
-        for outbox in congested {
-            if !Arc::ptr_eq(&outbox, &self.outbox) {
-                let _ = tokio::time::timeout(MAX_STALL, outbox.wait_for_room()).await;
-            }
-        }
+        self.publisher
+            .wait_for_congested(congested, &self.outbox)
+            .await;
     }
 
     /// Handles one packet; `Some` ends the connection.

@@ -31,9 +31,6 @@ use tracing::{Instrument, debug, debug_span, warn};
 use crate::listener::{ConnectionIo, ReadBuffer};
 use crate::server::{ServerStats, Shared};
 
-/// How long a publisher waits at most for one congested subscriber.
-const MAX_STALL: Duration = Duration::from_millis(50);
-
 /// Encodes deliveries as Redis pushes (`message`, `pmessage`, `smessage`).
 #[derive(Debug)]
 struct RedisSink {
@@ -266,11 +263,10 @@ impl Connection {
                 }
             }
             self.flush_replies();
-            for outbox in self.publisher.finish_batch() {
-                if !Arc::ptr_eq(&outbox, &self.outbox) {
-                    let _ = tokio::time::timeout(MAX_STALL, outbox.wait_for_room()).await;
-                }
-            }
+            let congested = self.publisher.finish_batch();
+            self.publisher
+                .wait_for_congested(congested, &self.outbox)
+                .await;
             tokio::select! {
                 biased;
                 () = token.cancelled() => return,
