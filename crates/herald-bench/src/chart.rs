@@ -28,7 +28,7 @@ const COLORS: [RGBColor; 10] = [
 pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     let mut groups: Vec<(String, usize)> = Vec::new();
     let mut targets: Vec<String> = Vec::new();
-    for row in report.rows.iter().filter(|r| r.p99_us.is_none()) {
+    for row in report.rows.iter().filter(|r| charted(r)) {
         let group = (group_label(row), row.size);
         if !groups.contains(&group) {
             groups.push(group);
@@ -44,6 +44,7 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     let max = report
         .rows
         .iter()
+        .filter(|r| charted(r))
         .map(|r| r.msgs_per_sec / 1e6)
         .fold(0.0f64, f64::max)
         * 1.15;
@@ -78,24 +79,20 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     let width = 0.8 / targets.len() as f64;
     for (t, target) in targets.iter().enumerate() {
         let color = COLORS[t % COLORS.len()];
-        let bars = report
-            .rows
-            .iter()
-            .filter(|r| r.p99_us.is_none())
-            .filter_map(|row| {
-                let name = format!("{} ({})", row.target.server, row.target.protocol);
-                if &name != target {
-                    return None;
-                }
-                let g = groups
-                    .iter()
-                    .position(|(label, size)| *label == group_label(row) && *size == row.size)?;
-                let x0 = g as f64 + 0.1 + t as f64 * width;
-                Some(Rectangle::new(
-                    [(x0, 0.0), (x0 + width * 0.9, row.msgs_per_sec / 1e6)],
-                    color.filled(),
-                ))
-            });
+        let bars = report.rows.iter().filter(|r| charted(r)).filter_map(|row| {
+            let name = format!("{} ({})", row.target.server, row.target.protocol);
+            if &name != target {
+                return None;
+            }
+            let g = groups
+                .iter()
+                .position(|(label, size)| *label == group_label(row) && *size == row.size)?;
+            let x0 = g as f64 + 0.1 + t as f64 * width;
+            Some(Rectangle::new(
+                [(x0, 0.0), (x0 + width * 0.9, row.msgs_per_sec / 1e6)],
+                color.filled(),
+            ))
+        });
         chart
             .draw_series(bars)
             .map_err(|e| anyhow!("{e}"))?
@@ -111,6 +108,13 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
+}
+
+/// The throughput rows of the lean clients (the chart's subject).
+fn charted(row: &crate::compare::Row) -> bool {
+    row.p99_us.is_none()
+        && row.client == crate::scenario::Client::Raw
+        && row.scenario != crate::scenario::Scenario::JsConsumeClient
 }
 
 /// A scenario's label under its bars, without the parenthesized detail

@@ -4,14 +4,13 @@
 //! ratios, memory, a JSON file, a chart and a markdown summary.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::scenario::{Outcome, Params, Protocol, Scenario};
+use crate::scenario::{Client, Outcome, Params, Protocol, Scenario};
 use crate::servers::{Memory, Server, idle_connection_cost};
 
 /// Options of a comparison.
@@ -38,6 +37,14 @@ pub struct CompareOptions {
     pub docs: Option<PathBuf>,
     /// The command line that produced this, for the summary.
     pub command: String,
+    /// Stream sizes the async-nats consume runs use (none: skipped).
+    pub stream_sizes: Vec<u64>,
+    /// Also run the NATS core scenarios through async-nats.
+    pub client_rows: bool,
+    /// Subscribers that stop reading in the stuck runs (0: skipped).
+    pub stuck: usize,
+    /// How long each stuck run publishes.
+    pub stuck_duration: Duration,
 }
 
 /// One server reached through one protocol.
@@ -50,16 +57,22 @@ pub struct Target {
 }
 
 impl Target {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{} ({})", self.server, self.protocol)
     }
 }
 
-/// The median outcome of one (scenario, size, target).
+/// The median outcome of one (scenario, size, target, client, stream size).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     /// Scenario.
     pub scenario: Scenario,
+    /// The client that drove it.
+    pub client: Client,
+    /// Messages in the stream (the async-nats consume runs by stream size).
+    pub stream_messages: Option<u64>,
+    /// Median server CPU nanoseconds per delivered message.
+    pub cpu_ns_per_msg: Option<f64>,
     /// Its label.
     pub label: String,
     /// Payload size.
@@ -121,14 +134,18 @@ pub struct Report {
     pub memory: Vec<MemoryRow>,
     /// `redis-benchmark -P 16 PUBLISH`, per client thread count and server.
     pub redis_benchmark: Vec<crate::redis_benchmark::RedisBenchmarkRow>,
+    /// Stuck-subscriber runs.
+    pub stuck: Vec<crate::passes::StuckRow>,
+    /// `nats-server --version` of the nats-server compared.
+    pub nats_server_version: Option<String>,
     /// Every run.
     pub runs: Vec<Outcome>,
 }
 
 /// The herald started with `--sync always`, for the stream scenarios.
-const SYNC_ALWAYS: &str = "herald-sync-always";
+pub(crate) const SYNC_ALWAYS: &str = "herald-sync-always";
 
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
@@ -180,7 +197,8 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
                 let shift = round % order.len().max(1);
                 order.rotate_left(shift);
                 for (i, protocol) in order {
-                    if !scenario.supports(protocol) {
+                    // Run by stream size below.
+                    if !scenario.supports(protocol) || scenario == Scenario::JsConsumeClient {
                         continue;
                     }
                     if servers[i].name == SYNC_ALWAYS
@@ -189,7 +207,6 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
                         continue;
                     }
                     let server = &servers[i];
-                    let url = server.url(protocol).context("endpoint")?;
                     let mut params = Params {
                         size,
                         ..options.params.clone()
@@ -206,21 +223,17 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
                         size,
                         server.name
                     );
-                    let result = crate::scenario::run(&url, protocol, scenario, &params).await;
-                    match result {
-                        Ok(mut outcome) => {
-                            outcome.target = server.name.clone();
-                            crate::scenario::print_line(&serde_json::to_string(&outcome)?);
-                            runs.push(outcome);
-                        }
-                        Err(error) => eprintln!("  failed: {error:#}"),
+                    if let Some(outcome) = measure(server, protocol, scenario, &params).await {
+                        runs.push(outcome);
                     }
-                    // Let the servers settle between runs.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }
     }
+    if options.client_rows {
+        runs.extend(crate::passes::with_async_nats(&servers[..2], options).await);
+    }
+    runs.extend(crate::passes::stream_sizes(&servers[..2], options).await);
     let rows = summarize(&runs, &options.params);
     let mut memory = Vec::new();
     for (server, per_idle_connection) in servers
@@ -242,6 +255,11 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
         .collect();
     let redis_benchmark =
         crate::redis_benchmark::run(&servers.iter().collect::<Vec<_>>(), options.rounds);
+    drop(servers);
+    let stuck = crate::passes::stuck(options).await;
+    let nats_server_version = crate::servers::newest_nats_server()
+        .ok()
+        .and_then(|p| crate::servers::version_of(&p));
     let report = Report {
         date: now_utc(),
         machine: machine(),
@@ -253,10 +271,61 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
         rows,
         memory,
         redis_benchmark,
+        stuck,
+        nats_server_version,
         runs,
     };
     write_outputs(&report, options)?;
     Ok(report)
+}
+
+/// Runs one scenario against `server`: prepares it, then measures it with
+/// the server's CPU time around the measured part. A failure is reported
+/// and skipped.
+pub(crate) async fn measure(
+    server: &Server,
+    protocol: Protocol,
+    scenario: Scenario,
+    params: &Params,
+) -> Option<Outcome> {
+    let url = server.url(protocol)?;
+    eprintln!(
+        "· {} {}B · {} ({protocol:?}, {:?} client{})",
+        scenario.label(params),
+        params.size,
+        server.name,
+        params.client,
+        if scenario == Scenario::JsConsumeClient {
+            format!(", {} messages", params.js_count)
+        } else {
+            String::new()
+        }
+    );
+    if let Err(error) = crate::scenario::prepare(&url, protocol, scenario, params).await {
+        eprintln!("  failed to prepare: {error:#}");
+        return None;
+    }
+    let before = server.cpu_time();
+    let result = crate::scenario::run_prepared(&url, protocol, scenario, params).await;
+    let after = server.cpu_time();
+    // Let the servers settle between runs.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    match result {
+        Ok(mut outcome) => {
+            outcome.target = server.name.clone();
+            if let (Some(before), Some(after)) = (before, after) {
+                outcome.server_cpu_secs = Some((after - before).as_secs_f64());
+            }
+            if let Ok(json) = serde_json::to_string(&outcome) {
+                crate::scenario::print_line(&json);
+            }
+            Some(outcome)
+        }
+        Err(error) => {
+            eprintln!("  failed: {error:#}");
+            None
+        }
+    }
 }
 
 /// Bytes per idle connection to `server` over `protocol`, `None` when it
@@ -297,7 +366,8 @@ fn idle_per_protocol(herald: &std::path::Path, count: usize) -> Vec<IdleCost> {
 }
 
 fn summarize(runs: &[Outcome], params: &Params) -> Vec<Row> {
-    let mut groups: BTreeMap<(usize, usize, Target), Vec<&Outcome>> = BTreeMap::new();
+    type Key = (usize, usize, Target, Client, Option<u64>);
+    let mut groups: BTreeMap<Key, Vec<&Outcome>> = BTreeMap::new();
     for run in runs {
         let order = Scenario::ALL
             .iter()
@@ -307,14 +377,15 @@ fn summarize(runs: &[Outcome], params: &Params) -> Vec<Row> {
             server: run.target.clone(),
             protocol: format!("{:?}", run.protocol).to_lowercase(),
         };
+        let stream_messages = (run.scenario == Scenario::JsConsumeClient).then_some(run.published);
         groups
-            .entry((order, run.size, target))
+            .entry((order, run.size, target, run.client, stream_messages))
             .or_default()
             .push(run);
     }
     groups
         .into_iter()
-        .map(|((_, size, target), outs)| {
+        .map(|((_, size, target, client, stream_messages), outs)| {
             let scenario = outs[0].scenario;
             let mut rates: Vec<f64> = outs.iter().map(|o| o.msgs_per_sec).collect();
             let mut p99: Vec<f64> = outs
@@ -325,8 +396,12 @@ fn summarize(runs: &[Outcome], params: &Params) -> Vec<Row> {
                 .iter()
                 .filter_map(|o| o.latency_us.map(|l| l.p50))
                 .collect();
+            let mut cpu: Vec<f64> = outs.iter().filter_map(|o| o.cpu_ns_per_msg()).collect();
             Row {
                 scenario,
+                client,
+                stream_messages,
+                cpu_ns_per_msg: (!cpu.is_empty()).then(|| median(&mut cpu)),
                 label: scenario.label(params),
                 size,
                 target,
@@ -371,240 +446,6 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}, {mem_gib:.0} GiB")
 }
 
-/// The rate of `server` for the row's scenario and size, if measured.
-fn rate(rows: &[Row], row: &Row, server: &str, protocol: &str) -> Option<f64> {
-    rows.iter()
-        .find(|r| {
-            r.scenario == row.scenario
-                && r.size == row.size
-                && r.target.server == server
-                && r.target.protocol == protocol
-        })
-        .map(|r| r.msgs_per_sec)
-}
-
-fn fmt_rate(rate: Option<f64>) -> String {
-    match rate {
-        Some(r) if r >= 1e6 => format!("{:.2} M/s", r / 1e6),
-        Some(r) => format!("{:.0} k/s", r / 1e3),
-        None => "—".into(),
-    }
-}
-
-fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-        _ => "—".into(),
-    }
-}
-
-/// The markdown summary.
-pub fn markdown(report: &Report) -> String {
-    let rows = &report.rows;
-    let mut md = String::new();
-    let _ = writeln!(md, "# herald benchmarks\n");
-    let _ = writeln!(
-        md,
-        "Measured {} on {}. Produced by:\n\n```sh\n{}\n```\n",
-        report.date, report.machine, report.command
-    );
-    let _ = writeln!(
-        md,
-        "Every scenario ran {} times per server, interleaved (the order rotates every round); \
-         the table shows medians. Rates count only deliveries that arrived. Clients: {}, \
-         async-nats for request/reply; all on the same machine as the servers, sharing its \
-         cores.\n",
-        report.rounds,
-        match report.params.client {
-            crate::scenario::Client::Raw => {
-                "herald-bench's lean clients for NATS and Redis throughput (batched writes; \
-                 subscribers count frames in place; Redis publishers pipeline 64 PUBLISHes, \
-                 at most 1,024 unanswered)"
-            }
-            crate::scenario::Client::Crate => {
-                "async-nats for NATS throughput and the redis crate (pipelines of 64) for Redis"
-            }
-        }
-    );
-    let _ = writeln!(
-        md,
-        "| scenario | payload | herald (nats) | nats-server | herald / nats-server | herald (redis) | redis-server | herald / redis-server | lost | disconnects |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
-    let mut seen = std::collections::BTreeSet::new();
-    for row in rows {
-        if !seen.insert((row.scenario as usize, row.size)) {
-            continue;
-        }
-        let herald_nats = rate(rows, row, "herald", "nats");
-        let nats = rate(rows, row, "nats-server", "nats");
-        let herald_redis = rate(rows, row, "herald", "redis");
-        let redis = rate(rows, row, "redis-server", "redis");
-        // Losses per server: a loss is one server's, not the scenario's.
-        let per_server = |field: fn(&Row) -> u64| {
-            let parts: Vec<String> = rows
-                .iter()
-                .filter(|r| r.scenario == row.scenario && r.size == row.size && field(r) > 0)
-                .map(|r| format!("{} {}", r.target.label(), field(r)))
-                .collect();
-            if parts.is_empty() {
-                "0".to_owned()
-            } else {
-                parts.join(", ")
-            }
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {} B | {} | {} | {} | {} | {} | {} | {} | {} |",
-            row.label,
-            row.size,
-            fmt_rate(herald_nats),
-            fmt_rate(nats),
-            fmt_ratio(herald_nats, nats),
-            fmt_rate(herald_redis),
-            fmt_rate(redis),
-            fmt_ratio(herald_redis.or(herald_nats), redis),
-            per_server(|r| r.lost),
-            per_server(|r| r.disconnects)
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\n\"herald / redis-server\" compares both over Redis where herald has its Redis \
-         listener, otherwise herald over NATS. Losses and disconnects name the server that \
-         had them (redis-server closes subscribers past its 32 MB output-buffer limit; \
-         herald's publishers wait for slow subscribers instead, up to a bound).\n"
-    );
-    let streams: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.scenario.is_stream() && r.target.server == "herald")
-        .collect();
-    if !streams.is_empty() {
-        let _ = writeln!(
-            md,
-            "## Streams
-"
-        );
-        let _ = writeln!(
-            md,
-            "Persisted publish with acks and pull consume with acks, against nats-server's \
-             file store (JetStream on, its defaults: no fsync per message). herald's default \
-             `--sync 1s` acks once the data is in the kernel and fsyncs every second; \
-             `--sync always` fsyncs before every ack (publishes that arrive together share \
-             one fsync).\n"
-        );
-        let _ = writeln!(
-            md,
-            "| scenario | payload | herald (sync 1s) | herald (sync always) | nats-server | herald / nats-server | herald always / nats-server |"
-        );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
-        for row in streams {
-            let herald = rate(rows, row, "herald", "nats");
-            let always = rate(rows, row, SYNC_ALWAYS, "nats");
-            let nats = rate(rows, row, "nats-server", "nats");
-            let _ = writeln!(
-                md,
-                "| {} | {} B | {} | {} | {} | {} | {} |",
-                row.label,
-                row.size,
-                fmt_rate(herald),
-                fmt_rate(always),
-                fmt_rate(nats),
-                fmt_ratio(herald, nats),
-                fmt_ratio(always, nats)
-            );
-        }
-        md.push('\n');
-    }
-    let mqtt: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.target.server == "herald" && r.target.protocol == "mqtt")
-        .collect();
-    if !mqtt.is_empty() {
-        let _ = writeln!(md, "## MQTT\n");
-        let _ = writeln!(
-            md,
-            "MQTT 3.1.1 clients (herald-bench's own, on herald's codec) against herald's MQTT \
-             listener and mosquitto (persistence off, queue limits lifted), {} messages per \
-             run. At QoS 1 every publish and every delivery is acknowledged.\n",
-            report.mqtt_count
-        );
-        let _ = writeln!(
-            md,
-            "| scenario | payload | herald QoS 0 | mosquitto QoS 0 | herald / mosquitto | herald QoS 1 | mosquitto QoS 1 | herald / mosquitto |"
-        );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-        for row in mqtt {
-            let h0 = rate(rows, row, "herald", "mqtt");
-            let m0 = rate(rows, row, "mosquitto", "mqtt");
-            let h1 = rate(rows, row, "herald", "mqttqos1");
-            let m1 = rate(rows, row, "mosquitto", "mqttqos1");
-            let _ = writeln!(
-                md,
-                "| {} | {} B | {} | {} | {} | {} | {} | {} |",
-                row.label,
-                row.size,
-                fmt_rate(h0),
-                fmt_rate(m0),
-                fmt_ratio(h0, m0),
-                fmt_rate(h1),
-                fmt_rate(m1),
-                fmt_ratio(h1, m1)
-            );
-        }
-        md.push('\n');
-    }
-    let latency: Vec<&Row> = rows.iter().filter(|r| r.p99_us.is_some()).collect();
-    if !latency.is_empty() {
-        let _ = writeln!(md, "## Request/reply latency\n");
-        let _ = writeln!(md, "| payload | server | p50 | p99 |");
-        let _ = writeln!(md, "|---|---|---|---|");
-        for row in latency {
-            let _ = writeln!(
-                md,
-                "| {} B | {} | {:.0} µs | {:.0} µs |",
-                row.size,
-                row.target.label(),
-                row.p50_us.unwrap_or(0.0),
-                row.p99_us.unwrap_or(0.0)
-            );
-        }
-        md.push('\n');
-    }
-    let _ = writeln!(md, "## Memory\n");
-    let _ = writeln!(
-        md,
-        "Per idle connection: the growth of the resident size while holding {} connections \
-         that did their handshake (NATS `CONNECT` and `PING`, Redis `PING`, MQTT `CONNECT`), divided by their \
-         number, measured on each server freshly started, before any run.\n",
-        report.idle
-    );
-    let _ = writeln!(
-        md,
-        "| server | RSS after the runs | peak RSS | per idle connection |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|");
-    for m in &report.memory {
-        let _ = writeln!(
-            md,
-            "| {} | {:.1} MiB | {:.1} MiB | {} |",
-            m.server,
-            m.after_runs.rss as f64 / 1048576.0,
-            m.after_runs.peak as f64 / 1048576.0,
-            idle_label(&m.per_idle_connection)
-        );
-    }
-    md.push_str(&crate::redis_benchmark::markdown(
-        &report.redis_benchmark,
-        report.rounds,
-    ));
-    let _ = writeln!(
-        md,
-        "\nRaw results: `target/bench/compare.json`; chart: `target/bench/throughput.png`."
-    );
-    md
-}
-
 fn write_outputs(report: &Report, options: &CompareOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.out_dir)
         .with_context(|| format!("creating {}", options.out_dir.display()))?;
@@ -615,7 +456,7 @@ fn write_outputs(report: &Report, options: &CompareOptions) -> anyhow::Result<()
     if let Err(error) = crate::chart::draw(report, &png) {
         eprintln!("chart not drawn: {error:#}");
     }
-    let md = markdown(report);
+    let md = crate::summary::markdown(report);
     crate::scenario::print_line(&format!("\n{md}"));
     if let Some(docs) = &options.docs {
         std::fs::write(docs, &md).with_context(|| format!("writing {}", docs.display()))?;
@@ -623,21 +464,4 @@ fn write_outputs(report: &Report, options: &CompareOptions) -> anyhow::Result<()
     }
     eprintln!("wrote {} and {}", json.display(), png.display());
     Ok(())
-}
-
-/// "6.0 KB" for one protocol, "6.0 KB NATS · 5.1 KB Redis" for several.
-fn idle_label(costs: &[IdleCost]) -> String {
-    let kb = |c: &IdleCost| {
-        c.bytes
-            .map_or("—".into(), |b| format!("{:.1} KB", b / 1000.0))
-    };
-    match costs {
-        [] => "—".into(),
-        [one] => kb(one),
-        many => many
-            .iter()
-            .map(|c| format!("{} {}", kb(c), c.protocol.name()))
-            .collect::<Vec<_>>()
-            .join(" · "),
-    }
 }

@@ -138,9 +138,19 @@ async fn publish_with_acks(url: &str, params: &Params) -> anyhow::Result<(u64, u
     Ok((acked, refused, start.elapsed()))
 }
 
+/// The bench stream, as [`prepare`] left it.
+async fn bench_stream(url: &str) -> anyhow::Result<jetstream::stream::Stream> {
+    let client = async_nats::connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    jetstream::new(client)
+        .get_stream(STREAM)
+        .await
+        .context("the bench stream (prepared?)")
+}
+
 /// Persisted publish with acks, `params.js_window` in flight.
 async fn run_publish(url: &str, params: &Params) -> anyhow::Result<Outcome> {
-    fresh_stream(url).await?;
     let count = params.js_count;
     let (acked, refused, elapsed) = publish_with_acks(url, params).await?;
     Ok(Outcome::new(
@@ -155,18 +165,10 @@ async fn run_publish(url: &str, params: &Params) -> anyhow::Result<Outcome> {
     ))
 }
 
-/// Fills the stream, then consumes it all through a pull consumer, acking each.
+/// Consumes the (filled) stream through a pull consumer, acking each message.
 async fn run_consume(url: &str, params: &Params) -> anyhow::Result<Outcome> {
-    let stream = fresh_stream(url).await?;
+    let stream = bench_stream(url).await?;
     let count = params.js_count;
-    publish_with_acks(
-        url,
-        &Params {
-            progress: false,
-            ..params.clone()
-        },
-    )
-    .await?;
     stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some(CONSUMER.to_owned()),
@@ -257,16 +259,15 @@ async fn run_consume(url: &str, params: &Params) -> anyhow::Result<Outcome> {
     ))
 }
 
-/// Fills the stream, then consumes it all with async-nats's own JetStream
-/// API, as applications do: a durable pull consumer read through
+/// Consumes the (filled) stream with async-nats's own JetStream API, as
+/// applications do: a durable pull consumer read through
 /// `messages()` (batches of 256 kept asked for), every message acknowledged
 /// with `ack()`. The client does more per message than the lean one, so this
 /// shows what a user sees, and how the rate holds up as the stream grows.
 async fn run_consume_client(url: &str, params: &Params) -> anyhow::Result<Outcome> {
     use futures::StreamExt;
-    let stream = fresh_stream(url).await?;
+    let stream = bench_stream(url).await?;
     let count = params.js_count;
-    publish_with_acks(url, params).await?;
     let consumer = stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some(CONSUMER.to_owned()),
@@ -322,7 +323,24 @@ async fn run_consume_client(url: &str, params: &Params) -> anyhow::Result<Outcom
     ))
 }
 
-/// Runs a stream scenario.
+/// Sets a stream scenario up, before what is measured: a fresh stream,
+/// filled with `params.js_count` messages for the consume scenarios.
+///
+/// # Errors
+/// Connection or setup failures.
+pub(crate) async fn prepare(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<()> {
+    fresh_stream(url).await?;
+    if matches!(scenario, Scenario::JsConsume | Scenario::JsConsumeClient) {
+        let (acked, refused, _) = publish_with_acks(url, params).await?;
+        anyhow::ensure!(
+            refused == 0 && acked == params.js_count,
+            "filling the stream: {acked} acked, {refused} refused"
+        );
+    }
+    Ok(())
+}
+
+/// Runs a stream scenario [`prepare`]d for it.
 ///
 /// # Errors
 /// Connection, setup or protocol failures.

