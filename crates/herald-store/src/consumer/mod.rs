@@ -66,6 +66,9 @@ pub(crate) struct ConsumerInner {
     /// The step a publisher runs at the end of its batch when its acks or
     /// pull requests queued events (see [`InlineStep`]).
     inline: Arc<InlineStep>,
+    /// When the driver plans to wake next: an inline step that brings a
+    /// deadline earlier (a pull request's expiry, say) wakes it.
+    driver_wakes_at: Mutex<Option<Instant>>,
     subs: Mutex<Vec<Arc<Subscriber>>>,
     /// Other consumers of the stream, for interest retention.
     pub(crate) peers: Mutex<Vec<Weak<ConsumerInner>>>,
@@ -134,6 +137,7 @@ impl Consumer {
             deleted: AtomicBool::new(false),
             stepping: Mutex::new(()),
             inline: Arc::new(InlineStep(me.clone())),
+            driver_wakes_at: Mutex::new(None),
             subs: Mutex::new(Vec::new()),
             peers: Mutex::new(Vec::new()),
         });
@@ -284,6 +288,17 @@ impl ConsumerInner {
         };
         let (effects, confirm) = self.step(Instant::now());
         self.apply(effects, confirm);
+        if !wait {
+            // Under the state lock, as the driver plans: either it saw this
+            // step's deadlines, or this sees its plan.
+            let state = self.state.lock();
+            let planned = *self.driver_wakes_at.lock();
+            let next = state.next_wake();
+            drop(state);
+            if next.is_some_and(|next| planned.is_none_or(|planned| next < planned)) {
+                self.wake.notify_one();
+            }
+        }
     }
 
     /// Applies queued events and pumps; returns the effects to carry out.
@@ -413,11 +428,11 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
             let state = inner.state.lock();
             let threshold = state.config.inactive_threshold;
             let idle = state.waiting.is_empty() && !push_bound(&inner, &state.config);
-            (
-                state.next_wake(),
-                idle.then(|| state.last_active.elapsed()),
-                threshold,
-            )
+            let next = state.next_wake();
+            // The latest it wakes; only ever earlier below.
+            *inner.driver_wakes_at.lock() =
+                Some(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1)));
+            (next, idle.then(|| state.last_active.elapsed()), threshold)
         };
         if !threshold.is_zero() {
             match idle_for {
