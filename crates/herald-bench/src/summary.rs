@@ -254,7 +254,10 @@ fn core_async_nats(md: &mut String, report: &Report) {
         "## Core pub/sub through async-nats",
         "The same NATS scenarios with async-nats, the client Rust applications use, for \
          publishers and subscribers. It spends far more per message than the lean client, \
-         so on these two cores it is often the limit: compare CPU/msg too.",
+         so on these two cores it is often the limit: compare CPU/msg too. *lost* here is \
+         what async-nats itself dropped: a subscription whose buffer (262,144 messages \
+         here) is full drops what arrives and reports a slow consumer, against either \
+         server; neither server closed a connection.",
         &[
             "scenario",
             "payload",

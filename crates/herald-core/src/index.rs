@@ -434,8 +434,8 @@ pub struct SubjectIndex<T> {
     len: AtomicUsize,
     /// Shared by every subject that matches nothing.
     empty: Arc<MatchResult<T>>,
-    /// Hashes of subjects that missed the cache once (direct-mapped; a
-    /// collision only delays caching).
+    /// Hashes of subjects that missed the cache once, in sets of two (see
+    /// `seen_before`).
     seen: Box<[AtomicU64]>,
     hasher: ahash::RandomState,
 }
@@ -547,11 +547,20 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
     }
 
     /// Whether `subject` missed the cache recently already; remembers it.
+    /// The table is two-way set-associative: a set holds the last two
+    /// subjects that missed in it, so two subjects published in turn that
+    /// land in one set are still each seen again.
     fn seen_before(&self, subject: &Subject) -> bool {
-        // Never 0, the empty slot.
-        let hash = self.hasher.hash_one(subject.as_bytes()) | 1;
-        let slot = usize::try_from(hash % SEEN_SLOTS as u64).unwrap_or(0);
-        self.seen[slot].swap(hash, Ordering::Relaxed) == hash
+        let hash = self.hasher.hash_one(subject.as_bytes());
+        let set = usize::try_from((hash >> 32) % (SEEN_SLOTS as u64 / 2)).unwrap_or(0) * 2;
+        // Never 0, the empty entry.
+        let tag = hash | 1;
+        let (newest, older) = (&self.seen[set], &self.seen[set + 1]);
+        if newest.load(Ordering::Relaxed) == tag || older.load(Ordering::Relaxed) == tag {
+            return true;
+        }
+        older.store(newest.swap(tag, Ordering::Relaxed), Ordering::Relaxed);
+        false
     }
 
     /// Walks the trie for `subject`; returns the result with the generation

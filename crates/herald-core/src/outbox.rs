@@ -558,6 +558,13 @@ impl Outbox {
         self.state.lock().stuck()
     }
 
+    /// Whether a publisher would wait for this outbox now: open, past its
+    /// high-water mark, and its writer not stuck.
+    fn lacks_room(&self) -> bool {
+        let state = self.state.lock();
+        state.closed.is_none() && state.held() > self.high_water() && !state.stuck()
+    }
+
     /// Appends protocol output (replies, pings, errors). It is never dropped
     /// and not held to the message limit, but it is refused once closed.
     ///
@@ -680,7 +687,7 @@ pub async fn wait_for_room_all(
 ) -> bool {
     let waits: Vec<_> = congested
         .iter()
-        .filter(|outbox| !Arc::ptr_eq(outbox, own))
+        .filter(|outbox| !Arc::ptr_eq(outbox, own) && outbox.lacks_room())
         .map(|outbox| outbox.wait_for_room())
         .collect();
     if waits.is_empty() {

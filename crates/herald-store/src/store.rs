@@ -20,7 +20,7 @@ use crate::StoreError;
 use crate::api_error::ApiError;
 use crate::config::{NameKind, Retention, StorageType, StreamConfig, validate_name};
 use crate::consumer::ack::{parse_ack, parse_ack_subject};
-use crate::consumer::{self, Consumer, Event};
+use crate::consumer::{self, Consumer, Event, Stop};
 use crate::consumer_config::ConsumerConfig;
 use crate::info::{ConsumerInfo, StreamInfo};
 use crate::stream::Stream;
@@ -266,7 +266,7 @@ impl Store {
             .remove(name)
             .ok_or_else(ApiError::stream_not_found)?;
         for consumer in entry.consumers.values() {
-            consumer.stop(true);
+            consumer.stop(Stop::Delete);
         }
         entry.stream.destroy()?;
         Ok(())
@@ -440,7 +440,7 @@ impl Store {
         // Two creates of one name raced: the one replaced must stop reading
         // (its files are the new one's, so they stay).
         if let Some(old) = replaced {
-            old.stop(false);
+            old.stop(Stop::Replaced);
         }
     }
 
@@ -469,7 +469,7 @@ impl Store {
             link_peers(entry);
             c
         };
-        consumer.stop(true);
+        consumer.stop(Stop::Delete);
         Ok(())
     }
 
@@ -505,7 +505,7 @@ impl Store {
         let streams = self.inner.streams.read();
         for entry in streams.values() {
             for c in entry.consumers.values() {
-                c.stop(false);
+                c.stop(Stop::Close);
             }
             entry.stream.close();
         }

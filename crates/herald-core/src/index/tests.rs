@@ -534,3 +534,17 @@ fn match_order_follows_nats_server() {
     assert_eq!(index.matches(&ab).plain, [2, 1]);
     assert_eq!(index.matches(&abc).plain, [3, 2]);
 }
+
+#[test]
+fn subjects_looked_up_in_turn_are_both_cached() {
+    let index = SubjectIndex::new();
+    index.insert(&pattern(">"), None, 1, 1);
+    // Many pairs, so some share a set of the seen-once table.
+    for i in 0..2000 {
+        let (a, b) = (subject(&format!("a.{i}")), subject(&format!("b.{i}")));
+        assert!(!index.lookup(&a).1, "first lookup of a is not cached");
+        assert!(!index.lookup(&b).1, "first lookup of b is not cached");
+        assert!(index.lookup(&a).1, "a again: cached");
+        assert!(index.lookup(&b).1, "b again: cached");
+    }
+}

@@ -61,6 +61,10 @@ impl Outbox {
         };
         let batch = std::mem::take(&mut state.pending);
         state.right = WriteRight::Inline;
+        // Counted toward the limit while it is being written (a write
+        // that does not wait: no clock on it).
+        state.in_flight = batch.len();
+        state.last_progress = Some(tokio::time::Instant::now());
         self.pending_hint.store(batch.len(), Ordering::Relaxed);
         drop(state);
 
@@ -82,6 +86,7 @@ impl Outbox {
     fn end_inline_write(&self, mut batch: OutboxBatch, written: usize) {
         let mut state = self.state.lock();
         state.right = WriteRight::Free;
+        state.in_flight = 0;
         if written < batch.len() {
             let mut rest = batch.after(written);
             rest.append(&mut state.pending);

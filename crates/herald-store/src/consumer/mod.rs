@@ -218,9 +218,11 @@ impl Consumer {
         self.inner.push_event_inline(event, ctx);
     }
 
-    /// Stops the driver; `remove_files` also deletes its saved state.
-    /// Waiting pull requests are told with `409 Consumer Deleted`.
-    pub(crate) fn stop(&self, remove_files: bool) {
+    /// Stops the driver. A deleted consumer's saved state goes and its
+    /// waiting pull requests are told with `409 Consumer Deleted`; a closed
+    /// one saves its progress; a replaced one (another of the same name took
+    /// its place) leaves the files to its successor.
+    pub(crate) fn stop(&self, how: Stop) {
         if self.inner.deleted.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -233,7 +235,7 @@ impl Consumer {
             state.release(&mut self.inner.stream.inner.state.lock());
             state.waiting.drain(..).map(|w| w.reply).collect()
         };
-        if remove_files {
+        if how == Stop::Delete {
             self.inner.stream.set_interest(&self.inner.name, None);
             for reply in waiting {
                 let msg = pull::status(&reply, 409, "Consumer Deleted", &[]);
@@ -242,11 +244,22 @@ impl Consumer {
             if let Some(dir) = &self.inner.dir {
                 let _ = std::fs::remove_dir_all(dir);
             }
-        } else {
+        } else if how == Stop::Close {
             self.inner.save();
         }
         self.inner.wake.notify_one();
     }
+}
+
+/// How a consumer stops (see [`Consumer::stop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Deleted: its files go.
+    Delete,
+    /// The store closes: its progress is saved.
+    Close,
+    /// Another consumer of the same name replaced it.
+    Replaced,
 }
 
 impl ConsumerInner {
@@ -271,24 +284,28 @@ impl ConsumerInner {
     }
 
     /// Applies queued events, pumps, and carries out the effects, all under
-    /// the stepping lock. Without `wait`, a step already running elsewhere
-    /// (the driver's, or this consumer's own deliveries reaching back here)
-    /// is left to the driver, which is woken for it.
-    fn run_step(&self, wait: bool) {
-        let _stepping = if wait {
-            self.stepping.lock()
-        } else {
-            match self.stepping.try_lock() {
-                Some(guard) => guard,
-                None => {
-                    self.wake.notify_one();
-                    return;
-                }
+    /// the stepping lock, which no one ever waits for: whoever holds it
+    /// looks at the queue again after letting go and steps again if events
+    /// arrived meanwhile, so an event queued while another step runs is
+    /// never left behind, and a worker thread never blocks on another's
+    /// step. `inline` is a publisher's step (see [`InlineStep`]): when it
+    /// brings a deadline earlier than the driver planned to wake (a short
+    /// pull request's expiry, say), the driver is woken.
+    /// Returns false when another step held the lock (and will go on).
+    fn run_step(&self, inline: bool) -> bool {
+        loop {
+            let Some(stepping) = self.stepping.try_lock() else {
+                // The holder steps again for anything queued now.
+                return false;
+            };
+            let (effects, confirm) = self.step(Instant::now());
+            self.apply(effects, confirm);
+            drop(stepping);
+            if self.events.lock().is_empty() {
+                break;
             }
-        };
-        let (effects, confirm) = self.step(Instant::now());
-        self.apply(effects, confirm);
-        if !wait {
+        }
+        if inline {
             // Under the state lock, as the driver plans: either it saw this
             // step's deadlines, or this sees its plan.
             let state = self.state.lock();
@@ -299,6 +316,7 @@ impl ConsumerInner {
                 self.wake.notify_one();
             }
         }
+        true
     }
 
     /// Applies queued events and pumps; returns the effects to carry out.
@@ -419,7 +437,7 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
         if inner.deleted.load(Ordering::Acquire) {
             return;
         }
-        inner.run_step(true);
+        let stepped = inner.run_step(false);
         if inner.dir.is_some() && last_save.elapsed() >= SAVE_INTERVAL {
             inner.save();
             last_save = Instant::now();
@@ -452,6 +470,11 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
         if !threshold.is_zero() {
             wake_at = wake_at.min(Instant::now() + threshold.min(Duration::from_secs(1)));
         }
+        if !stepped {
+            // A publisher's step is running; do not spin on a deadline it
+            // may be handling right now.
+            wake_at = wake_at.max(Instant::now() + Duration::from_millis(1));
+        }
         tokio::select! {
             () = inner.wake.notified() => {}
             changed = stored.changed() => {
@@ -475,7 +498,7 @@ impl herald_core::Deferred for InlineStep {
         if let Some(inner) = self.0.upgrade()
             && !inner.deleted.load(Ordering::Acquire)
         {
-            inner.run_step(false);
+            inner.run_step(true);
         }
     }
 }

@@ -502,17 +502,27 @@ impl ConsumerState {
         }
     }
 
-    fn next_message(&mut self, data: &mut StreamData) -> Option<(u64, StoredMessage)> {
-        // Redeliveries of messages that are gone are dropped on the way.
+    /// Forgets redeliveries of messages that are gone (removed by limits,
+    /// a purge or a delete while they waited): they hold no place under
+    /// `max_ack_pending` nor the ack floor back.
+    fn forget_gone_redeliveries(&mut self, data: &StreamData) {
         let gone: Vec<u64> = self
             .redeliver
             .iter()
             .copied()
             .filter(|&s| data.index.get(s).is_none())
             .collect();
+        if gone.is_empty() {
+            return;
+        }
         for seq in gone {
             self.forget(seq);
         }
+        self.update_ack_floor();
+        self.dirty = true;
+    }
+
+    fn next_message(&mut self, data: &mut StreamData) -> Option<(u64, StoredMessage)> {
         let (seq, msg) = self.peek_message(data)?;
         self.take_message(seq, data);
         Some((seq, msg))

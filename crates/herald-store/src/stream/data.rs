@@ -114,12 +114,21 @@ impl StreamData {
         }
     }
 
+    /// Removes one message from the index (not from the log), and its body
+    /// from the cache of a file stream. A memory stream's bodies are the
+    /// messages themselves, never counted as cached.
+    pub(crate) fn remove_one(&mut self, seq: u64) {
+        let freed = self.index.forget_body(seq);
+        if self.log.is_some() {
+            self.cached_bytes -= freed;
+        }
+        self.index.remove(seq);
+    }
+
     /// Removes messages and records the removal in the log.
     pub(crate) fn remove_messages(&mut self, seqs: Vec<u64>) -> Result<(), StoreError> {
         for &seq in &seqs {
-            let freed = self.index.forget_body(seq);
-            self.cached_bytes -= freed;
-            self.index.remove(seq);
+            self.remove_one(seq);
         }
         self.write_removals(seqs)
     }
@@ -179,9 +188,7 @@ impl StreamData {
             let Some((seq, _)) = self.index.front() else {
                 break;
             };
-            let freed = self.index.forget_body(seq);
-            self.cached_bytes -= freed;
-            self.index.remove(seq);
+            self.remove_one(seq);
             removed.push(seq);
         }
         removed

@@ -100,6 +100,10 @@ impl SubjectInfo {
         let at = self.position(seq);
         if self.seqs.get(at) == Some(&seq) {
             self.seqs.remove(at);
+            // A subject that once held millions does not keep their room.
+            if self.seqs.capacity() > 64 && self.seqs.len() < self.seqs.capacity() / 4 {
+                self.seqs.shrink_to(self.seqs.len() * 2);
+            }
         }
     }
 }

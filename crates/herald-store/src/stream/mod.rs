@@ -352,9 +352,7 @@ impl Stream {
         let seqs = data.index.seqs_below(below, &selected);
         let purged = seqs.len() as u64;
         for &seq in &seqs {
-            let freed = data.index.forget_body(seq);
-            data.cached_bytes -= freed;
-            data.index.remove(seq);
+            data.remove_one(seq);
         }
         if let Some(log) = &mut data.log {
             log.append(&[Record::Purge { below, filter }])?;

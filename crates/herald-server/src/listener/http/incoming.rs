@@ -38,6 +38,8 @@ pub(crate) struct Io {
     deadline: std::time::Duration,
     /// Running while a write waits for the socket.
     waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When a write last found the socket full.
+    last_wait: Option<tokio::time::Instant>,
     timed_out: bool,
     shared: Arc<Shared>,
 }
@@ -49,6 +51,7 @@ impl Io {
             _permit: permit,
             deadline: shared.limits.write_deadline,
             waiting: None,
+            last_wait: None,
             timed_out: false,
             shared,
         }
@@ -66,6 +69,15 @@ impl Io {
             return poll;
         }
         let deadline = self.deadline;
+        let now = tokio::time::Instant::now();
+        // A write that waits is polled again by the deadline at the latest
+        // (the timer wakes it). A longer silence means that write was
+        // abandoned (a `select!` dropped it): this is a new one, with a
+        // clock of its own.
+        if self.last_wait.is_some_and(|at| now - at > deadline) {
+            self.waiting = None;
+        }
+        self.last_wait = Some(now);
         let waiting = self
             .waiting
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));

@@ -38,6 +38,7 @@ impl ConsumerState {
             };
             self.queue_redelivery(seq, deliveries, &mut effects);
         }
+        self.forget_gone_redeliveries(data);
         if self.config.is_push() {
             self.pump_push(stream, consumer, data, now, push_bound, &mut effects);
         } else {

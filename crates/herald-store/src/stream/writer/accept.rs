@@ -159,9 +159,7 @@ pub(super) fn store_one(
             .filter(|i| i.count() > per_subject as u64)
         {
             let first = info.first();
-            let freed = data.index.forget_body(first);
-            data.cached_bytes -= freed;
-            data.index.remove(first);
+            data.remove_one(first);
             removed.push(first);
         }
     }
