@@ -50,6 +50,22 @@ const SCRIPTS: &[Script] = &[
         send: "PSUBSCRIBE h?llo n*\r\nPUNSUBSCRIBE h?llo x\r\nPUNSUBSCRIBE\r\nPUNSUBSCRIBE\r\n",
     },
     Script {
+        name: "punsubscribe everything confirms in subscription order",
+        send: "PSUBSCRIBE p3 p1 zz* p2\r\nPUNSUBSCRIBE\r\n",
+    },
+    Script {
+        name: "client reply off, skip and on",
+        send: "CLIENT REPLY OFF\r\nPING\r\nECHO gone\r\nCLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING one\r\nCLIENT REPLY SKIP\r\nPING two\r\nPING three\r\nCLIENT REPLY bogus\r\nCLIENT REPLY\r\n",
+    },
+    Script {
+        name: "a subscriber with replies off still gets its confirmations; RESET turns them on",
+        send: "CLIENT REPLY OFF\r\nSUBSCRIBE a b\r\nPSUBSCRIBE c*\r\nPING\r\nUNSUBSCRIBE a\r\nRESET\r\n",
+    },
+    Script {
+        name: "a subscriber with replies off still gets its messages (RESP3)",
+        send: "HELLO 3\r\nCLIENT REPLY OFF\r\nSUBSCRIBE a\r\nPUBLISH a x\r\nPING\r\nCLIENT REPLY ON\r\n",
+    },
+    Script {
         name: "mixed counts",
         send: "SUBSCRIBE a\r\nPSUBSCRIBE p*\r\nSSUBSCRIBE s\r\nUNSUBSCRIBE a\r\nPUNSUBSCRIBE p*\r\nSUNSUBSCRIBE\r\nSUNSUBSCRIBE\r\n",
     },

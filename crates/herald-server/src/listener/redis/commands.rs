@@ -1,13 +1,11 @@
 //! Redis commands: the generic checks in Redis's order (unknown command,
 //! arity, the RESP2 subscribed-state rule), then one handler per command.
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
-use herald_core::{Interest, Message, Subject, SubscribeSpec, Subscriber};
+use herald_core::{Interest, Message, Subject, SubscribeSpec};
 use herald_protocol::resp::{self, Proto};
 
-use super::{Connection, Flow};
+use super::{Connection, Flow, ReplyMode, SubscriptionSet};
 
 /// A command herald knows: its name, Redis's arity (negative = at least),
 /// and whether a RESP2 client may run it while subscribed.
@@ -148,6 +146,7 @@ const SUBCOMMANDS: &[(&str, &str, &str, i32)] = &[
     ("CLIENT", "ID", "client|id", 2),
     ("CLIENT", "SETINFO", "client|setinfo", 4),
     ("CLIENT", "INFO", "client|info", 2),
+    ("CLIENT", "REPLY", "client|reply", 3),
     ("COMMAND", "DOCS", "command|docs", -2),
     ("COMMAND", "COUNT", "command|count", 2),
     ("CONFIG", "GET", "config|get", -3),
@@ -206,9 +205,38 @@ impl Connection {
         resp::simple(&mut self.replies, b"OK");
     }
 
-    /// Runs one command (`args` is not empty; it may be left changed). The
-    /// hot path (PUBLISH, pipelined) allocates nothing here.
+    /// Runs one command (`args` is not empty; it may be left changed),
+    /// dropping its reply while `CLIENT REPLY OFF` or `SKIP` says so. What
+    /// pub/sub pushes (messages, subscribe confirmations) never counts as a
+    /// reply here, as in Redis 7.2: a subscriber with replies off still gets
+    /// its messages.
     pub(super) fn handle(&mut self, args: &mut Vec<Bytes>) -> Flow {
+        let silenced = match self.reply_mode {
+            ReplyMode::On => return self.execute(args),
+            ReplyMode::Off => true,
+            ReplyMode::SkipNext => {
+                self.reply_mode = ReplyMode::Skipping;
+                true
+            }
+            ReplyMode::Skipping => true,
+        };
+        self.reply_mark = Some(self.replies.len());
+        let flow = self.execute(args);
+        if let Some(mark) = self.reply_mark.take()
+            && silenced
+            && self.reply_mode != ReplyMode::On
+        {
+            self.replies.truncate(mark);
+        }
+        if self.reply_mode == ReplyMode::Skipping {
+            self.reply_mode = ReplyMode::On;
+        }
+        flow
+    }
+
+    /// [`handle`](Self::handle) without the reply mode. The hot path
+    /// (PUBLISH, pipelined) allocates nothing here.
+    fn execute(&mut self, args: &mut Vec<Bytes>) -> Flow {
         if self.publish_fast(args) {
             return Flow::Continue;
         }
@@ -440,6 +468,7 @@ impl Connection {
         }
         self.set_proto(Proto::Resp2);
         self.name = None;
+        self.reply_mode = ReplyMode::On;
         resp::simple(&mut self.replies, b"RESET");
     }
 
@@ -504,7 +533,7 @@ impl Connection {
         }
     }
 
-    fn set_of(&mut self, kind: Kind) -> &mut ahash::AHashMap<Bytes, Arc<Subscriber>> {
+    fn set_of(&mut self, kind: Kind) -> &mut SubscriptionSet {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
@@ -524,14 +553,22 @@ impl Connection {
     /// subscribe confirmation goes out before the first message, an
     /// unsubscribe confirmation after the last one.
     fn confirm(&mut self, kind: &[u8], name: Option<&[u8]>, count: i64) {
+        // A push, not a reply: sent even while replies are off, but what the
+        // silenced command answered so far goes first (and nowhere).
+        if let Some(mark) = self.reply_mark {
+            self.replies.truncate(mark);
+        }
         let proto = self.proto;
         resp::subscription_push(&mut self.replies, proto, kind, name, count);
         self.flush_replies();
+        if self.reply_mark.is_some() {
+            self.reply_mark = Some(0);
+        }
     }
 
     fn subscribe(&mut self, names: &[Bytes], kind: Kind) {
         for name in names {
-            if !self.set_of(kind).contains_key(name) {
+            if !self.set_of(kind).contains(name) {
                 let interest = match kind {
                     Kind::Channel => Interest::Channel(name.clone()),
                     Kind::Pattern => Interest::Glob(name.clone()),
@@ -558,7 +595,7 @@ impl Connection {
     fn unsubscribe(&mut self, names: &[Bytes], kind: Kind) {
         let broker = self.shared.broker.clone();
         if names.is_empty() {
-            let all: Vec<(Bytes, Arc<Subscriber>)> = self.set_of(kind).drain().collect();
+            let all = self.set_of(kind).drain_in_order();
             if all.is_empty() {
                 let count = self.count_for(kind);
                 self.confirm(kind.unsubscribe_word(), None, count);

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use herald_protocol::resp::{self, Proto};
 
-use super::Connection;
+use super::{Connection, ReplyMode};
 
 /// The Redis version herald reports; clients gate features on it.
 pub(super) const REDIS_VERSION: &str = "7.2.4";
@@ -149,6 +149,23 @@ impl Connection {
                     self.lib_ver = value;
                 }
                 resp::simple(self.reply_buf(), b"OK");
+            }
+            "REPLY" => {
+                let mode = String::from_utf8_lossy(&args[2]).to_ascii_uppercase();
+                match mode.as_str() {
+                    "ON" => {
+                        self.reply_mode = ReplyMode::On;
+                        resp::simple(self.reply_buf(), b"OK");
+                    }
+                    // Neither answers: they silence their own reply too.
+                    "OFF" => self.reply_mode = ReplyMode::Off,
+                    "SKIP" => {
+                        if self.reply_mode != ReplyMode::Off {
+                            self.reply_mode = ReplyMode::SkipNext;
+                        }
+                    }
+                    _ => self.err_text("ERR syntax error"),
+                }
             }
             _ => {
                 // CLIENT INFO

@@ -9,6 +9,7 @@
 
 mod commands;
 mod introspect;
+mod subscriptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Credentials, Identity};
 use crate::server::ConnectionPermit;
-use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
     ConnId, Delivery, DeliveryCtx, Interest, Message, Outbox, Publisher, Sink, SlowConsumerPolicy,
@@ -27,6 +27,8 @@ use herald_protocol::resp::{self, Proto, RequestParser, RespLimits};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
+
+use subscriptions::SubscriptionSet;
 
 use crate::listener::{ConnectionIo, ReadBuffer};
 use crate::server::{ServerStats, Shared};
@@ -131,9 +133,9 @@ struct Connection {
     name: Option<Bytes>,
     lib_name: Option<Bytes>,
     lib_ver: Option<Bytes>,
-    channels: AHashMap<Bytes, Arc<Subscriber>>,
-    patterns: AHashMap<Bytes, Arc<Subscriber>>,
-    shards: AHashMap<Bytes, Arc<Subscriber>>,
+    channels: SubscriptionSet,
+    patterns: SubscriptionSet,
+    shards: SubscriptionSet,
     peer: SocketAddr,
     local: Option<SocketAddr>,
     created: Instant,
@@ -144,8 +146,24 @@ struct Connection {
     parser: RequestParser,
     /// Replies of the current batch, appended to the outbox in one go.
     replies: BytesMut,
+    /// `CLIENT REPLY`: whether command replies are sent.
+    reply_mode: ReplyMode,
+    /// Where the replies of a command whose reply is dropped begin.
+    reply_mark: Option<usize>,
     /// Who the client is; `None` until it authenticates (users configured).
     identity: Option<Identity>,
+}
+
+/// `CLIENT REPLY`: whether a command's reply goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyMode {
+    On,
+    /// `CLIENT REPLY OFF`: no replies until `CLIENT REPLY ON`.
+    Off,
+    /// `CLIENT REPLY SKIP`: the next command's reply is dropped.
+    SkipNext,
+    /// The command being run is the one skipped.
+    Skipping,
 }
 
 impl Connection {
@@ -174,9 +192,9 @@ impl Connection {
             name: None,
             lib_name: None,
             lib_ver: None,
-            channels: AHashMap::new(),
-            patterns: AHashMap::new(),
-            shards: AHashMap::new(),
+            channels: SubscriptionSet::default(),
+            patterns: SubscriptionSet::default(),
+            shards: SubscriptionSet::default(),
             peer,
             local,
             created: Instant::now(),
@@ -185,6 +203,8 @@ impl Connection {
             limits,
             parser: RequestParser::new(),
             replies: BytesMut::new(),
+            reply_mode: ReplyMode::On,
+            reply_mark: None,
             identity: (!shared_users_required).then(Identity::anonymous),
         }
     }
@@ -353,9 +373,10 @@ impl Connection {
         let broker = &self.shared.broker;
         for (_, sub) in self
             .channels
-            .drain()
-            .chain(self.patterns.drain())
-            .chain(self.shards.drain())
+            .drain_in_order()
+            .into_iter()
+            .chain(self.patterns.drain_in_order())
+            .chain(self.shards.drain_in_order())
         {
             broker.remove_subscriber(&sub);
         }
