@@ -149,6 +149,16 @@ pub struct MqttConfig {
     /// expire unless this caps them.
     #[serde(with = "humantime_serde")]
     pub max_session_expiry: Duration,
+    /// QoS 2 publishes a client may leave unreleased (no `PUBREL` yet), at
+    /// most: the Receive Maximum herald advertises to MQTT 5 clients. One
+    /// more ends the connection (reason 0x93 for MQTT 5).
+    pub receive_maximum: u16,
+    /// Longest keep-alive a client may ask for (`0s` = no cap). An MQTT 5
+    /// client asking for more (or none) is told the cap in CONNACK's Server
+    /// Keep Alive; an MQTT 3.1.1 client, which cannot be told, is refused
+    /// (identifier rejected), as mosquitto's `max_keepalive` does.
+    #[serde(with = "humantime_serde")]
+    pub max_keepalive: Duration,
 }
 
 impl Default for MqttConfig {
@@ -158,6 +168,8 @@ impl Default for MqttConfig {
             max_inflight: 20,
             max_queued: 1000,
             max_session_expiry: Duration::ZERO,
+            receive_maximum: 1024,
+            max_keepalive: Duration::ZERO,
         }
     }
 }
@@ -279,6 +291,12 @@ impl Config {
         }
         if self.mqtt.max_inflight == 0 {
             bail!("mqtt.max_inflight must be greater than 0");
+        }
+        if self.mqtt.receive_maximum == 0 {
+            bail!("mqtt.receive_maximum must be greater than 0");
+        }
+        if self.mqtt.max_keepalive > Duration::from_secs(u64::from(u16::MAX)) {
+            bail!("mqtt.max_keepalive must be at most 65535s (MQTT's largest keep-alive)");
         }
         Ok(Ready {
             data_dir: self.data_dir.clone(),

@@ -615,3 +615,74 @@ async fn a_filter_repeated_in_one_subscribe_counts_once_toward_the_limit() {
         ]
     );
 }
+
+#[tokio::test]
+async fn qos2_publishes_never_released_past_the_receive_maximum_end_the_connection() {
+    let server = TestServer::start_with(|ready| ready.mqtt_config.receive_maximum = 3).await;
+    let (mut client, connack) =
+        RawMqtt::connect(server.mqtt, connect_packet(Version::V5, "hoarder")).await;
+    assert_eq!(
+        connack.properties.receive_maximum.map(NonZeroU16::get),
+        Some(3),
+        "the Receive Maximum is advertised"
+    );
+    // Three QoS 2 publishes are taken (PUBREC each) though never released.
+    for id in 1..=3 {
+        client
+            .send(&publish_packet("held/t", "x", QoS::ExactlyOnce, id))
+            .await;
+        match client.recv().await {
+            Some(Packet::PubRec(ack)) => assert_eq!(ack.packet_id, pid(id)),
+            other => panic!("expected PUBREC {id}, got {other:?}"),
+        }
+    }
+    // The fourth breaks the window: DISCONNECT 0x93, then the end.
+    client
+        .send(&publish_packet("held/t", "x", QoS::ExactlyOnce, 4))
+        .await;
+    match client.recv().await {
+        Some(Packet::Disconnect(d)) => {
+            assert_eq!(d.reason_code, ReasonCode::ReceiveMaximumExceeded);
+        }
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(client.recv().await.is_none(), "closed");
+
+    // Releasing keeps a client inside the window however long it runs.
+    let mut polite = RawMqtt::connected(server.mqtt, Version::V5, "polite").await;
+    for id in 1..=10 {
+        polite
+            .send(&publish_packet("held/t", "x", QoS::ExactlyOnce, id))
+            .await;
+        assert!(matches!(polite.recv().await, Some(Packet::PubRec(_))));
+        polite.send(&Packet::PubRel(Ack::new(pid(id)))).await;
+        assert!(matches!(polite.recv().await, Some(Packet::PubComp(_))));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_keep_alive_past_the_cap_is_lowered_for_mqtt5_and_refused_for_mqtt311() {
+    let server =
+        TestServer::start_with(|ready| ready.mqtt_config.max_keepalive = Duration::from_secs(60))
+            .await;
+    for (asked, told) in [(120, Some(60)), (0, Some(60)), (30, None), (60, None)] {
+        let mut connect = connect_packet(Version::V5, &format!("ka-{asked}"));
+        connect.keep_alive = asked;
+        let (_client, connack) = RawMqtt::connect(server.mqtt, connect).await;
+        assert_eq!(connack.reason_code, ReasonCode::Success);
+        assert_eq!(
+            connack.properties.server_keep_alive, told,
+            "asked for {asked} s"
+        );
+    }
+    let mut connect = connect_packet(Version::V311, "old-ka");
+    connect.keep_alive = 120;
+    let (_client, connack) = RawMqtt::connect(server.mqtt, connect).await;
+    assert_eq!(
+        connack.reason_code,
+        ReasonCode::ClientIdentifierNotValid,
+        "3.1.1 cannot be told: identifier rejected, as mosquitto"
+    );
+    server.stop().await;
+}

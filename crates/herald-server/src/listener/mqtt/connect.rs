@@ -10,7 +10,7 @@
 //! "bad user name or password" (3.1.1: 4, MQTT 5: 0x86), none at all "not authorized"
 //! (5, 0x87).
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -150,6 +150,11 @@ async fn handshake(
         // No enhanced authentication (SASL-style AUTH exchanges) here.
         return refuse(ReasonCode::BadAuthenticationMethod);
     }
+    let keep_alive = match server.keep_alive(version, connect.keep_alive) {
+        Ok(keep_alive) => keep_alive,
+        // An MQTT 3.1.1 client asking for more than the cap cannot be told.
+        Err(()) => return refuse(ReasonCode::ClientIdentifierNotValid),
+    };
     let mut assigned = None;
     let client_id = if connect.client_id.is_empty() {
         if version == Version::V311 && !connect.clean_start {
@@ -216,6 +221,9 @@ async fn handshake(
             maximum_packet_size: u32::try_from(limits.max_packet_size)
                 .ok()
                 .and_then(NonZeroU32::new),
+            receive_maximum: NonZeroU16::new(server.config.receive_maximum)
+                .filter(|m| m.get() < u16::MAX),
+            server_keep_alive: (keep_alive != connect.keep_alive).then_some(keep_alive),
             ..ConnAckProperties::default()
         },
     };
@@ -262,8 +270,7 @@ async fn handshake(
         session,
         generation,
         identity,
-        keep_alive: (connect.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
+        keep_alive: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
         aliases: AHashMap::new(),
         connect_expiry: asked,
         kick,

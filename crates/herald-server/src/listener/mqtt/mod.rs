@@ -67,6 +67,25 @@ pub(crate) struct MqttServer {
 }
 
 impl MqttServer {
+    /// The keep-alive (seconds) a client asking for `asked` gets under
+    /// `mqtt.max_keepalive`: the cap when it asks for more or for none
+    /// (0). `Err` for an MQTT 3.1.1 client over the cap is the caller's to
+    /// refuse; a 5.0 client is told the cap (Server Keep Alive).
+    pub(super) fn keep_alive(
+        &self,
+        version: herald_protocol::mqtt::Version,
+        asked: u16,
+    ) -> Result<u16, ()> {
+        let cap = u16::try_from(self.config.max_keepalive.as_secs()).unwrap_or(u16::MAX);
+        if cap == 0 || (asked > 0 && asked <= cap) {
+            return Ok(asked);
+        }
+        match version {
+            herald_protocol::mqtt::Version::V5 => Ok(cap),
+            herald_protocol::mqtt::Version::V311 => Err(()),
+        }
+    }
+
     /// Restores the saved sessions (their subscriptions collect messages from now on) and
     /// starts the saver and the reaper.
     ///

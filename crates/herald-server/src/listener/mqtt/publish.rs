@@ -67,6 +67,12 @@ impl Connection {
                 self.send(&Packet::PubRec(Ack::new(id)));
                 return None;
             }
+            // Each QoS 2 publish waits for its PUBREL: past the Receive
+            // Maximum the client broke its side of the window (MQTT-3.3.4-9),
+            // and a client that never releases would grow this set for good.
+            if state.incoming.len() >= usize::from(self.server.config.receive_maximum) {
+                return Some(Exit::Violation(ReasonCode::ReceiveMaximumExceeded));
+            }
         }
         let reason = match self.check(&topic, &publish) {
             Ok(subject) => self.forward(subject, topic, &publish).await,
