@@ -775,7 +775,7 @@ impl Publisher {
         }
         // Copy the key: the subject may be a slice of a connection's read
         // buffer, which the cache must not keep alive.
-        let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(subject.as_bytes()));
+        let key = subject.detached();
         self.cache.insert(key.clone(), cached.clone());
         Ok((key, cached))
     }
@@ -800,6 +800,19 @@ impl Publisher {
             .stats
             .add(std::mem::take(&mut self.counts));
         self.ctx.take_congested()
+    }
+
+    /// Publishes in the shard namespace (Redis `SPUBLISH`), staged and
+    /// back-pressured like [`publish`](Self::publish): only shard
+    /// subscribers of exactly `msg.subject` receive it.
+    pub fn publish_shard(&mut self, msg: &Message) -> usize {
+        let inner = &self.broker.inner;
+        let receivers = inner.shards.get(msg.subject.as_bytes()).map_or(0, |subs| {
+            self.broker
+                .offer_all(self.origin, &subs, msg, &mut self.ctx)
+        });
+        self.counts.add(msg.payload.len(), receivers);
+        receivers
     }
 
     /// Back-pressure at the end of a batch: waits (for at most

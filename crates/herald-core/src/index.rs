@@ -590,7 +590,7 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
         }
         // A copy of the name: the subject may be a slice of a large read
         // buffer that the cache should not keep alive.
-        let key = Subject::from_wire_unchecked(Bytes::copy_from_slice(subject.as_bytes()));
+        let key = subject.detached();
         cache.insert(key, Arc::clone(result));
     }
 

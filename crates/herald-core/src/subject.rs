@@ -303,6 +303,13 @@ impl Subject {
         Self(bytes)
     }
 
+    /// An owned copy: a subject parsed from the wire is a view into the
+    /// connection's read buffer, which whatever keeps the subject (a cache
+    /// key, a queued request, a stored message) must not keep alive.
+    pub fn detached(&self) -> Self {
+        Self(Bytes::copy_from_slice(&self.0))
+    }
+
     fn check(bytes: &[u8]) -> Result<(), SubjectError> {
         check_tokens(NameKind::Subject, bytes)?;
         if split_tokens(bytes).any(|t| t == b"*" || t == b">") {

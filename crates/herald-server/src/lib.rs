@@ -6,7 +6,8 @@
 //! | --- | --- |
 //! | [`cli`] | command-line flags and how they override the config |
 //! | [`config`] | the configuration tree, its defaults, the TOML file, validation |
-//! | [`server`] | starting listeners, shared connection state, graceful shutdown |
+//! | [`server`] | starting listeners, graceful shutdown |
+//! | [`shared`] | what every connection shares, connection limits, counters |
 //! | [`listener`] | the accept loop and one adapter per protocol |
 //! | [`client`] | `herald pub`, `sub`, `request`, `reply` |
 //! | [`open_files`] | raising the open-file limit at start |
@@ -19,6 +20,7 @@ pub mod jetstream;
 pub mod listener;
 pub mod open_files;
 pub mod server;
+pub mod shared;
 pub mod stream_cmd;
 pub mod tls;
 

@@ -2,154 +2,16 @@
 //! accept loops, and shut down gracefully (stop accepting, let connections
 //! flush what is pending, close).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use herald_core::{Broker, BrokerConfig, PendingLimits};
-use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::{Limits, Ready};
+use crate::config::Ready;
 use crate::listener;
-
-/// State every connection task shares.
-#[derive(Debug)]
-pub struct Shared {
-    /// The broker all protocols publish into.
-    pub broker: Broker,
-    /// Connection limits.
-    pub limits: Limits,
-    /// Cancelled when the server shuts down.
-    pub shutdown: CancellationToken,
-    /// Tracks every task so shutdown can wait for them.
-    pub tracker: TaskTracker,
-    /// This server's id, as INFO reports it.
-    pub server_id: String,
-    /// Connection counters.
-    pub stats: ServerStats,
-    /// Redis listener settings.
-    pub redis: crate::config::RedisConfig,
-    /// When the server started.
-    pub started: std::time::Instant,
-    /// Durable streams.
-    pub store: herald_store::Store,
-    /// Users and their permissions.
-    pub users: Arc<crate::auth::Users>,
-    /// TLS for every listener, when configured.
-    pub tls: Option<crate::tls::Tls>,
-    connections: Arc<Semaphore>,
-    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-/// A connection's place under the connection limits; released on drop.
-#[derive(Debug)]
-pub struct ConnectionPermit {
-    _global: OwnedSemaphorePermit,
-    ip: IpAddr,
-    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        let mut per_ip = self.per_ip.lock();
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// A permit for one more connection from `peer`, or `None` if the server
-    /// (or that address's share of it) is full.
-    pub fn admit(&self, peer: SocketAddr) -> Option<ConnectionPermit> {
-        let admitted = self.try_admit(peer.ip());
-        if admitted.is_none() {
-            self.stats
-                .refused_connections
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        admitted
-    }
-
-    fn try_admit(&self, ip: IpAddr) -> Option<ConnectionPermit> {
-        let global = self.connections.clone().try_acquire_owned().ok()?;
-        let mut per_ip = self.per_ip.lock();
-        let count = per_ip.entry(ip).or_default();
-        let max = self.limits.max_connections_per_ip;
-        if max > 0 && *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(ConnectionPermit {
-            _global: global,
-            ip,
-            per_ip: self.per_ip.clone(),
-        })
-    }
-}
-
-/// Counters kept by the listeners.
-#[derive(Debug, Default)]
-pub struct ServerStats {
-    /// NATS connections open now.
-    pub nats_connections: AtomicU64,
-    /// Redis connections open now.
-    pub redis_connections: AtomicU64,
-    /// MQTT connections open now.
-    pub mqtt_connections: AtomicU64,
-    /// WebSocket connections open now (JSON protocol and NATS over WebSocket).
-    pub websocket_connections: AtomicU64,
-    /// Server-Sent Events streams open now.
-    pub sse_connections: AtomicU64,
-    /// HTTP requests served.
-    pub http_requests: AtomicU64,
-    /// Messages refused for exceeding the payload limit.
-    pub payload_refusals: AtomicU64,
-    /// Connections closed for exceeding the control-line (or request) limit.
-    pub control_line_refusals: AtomicU64,
-    /// Subscriptions refused by the per-connection limit.
-    pub subscription_refusals: AtomicU64,
-    /// Failed authentications.
-    pub auth_failures: AtomicU64,
-    /// Connections closed for not authenticating in time.
-    pub auth_timeouts: AtomicU64,
-    /// Publishes and subscriptions refused by permissions.
-    pub permission_refusals: AtomicU64,
-    /// Connections ever accepted.
-    pub total_connections: AtomicU64,
-    /// Connections refused by the connection limit.
-    pub refused_connections: AtomicU64,
-}
-
-impl ServerStats {
-    /// Counts a connection opened; the guard counts it closed when dropped.
-    pub fn open(&self, gauge: fn(&ServerStats) -> &AtomicU64) -> ConnectionCount<'_> {
-        gauge(self).fetch_add(1, Ordering::Relaxed);
-        self.total_connections.fetch_add(1, Ordering::Relaxed);
-        ConnectionCount { gauge: gauge(self) }
-    }
-}
-
-/// Decrements a connection gauge on drop.
-#[derive(Debug)]
-pub struct ConnectionCount<'a> {
-    gauge: &'a AtomicU64,
-}
-
-impl Drop for ConnectionCount<'_> {
-    fn drop(&mut self) {
-        self.gauge.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+pub use crate::shared::{ConnectionCount, ConnectionPermit, ServerStats, Shared};
 
 /// A running server.
 #[derive(Debug)]
@@ -201,25 +63,21 @@ impl RunningServer {
         .map_err(|e| {
             anyhow::anyhow!("cannot open streams in {}: {e}", config.data_dir.display())
         })?;
-        crate::jetstream::start(store.clone());
-        let shared = Arc::new(Shared {
+
+        let shared = Arc::new(Shared::new(
             broker,
-            connections: Arc::new(Semaphore::new(match limits.max_connections {
-                0 => Semaphore::MAX_PERMITS,
-                n => n.min(Semaphore::MAX_PERMITS),
-            })),
             limits,
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            server_id: new_server_id(),
-            stats: ServerStats::default(),
-            redis: config.redis_config.clone(),
-            started: std::time::Instant::now(),
+            new_server_id(),
+            config.redis_config.clone(),
             store,
-            users: config.users.clone(),
-            tls: config.tls.clone(),
-            per_ip: Arc::new(Mutex::new(HashMap::new())),
-        });
+            config.users.clone(),
+            config.tls.clone(),
+        ));
+        crate::jetstream::start(
+            shared.store.clone(),
+            &shared.tracker,
+            shared.shutdown.clone(),
+        );
         let mut mqtt_addr = None;
         let mut mqtt = None;
         if let Some(addr) = config.mqtt {

@@ -568,8 +568,6 @@ impl Sink for RoutingSink {
         let Some(subject) = msg.subject.as_str() else {
             return herald_core::Delivery::Delivered;
         };
-        let copy =
-            |s: &Subject| Subject::from_wire_unchecked(bytes::Bytes::copy_from_slice(s.as_bytes()));
         if let Some(target) = parse_ack_subject(subject) {
             let consumer = store
                 .streams
@@ -580,7 +578,7 @@ impl Sink for RoutingSink {
                 let event = Event::Ack {
                     seq: target.stream_seq,
                     kind: parse_ack(&msg.payload),
-                    reply: msg.reply.as_ref().map(copy),
+                    reply: msg.reply.as_ref().map(Subject::detached),
                 };
                 consumer.push_event_inline(event, ctx);
             }

@@ -17,6 +17,8 @@ use herald_core::{
 };
 use herald_store::Store;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// API subjects the handler answers (`MSG.NEXT` deliberately absent).
 const API_PATTERNS: &[&str] = &[
@@ -39,21 +41,37 @@ struct Request {
     payload: Bytes,
 }
 
-/// Subscribes the API subjects and starts the task that answers them. The
-/// task ends when the broker drops the subscriptions.
-pub fn start(store: Store) {
+/// Requests waiting for the handler, at most; past it a request is dropped
+/// (and counted), as a slow consumer's message is: the client times out.
+const QUEUED_REQUESTS: usize = 4096;
+
+/// Subscribes the API subjects and starts, on `tracker`, the task that
+/// answers them; it ends with `shutdown`.
+pub fn start(store: Store, tracker: &TaskTracker, shutdown: CancellationToken) {
     let broker = store.broker().clone();
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(QUEUED_REQUESTS);
     let conn = broker.new_conn_id();
     for pattern in API_PATTERNS.iter().filter_map(|p| Pattern::new(p).ok()) {
         let spec = SubscribeSpec::internal(pattern, conn);
         broker.subscribe_sink(spec, Arc::new(ApiSink { tx: tx.clone() }));
     }
-    tokio::spawn(serve(store, broker, rx));
+    tracker.spawn(serve(store, broker, rx, shutdown));
 }
 
-async fn serve(store: Store, broker: Broker, mut rx: mpsc::UnboundedReceiver<Request>) {
-    while let Some(request) = rx.recv().await {
+async fn serve(
+    store: Store,
+    broker: Broker,
+    mut rx: mpsc::Receiver<Request>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            () = shutdown.cancelled() => return,
+            request = rx.recv() => match request {
+                Some(request) => request,
+                None => return,
+            },
+        };
         let store = store.clone();
         // Handlers may block briefly on the store (purge, delete, fsync of
         // state files): keep them off the async workers.
@@ -80,7 +98,7 @@ async fn serve(store: Store, broker: Broker, mut rx: mpsc::UnboundedReceiver<Req
 }
 
 struct ApiSink {
-    tx: mpsc::UnboundedSender<Request>,
+    tx: mpsc::Sender<Request>,
 }
 
 impl Sink for ApiSink {
@@ -96,12 +114,13 @@ impl Sink for ApiSink {
         };
         let request = Request {
             subject: msg.subject.to_string(),
-            reply: Subject::from_wire_unchecked(Bytes::copy_from_slice(reply.as_bytes())),
+            reply: reply.detached(),
             payload: Bytes::copy_from_slice(&msg.payload),
         };
-        match self.tx.send(request) {
+        match self.tx.try_send(request) {
             Ok(()) => herald_core::Delivery::Delivered,
-            Err(_) => herald_core::Delivery::Closed,
+            Err(mpsc::error::TrySendError::Full(_)) => herald_core::Delivery::Dropped,
+            Err(mpsc::error::TrySendError::Closed(_)) => herald_core::Delivery::Closed,
         }
     }
 }

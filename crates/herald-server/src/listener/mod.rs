@@ -9,6 +9,7 @@
 pub mod http;
 pub mod mqtt;
 pub mod nats;
+pub(crate) mod port;
 pub mod redis;
 mod writer;
 
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::server::ConnectionPermit;
+use crate::shared::ConnectionPermit;
 use bytes::BytesMut;
 use herald_core::{CloseReason, Outbox};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 
 use writer::spawn_writer;
 

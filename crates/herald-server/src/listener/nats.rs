@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::server::ConnectionPermit;
+use crate::shared::ConnectionPermit;
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
-    ConnId, Delivery, DeliveryCtx, Headers, Message, Outbox, Pattern, Publisher, QueueName, Sink,
-    Subject, SubscribeSpec, Subscriber,
+    ConnId, Delivery, DeliveryCtx, Headers, Message, Outbox, Pattern, QueueName, Sink, Subject,
+    SubscribeSpec, Subscriber,
 };
 use herald_protocol::limits::Limits as CodecLimits;
 use herald_protocol::nats::{self as codec, ClientOp, ConnectOptions, ProtocolError, ServerInfo};
@@ -24,9 +24,10 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use crate::auth::{Credentials, Identity};
+use crate::auth::Credentials;
+use crate::listener::port::{ClientPort, Refusal};
 use crate::listener::{ConnectionIo, ReadBuffer, Stream};
-use crate::server::{ServerStats, Shared};
+use crate::shared::{ServerStats, Shared};
 
 /// The version herald reports in INFO. Clients gate features on it
 /// (nats.go and nats-py need ≥ 2.9 for the consumer-create subjects).
@@ -149,7 +150,7 @@ pub(crate) async fn serve(
         let mut conn = Connection::new(shared.clone(), id, io.outbox.clone());
         if let Some(identity) = cert_name.and_then(|name| shared.users.by_certificate(&name)) {
             debug!(user = %identity.name, "authenticated by client certificate");
-            conn.identity = Some(identity);
+            conn.port.authenticated(identity);
         }
         conn.run(&mut io.reader, &io.token).await;
         conn.unsubscribe_all();
@@ -198,37 +199,32 @@ fn send_err(outbox: &Outbox, text: &str) {
     outbox.push_control(|b| codec::encode_err(b, text));
 }
 
-/// The reader side of one connection.
+/// The reader side of one connection: NATS frames in, the port's calls out.
 struct Connection {
+    port: ClientPort,
     shared: Arc<Shared>,
-    id: ConnId,
     outbox: Arc<Outbox>,
     sink: Arc<NatsSink>,
-    publisher: Publisher,
     subs: AHashMap<Bytes, Arc<Subscriber>>,
     options: ConnectOptions,
     limits: CodecLimits,
     pings_out: u32,
     last_read: Instant,
-    /// Who the client is; `None` until it authenticates (users configured).
-    identity: Option<Identity>,
 }
 
 impl Connection {
     fn new(shared: Arc<Shared>, id: ConnId, outbox: Arc<Outbox>) -> Self {
-        let shared_users_required = shared.users.required();
         let limits = CodecLimits {
             max_control_line: shared.limits.max_control_line,
             max_payload: shared.limits.max_payload,
         };
         Self {
-            publisher: shared.broker.publisher(id),
+            port: ClientPort::new(shared.clone(), id, outbox.clone()),
             sink: Arc::new(NatsSink {
                 outbox: outbox.clone(),
                 headers: AtomicBool::new(false),
             }),
             shared,
-            id,
             outbox,
             subs: AHashMap::new(),
             // nats-server's defaults until a CONNECT says otherwise: verbose,
@@ -237,7 +233,6 @@ impl Connection {
             limits,
             pings_out: 0,
             last_read: Instant::now(),
-            identity: (!shared_users_required).then(Identity::anonymous),
         }
     }
 
@@ -250,7 +245,7 @@ impl Connection {
         loop {
             loop {
                 match codec::parse_client(&mut read.buf, &self.limits) {
-                    Ok(Some(op)) if self.identity.is_none() => {
+                    Ok(Some(op)) if self.port.identity().is_none() => {
                         // Users are configured: CONNECT with credentials first.
                         let ClientOp::Connect(options) = op else {
                             debug!("operation before authentication");
@@ -295,7 +290,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = token.cancelled() => return,
-                () = tokio::time::sleep_until(auth_deadline), if self.identity.is_none() => {
+                () = tokio::time::sleep_until(auth_deadline), if self.port.identity().is_none() => {
                     debug!("no authentication in time");
                     self.send_err("Authentication Timeout");
                     self.shared.stats.auth_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -325,21 +320,12 @@ impl Connection {
         }
     }
 
-    /// Ends the batch of frames parsed from one read: wakes every writer
-    /// with new output (once each), then applies back-pressure: when this
-    /// client's publishes pushed a subscriber's outbox past its high-water
-    /// mark, wait (boundedly) for that writer to catch up before reading
-    /// more. A slower consumer then slows its publisher instead of being
-    /// disconnected; one that stopped reading still fills up and is closed
-    /// as a slow consumer.
+    /// Ends the batch of frames parsed from one read (see
+    /// [`ClientPort::end_batch`]): our own output (`PONG`, `+OK`, ...) goes
+    /// out from here, then back-pressure for the subscribers this client's
+    /// publishes congested.
     async fn finish_batch(&mut self) {
-        let congested = self.publisher.finish_batch();
-        // Our own output (`PONG`, `+OK`, ...) goes out from here when
-        // nothing else is being written: no hand-off to the writer task.
-        self.outbox.write_now();
-        self.publisher
-            .wait_for_congested(congested, &self.outbox)
-            .await;
+        self.port.end_batch().await;
     }
 
     /// Queues protocol output of this connection's own (`+OK`, `PONG`,
@@ -347,7 +333,7 @@ impl Connection {
     /// deliveries are staged until the publisher flushes, and a client that
     /// sent `PUB` then `PING` must see the `MSG` before the `PONG`.
     fn control(&mut self, encode: impl FnOnce(&mut BytesMut)) {
-        self.publisher.flush();
+        self.port.flush();
         // Written at the end of the batch (`finish_batch`), or by the
         // writer task when the connection closes first.
         self.outbox.push_reply(encode);
@@ -355,6 +341,28 @@ impl Connection {
 
     fn send_err(&mut self, text: &str) {
         self.control(|b| codec::encode_err(b, text));
+    }
+
+    /// A refusal in nats-server's words.
+    fn refused(&mut self, refusal: &Refusal) {
+        let text = match refusal {
+            Refusal::Publish(subject) => {
+                format!("Permissions Violation for Publish to \"{subject}\"")
+            }
+            Refusal::Subscribe {
+                name,
+                queue: Some(q),
+            } => format!(
+                "Permissions Violation for Subscription to \"{}\" using queue \"{q}\"",
+                String::from_utf8_lossy(name)
+            ),
+            Refusal::Subscribe { name, queue: None } => format!(
+                "Permissions Violation for Subscription to \"{}\"",
+                String::from_utf8_lossy(name)
+            ),
+            Refusal::TooManySubscriptions => "maximum subscriptions exceeded".to_owned(),
+        };
+        self.send_err(&text);
     }
 
     fn ok(&mut self) {
@@ -423,7 +431,7 @@ impl Connection {
         match identity {
             Some(identity) => {
                 debug!(user = %identity.name, "authenticated");
-                self.identity = Some(identity);
+                self.port.authenticated(identity);
                 self.connect(options)
             }
             None => {
@@ -436,13 +444,6 @@ impl Connection {
                 Flow::Close
             }
         }
-    }
-
-    fn identity(&self) -> &Identity {
-        static ANONYMOUS: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
-        self.identity
-            .as_ref()
-            .unwrap_or_else(|| ANONYMOUS.get_or_init(Identity::anonymous))
     }
 
     fn connect(&mut self, options: ConnectOptions) -> Flow {
@@ -484,13 +485,8 @@ impl Connection {
         } else {
             Subject::from_wire_unchecked(subject)
         };
-        if !self.identity().may_publish(&subject) {
-            self.shared
-                .stats
-                .permission_refusals
-                .fetch_add(1, Ordering::Relaxed);
-            let text = format!("Permissions Violation for Publish to \"{subject}\"");
-            self.send_err(&text);
+        if let Err(refusal) = self.port.gate().publish(&subject) {
+            self.refused(&refusal);
             return;
         }
         // +OK goes out before any delivery the publish causes, as nats-server does.
@@ -503,7 +499,7 @@ impl Connection {
             payload,
             extension: None,
         };
-        let receivers = self.publisher.publish(&msg);
+        let receivers = self.port.publish_checked(&msg);
         if receivers == 0
             && self.options.no_responders
             && let Some(reply) = &msg.reply
@@ -551,20 +547,13 @@ impl Connection {
                 return;
             }
         };
-        if !self.identity().may_subscribe(&pattern) {
-            self.shared
-                .stats
-                .permission_refusals
-                .fetch_add(1, Ordering::Relaxed);
-            let text = match &queue {
-                Some(q) => format!(
-                    "Permissions Violation for Subscription to \"{pattern}\" using queue \"{q}\""
-                ),
-                None => format!("Permissions Violation for Subscription to \"{pattern}\""),
-            };
-            self.send_err(&text);
-            return;
-        }
+        let read_check = match self.port.gate().subscribe(&pattern, queue.as_ref()) {
+            Ok(read_check) => read_check,
+            Err(refusal) => {
+                self.refused(&refusal);
+                return;
+            }
+        };
         if self.subs.get(&sid).is_some_and(|s| s.is_active()) {
             // nats-server ignores a SUB that reuses a live sid.
             self.ok();
@@ -572,20 +561,15 @@ impl Connection {
         }
         self.prune_subs();
         let max = self.shared.limits.max_subscriptions;
-        if max > 0 && self.subs.len() >= max {
-            self.send_err("maximum subscriptions exceeded");
-            self.shared
-                .stats
-                .subscription_refusals
-                .fetch_add(1, Ordering::Relaxed);
+        if let Err(refusal) = self.port.gate().one_more_subscription(self.subs.len(), max) {
+            self.refused(&refusal);
             return;
         }
-        let spec_pattern = pattern.clone();
-        let mut spec = SubscribeSpec::new(pattern, self.id);
+        let mut spec = SubscribeSpec::new(pattern, self.port.id());
         spec.queue = queue;
         spec.echo = self.options.echo;
         spec.tag = sid.clone();
-        spec.read_check = self.identity().read_check(&spec_pattern);
+        spec.read_check = read_check;
         let sub = self.shared.broker.subscribe_sink(spec, self.sink.clone());
         self.subs.insert(sid, sub);
         self.ok();

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// How the writer ended.
 #[derive(Debug)]

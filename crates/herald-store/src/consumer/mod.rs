@@ -531,7 +531,7 @@ impl Sink for NextSink {
         let Some(reply) = msg.reply.clone() else {
             return herald_core::Delivery::Delivered;
         };
-        let reply = Subject::from_wire_unchecked(bytes::Bytes::copy_from_slice(reply.as_bytes()));
+        let reply = reply.detached();
         let event = Event::Pull {
             reply,
             body: bytes::Bytes::copy_from_slice(&msg.payload),

@@ -175,7 +175,7 @@ impl MessageIndex {
     pub(crate) fn intern(&self, subject: &Subject) -> Subject {
         match self.subjects.get(subject.as_bytes()) {
             Some(info) => info.subject.clone(),
-            None => Subject::from_wire_unchecked(Bytes::copy_from_slice(subject.as_bytes())),
+            None => subject.detached(),
         }
     }
 

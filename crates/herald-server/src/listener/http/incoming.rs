@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 
-use crate::server::{ConnectionPermit, Shared};
+use crate::shared::{ConnectionPermit, Shared};
 
 /// Who is on the other end of a web connection.
 #[derive(Debug, Clone)]

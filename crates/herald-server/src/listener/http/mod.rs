@@ -40,7 +40,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub(crate) use error::HttpError;
 pub(crate) use incoming::Peer;

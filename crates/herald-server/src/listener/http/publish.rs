@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use super::auth::forbidden;
 use super::{HttpError, Web};
 use crate::auth::Identity;
+use crate::listener::port::Gate;
 
 /// How long a publish to a stream waits for the stream's ack.
 const ACK_WAIT: Duration = Duration::from_secs(5);
@@ -40,7 +41,10 @@ pub(crate) async fn publish(
 ) -> Result<Json<Value>, HttpError> {
     let subject = Subject::new(&subject)
         .map_err(|e| HttpError::bad_request("invalid_subject", e.to_string()))?;
-    if !identity.may_publish(&subject) {
+    if Gate::new(&identity, &web.shared.stats)
+        .publish(&subject)
+        .is_err()
+    {
         return Err(forbidden(format!(
             "{} may not publish to {subject}",
             identity.name

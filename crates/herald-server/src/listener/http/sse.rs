@@ -26,7 +26,8 @@ use super::auth::forbidden;
 use super::wire::message_json;
 use super::{HttpError, Web};
 use crate::auth::Identity;
-use crate::server::ServerStats;
+use crate::listener::port::Gate;
+use crate::shared::ServerStats;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct SubscribeQuery {
@@ -36,10 +37,10 @@ pub(crate) struct SubscribeQuery {
 }
 
 /// Keeps the open-streams gauge right however the stream ends.
-pub(crate) struct Gauge(Arc<crate::server::Shared>);
+pub(crate) struct Gauge(Arc<crate::shared::Shared>);
 
 impl Gauge {
-    pub(crate) fn open(shared: Arc<crate::server::Shared>) -> Self {
+    pub(crate) fn open(shared: Arc<crate::shared::Shared>) -> Self {
         shared.stats.sse_connections.fetch_add(1, Ordering::Relaxed);
         Self(shared)
     }
@@ -63,13 +64,12 @@ pub(crate) async fn subscribe(
 ) -> Result<Sse<axum::response::sse::KeepAliveStream<EventStream>>, HttpError> {
     let pattern = Pattern::new(&pattern)
         .map_err(|e| HttpError::bad_request("invalid_subject", e.to_string()))?;
-    if !identity.may_subscribe(&pattern) {
+    let Ok(read_check) = Gate::new(&identity, &web.shared.stats).subscribe(&pattern, None) else {
         return Err(forbidden(format!(
             "{} may not subscribe to {pattern}",
             identity.name
         )));
-    }
-    let read_check = identity.read_check(&pattern);
+    };
     let filter = match query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         Some(f) => Some(
             HeaderFilter::new(f)

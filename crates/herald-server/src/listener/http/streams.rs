@@ -23,13 +23,17 @@ use super::auth::forbidden;
 use super::wire::message_json;
 use super::{HttpError, Web};
 use crate::auth::Identity;
+use crate::listener::port::Gate;
 
 /// Stream operations are checked as the JetStream API call they match
 /// would be: publishing to `$JS.API.<call>` must be permitted.
-fn check(identity: &Identity, call: &str) -> Result<(), HttpError> {
+fn check(web: &Web, identity: &Identity, call: &str) -> Result<(), HttpError> {
     let subject = herald_core::Subject::new(&format!("$JS.API.{call}"))
         .map_err(|e| HttpError::bad_request("bad_request", e.to_string()))?;
-    if identity.may_publish(&subject) {
+    if Gate::new(identity, &web.shared.stats)
+        .publish(&subject)
+        .is_ok()
+    {
         Ok(())
     } else {
         Err(forbidden(format!(
@@ -49,7 +53,7 @@ pub(crate) async fn list(
     State(web): State<Web>,
     Extension(identity): Extension<Identity>,
 ) -> Result<Json<Value>, HttpError> {
-    check(&identity, "STREAM.LIST")?;
+    check(&web, &identity, "STREAM.LIST")?;
     let store = &web.shared.store;
     let mut infos = Vec::new();
     for name in store.stream_names(None) {
@@ -70,7 +74,7 @@ pub(crate) async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), HttpError> {
     let config = parse_config(&body)?;
-    check(&identity, &format!("STREAM.CREATE.{}", config.name))?;
+    check(&web, &identity, &format!("STREAM.CREATE.{}", config.name))?;
     let (info, created) = web.shared.store.create_stream(config)?;
     let status = if created {
         StatusCode::CREATED
@@ -85,7 +89,7 @@ pub(crate) async fn info(
     Extension(identity): Extension<Identity>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    check(&identity, &format!("STREAM.INFO.{name}"))?;
+    check(&web, &identity, &format!("STREAM.INFO.{name}"))?;
     to_json(&web.shared.store.stream_info(&name)?)
 }
 
@@ -95,7 +99,7 @@ pub(crate) async fn update(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, HttpError> {
-    check(&identity, &format!("STREAM.UPDATE.{name}"))?;
+    check(&web, &identity, &format!("STREAM.UPDATE.{name}"))?;
     let mut config = parse_config(&body)?;
     if config.name.is_empty() {
         config.name.clone_from(&name);
@@ -114,7 +118,7 @@ pub(crate) async fn delete(
     Extension(identity): Extension<Identity>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    check(&identity, &format!("STREAM.DELETE.{name}"))?;
+    check(&web, &identity, &format!("STREAM.DELETE.{name}"))?;
     web.shared.store.delete_stream(&name)?;
     Ok(Json(json!({ "deleted": name })))
 }
@@ -163,7 +167,7 @@ pub(crate) async fn messages(
     Path(name): Path<String>,
     Query(query): Query<MessagesQuery>,
 ) -> Result<Json<Value>, HttpError> {
-    check(&identity, &format!("STREAM.MSG.GET.{name}"))?;
+    check(&web, &identity, &format!("STREAM.MSG.GET.{name}"))?;
     let stream = web.shared.store.stream(&name)?;
     let filter = match query.subject.as_deref() {
         Some(s) => Some(
@@ -207,7 +211,7 @@ pub(crate) async fn message(
     Extension(identity): Extension<Identity>,
     Path((name, seq)): Path<(String, u64)>,
 ) -> Result<Json<Value>, HttpError> {
-    check(&identity, &format!("STREAM.MSG.GET.{name}"))?;
+    check(&web, &identity, &format!("STREAM.MSG.GET.{name}"))?;
     let stored = web.shared.store.stream(&name)?.get(seq)?;
     Ok(Json(stored_json(stored)))
 }
@@ -217,7 +221,7 @@ pub(crate) async fn delete_message(
     Extension(identity): Extension<Identity>,
     Path((name, seq)): Path<(String, u64)>,
 ) -> Result<Json<Value>, HttpError> {
-    check(&identity, &format!("STREAM.MSG.DELETE.{name}"))?;
+    check(&web, &identity, &format!("STREAM.MSG.DELETE.{name}"))?;
     web.shared.store.stream(&name)?.delete_message(seq)?;
     Ok(Json(json!({ "deleted": seq })))
 }
@@ -228,7 +232,7 @@ pub(crate) async fn purge(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, HttpError> {
-    check(&identity, &format!("STREAM.PURGE.{name}"))?;
+    check(&web, &identity, &format!("STREAM.PURGE.{name}"))?;
     let request: PurgeRequest = if body.iter().all(u8::is_ascii_whitespace) {
         PurgeRequest::default()
     } else {

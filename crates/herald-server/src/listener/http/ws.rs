@@ -31,6 +31,7 @@ use super::Web;
 use super::publish::publish_message;
 use super::wire::message_json;
 use crate::auth::Identity;
+use crate::listener::port::Gate;
 
 /// Server frames waiting for the socket.
 const OUTGOING: usize = 1024;
@@ -234,13 +235,13 @@ impl Session {
             .subject
             .ok_or(("bad_json", "subscribe needs a subject".to_owned()))?;
         let pattern = Pattern::new(&subject).map_err(|e| ("invalid_subject", e.to_string()))?;
-        if !self.identity.may_subscribe(&pattern) {
+        let gate = Gate::new(&self.identity, &self.web.shared.stats);
+        let Ok(read_check) = gate.subscribe(&pattern, None) else {
             return Err((
                 "permission_denied",
                 format!("{} may not subscribe to {pattern}", self.identity.name),
             ));
-        }
-        let read_check = self.identity.read_check(&pattern);
+        };
         let mut options = SubscribeOptions::new(pattern);
         if let Some(p) = read_check {
             options = options.read_check(p);
@@ -272,7 +273,10 @@ impl Session {
             .subject
             .ok_or(("bad_json", "publish needs a subject".to_owned()))?;
         let subject = Subject::new(&subject).map_err(|e| ("invalid_subject", e.to_string()))?;
-        if !self.identity.may_publish(&subject) {
+        if Gate::new(&self.identity, &self.web.shared.stats)
+            .publish(&subject)
+            .is_err()
+        {
             return Err((
                 "permission_denied",
                 format!("{} may not publish to {subject}", self.identity.name),

@@ -30,6 +30,7 @@ use super::publish::{TOPIC_ALIAS_MAX, will_of};
 use super::session::{Link, Session, Will, WillState};
 use super::{MqttServer, READ_BUFFER_MAX};
 use crate::auth::{Credentials, Identity};
+use crate::listener::port::{ClientPort, Gate};
 use crate::listener::{ConnectionIo, ReadBuffer};
 
 /// How long a client has to send `CONNECT` when no users are configured (with users, the
@@ -177,7 +178,7 @@ async fn handshake(
     let will = match connect
         .will
         .clone()
-        .map(|w| will_of(w, &identity))
+        .map(|w| will_of(w, Gate::new(&identity, &shared.stats)))
         .transpose()
     {
         Ok(will) => will,
@@ -266,10 +267,13 @@ async fn handshake(
         outbox: outbox.clone(),
         limits,
         version,
-        publisher: shared.broker.publisher(session.conn_id),
+        port: {
+            let mut port = ClientPort::new(shared.clone(), session.conn_id, outbox.clone());
+            port.authenticated(identity);
+            port
+        },
         session,
         generation,
-        identity,
         keep_alive: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
         aliases: AHashMap::new(),
         connect_expiry: asked,

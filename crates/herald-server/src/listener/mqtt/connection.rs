@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ahash::AHashMap;
-use herald_core::{DeliveryCtx, Outbox, Publisher};
+use herald_core::{DeliveryCtx, Outbox};
 use herald_protocol::mqtt::{
     Ack, Disconnect, MqttError, MqttLimits, Packet, ReasonCode, TopicName, Version, encode,
     parse_client,
@@ -21,9 +21,9 @@ use tracing::debug;
 use super::MqttServer;
 use super::delivery::now_ms;
 use super::session::{Session, State, Will, WillState};
-use crate::auth::Identity;
 use crate::listener::ReadBuffer;
-use crate::server::Shared;
+use crate::listener::port::ClientPort;
+use crate::shared::Shared;
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +57,9 @@ pub(super) struct Connection {
     pub(super) session: Arc<Session>,
     /// Which attachment of the session this connection is.
     pub(super) generation: u64,
-    pub(super) publisher: Publisher,
-    /// Who the client is.
-    pub(super) identity: Identity,
+    /// The connection core: who the client is (it authenticated in
+    /// `CONNECT`), its publisher and the permission checks.
+    pub(super) port: ClientPort,
     /// 1.5 × the keep-alive interval; `None` when keep-alive is off.
     pub(super) keep_alive: Option<Duration>,
     /// Topic aliases the client set (MQTT 5), by alias.
@@ -76,7 +76,7 @@ impl Connection {
     /// publishes made so far (the publisher stages them until it flushes).
     /// It is written at the end of the batch (`finish_batch`).
     pub(super) fn send(&mut self, packet: &Packet) {
-        self.publisher.flush();
+        self.port.flush();
         let version = self.version;
         self.outbox.push_reply(|buf| {
             if let Err(error) = encode(buf, version, packet) {
@@ -90,7 +90,7 @@ impl Connection {
     /// otherwise it would sit until the batch ends, and other publishers' deliveries to
     /// this client would pile up behind it unwoken.
     pub(super) fn flush_before_wait(&mut self) {
-        self.publisher.flush();
+        self.port.flush();
         self.outbox.write_now();
     }
 
@@ -183,12 +183,7 @@ impl Connection {
     /// connection's own packets, then waits (boundedly) for congested
     /// subscribers, as the NATS listener does.
     async fn finish_batch(&mut self) {
-        let congested = self.publisher.finish_batch();
-        // Acknowledgements go out from here when nothing else is being written.
-        self.outbox.write_now();
-        self.publisher
-            .wait_for_congested(congested, &self.outbox)
-            .await;
+        self.port.end_batch().await;
     }
 
     /// Handles one packet; `Some` ends the connection.

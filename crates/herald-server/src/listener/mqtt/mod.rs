@@ -42,7 +42,8 @@ use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::auth::Identity;
 use crate::config::MqttConfig;
-use crate::server::{ConnectionPermit, ServerStats, Shared};
+use crate::listener::port::Gate;
+use crate::shared::{ConnectionPermit, ServerStats, Shared};
 
 use persist::{Saver, SessionFile};
 use retained::Retained;
@@ -212,7 +213,7 @@ impl MqttServer {
                 Ok(routes) => entries.push(subscribe::subscribe_entry(
                     &self.shared.broker,
                     &session,
-                    &identity,
+                    Gate::new(&identity, &self.shared.stats),
                     filter,
                     options,
                     id,

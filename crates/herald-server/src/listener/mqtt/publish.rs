@@ -18,7 +18,7 @@ use super::MqttServer;
 use super::connection::{Connection, Exit};
 use super::delivery::{Origin, now_ms};
 use super::session::Will;
-use crate::auth::Identity;
+use crate::listener::port::Gate;
 
 /// Topic aliases a client may set (MQTT 5; announced in `CONNACK`), as mosquitto's default.
 pub(super) const TOPIC_ALIAS_MAX: u16 = 10;
@@ -128,12 +128,7 @@ impl Connection {
         let subject = publish_subject(topic).inspect_err(|_| {
             tracing::debug!(%topic, "topic has no subject; publish refused");
         })?;
-        if !self.identity.may_publish(&subject) {
-            self.shared
-                .stats
-                .permission_refusals
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%topic, "publish not permitted");
+        if self.port.gate().publish(&subject).is_err() {
             return Err(ReasonCode::NotAuthorized);
         }
         if publish.payload.len() > self.shared.limits.max_payload {
@@ -171,7 +166,7 @@ impl Connection {
         let mut msg = Message::new(subject.clone(), publish.payload.clone())
             .with_extension(Extension::new(origin));
         msg.reply = reply_subject(&publish.properties);
-        let receivers = self.publisher.publish(&msg);
+        let receivers = self.port.publish_checked(&msg);
         if publish.retain {
             self.flush_before_wait();
             // Kept with the message: everything but the per-hop Topic Alias.
@@ -204,10 +199,10 @@ fn reason_ack(id: herald_protocol::mqtt::PacketId, reason: ReasonCode) -> Ack {
 /// The Will of a `CONNECT`, checked as a publish would be.
 pub(super) fn will_of(
     will: herald_protocol::mqtt::Will,
-    identity: &Identity,
+    gate: Gate<'_>,
 ) -> Result<Will, ReasonCode> {
     let subject = publish_subject(&will.topic)?;
-    if !identity.may_publish(&subject) {
+    if gate.publish(&subject).is_err() {
         return Err(ReasonCode::NotAuthorized);
     }
     let props = &will.properties;

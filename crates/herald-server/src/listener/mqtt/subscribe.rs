@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use super::connection::Connection;
 use super::delivery::{Origin, Outgoing, foreign_properties};
 use super::session::Session;
-use crate::auth::Identity;
+use crate::listener::port::Gate;
 
 /// One subscription of a session.
 #[derive(Debug)]
@@ -161,11 +161,13 @@ impl Routes {
 }
 
 /// Subscribes `filter` (whose `routes` the caller found) for `session` in the
-/// broker; `identity` limits what it may read.
+/// broker; `gate` limits what it may read (a route the user may not read at
+/// all is left out: the parent of `a/#` where only `a/*` is allowed, or a
+/// saved subscription whose permission went since).
 pub(super) fn subscribe_entry(
     broker: &Broker,
     session: &Arc<Session>,
-    identity: &Identity,
+    gate: Gate<'_>,
     filter: TopicFilter,
     options: SubscriptionOptions,
     id: Option<SubscriptionId>,
@@ -178,14 +180,13 @@ pub(super) fn subscribe_entry(
     });
     let subscribers = patterns
         .into_iter()
-        .enumerate()
-        .filter(|(i, pattern)| *i == 0 || identity.may_subscribe(pattern))
-        .map(|(_, pattern)| {
-            let mut spec = SubscribeSpec::new(pattern.clone(), session.conn_id);
+        .filter_map(|pattern| Some((gate.readable(&pattern)?, pattern)))
+        .map(|(read_check, pattern)| {
+            let mut spec = SubscribeSpec::new(pattern, session.conn_id);
             spec.queue.clone_from(&queue);
             spec.echo = !options.no_local;
             spec.tag = bytes::Bytes::copy_from_slice(filter.as_str().as_bytes());
-            spec.read_check = identity.read_check(&pattern);
+            spec.read_check = read_check;
             broker.subscribe_sink(spec, sink.clone())
         })
         .collect();
@@ -278,7 +279,7 @@ impl Connection {
                 let entry = subscribe_entry(
                     &broker,
                     &self.session,
-                    &self.identity,
+                    self.port.gate(),
                     filter,
                     options,
                     id,
@@ -312,27 +313,18 @@ impl Connection {
         count: &mut usize,
     ) -> Result<Routes, ReasonCode> {
         let routes = Routes::of(filter)?;
+        let gate = self.port.gate();
         // The filter's own pattern decides; the parent of `.../#` is only subscribed
         // where the user may read it (see `subscribe_entry`).
-        if !routes
-            .patterns
-            .first()
-            .is_some_and(|p| self.identity.may_subscribe(p))
-        {
-            self.shared
-                .stats
-                .permission_refusals
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::debug!(filter = %filter.as_str(), "subscription not permitted");
+        let Some(main) = routes.patterns.first() else {
+            return Err(ReasonCode::TopicFilterInvalid);
+        };
+        if gate.subscribe(main, routes.queue.as_ref()).is_err() {
             return Err(ReasonCode::NotAuthorized);
         }
-        let max = self.shared.limits.max_subscriptions;
         if !existing {
-            if max > 0 && *count >= max {
-                self.shared
-                    .stats
-                    .subscription_refusals
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let max = self.shared.limits.max_subscriptions;
+            if gate.one_more_subscription(*count, max).is_err() {
                 return Err(ReasonCode::QuotaExceeded);
             }
             *count += 1;
@@ -362,12 +354,7 @@ impl Connection {
             if no_dollar && msg.topic.as_str().starts_with('$') {
                 continue;
             }
-            if !self
-                .identity
-                .permissions
-                .as_ref()
-                .is_none_or(|p| p.may_receive(&msg.subject))
-            {
+            if !self.port.gate().may_receive(&msg.subject) {
                 continue;
             }
             let out = Outgoing {

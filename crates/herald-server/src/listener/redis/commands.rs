@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use herald_core::{Interest, Message, Subject, SubscribeSpec};
 use herald_protocol::resp::{self, Proto};
 
-use super::{Connection, Flow, ReplyMode, SubscriptionSet};
+use super::{Connection, Flow, Refusal, ReplyMode, SubscriptionSet};
 
 /// A command herald knows: its name, Redis's arity (negative = at least),
 /// and whether a RESP2 client may run it while subscribed.
@@ -286,11 +286,13 @@ impl Connection {
                 }
             }
         }
-        if self.identity.is_none() && !matches!(spec.name, "AUTH" | "HELLO" | "QUIT" | "RESET") {
+        if self.port.identity().is_none()
+            && !matches!(spec.name, "AUTH" | "HELLO" | "QUIT" | "RESET")
+        {
             self.err("NOAUTH Authentication required.");
             return Flow::Continue;
         }
-        if self.identity.is_none() && spec.name == "HELLO" {
+        if self.port.identity().is_none() && spec.name == "HELLO" {
             self.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
             return Flow::Continue;
         }
@@ -308,45 +310,49 @@ impl Connection {
     /// command pipelines repeat: answered without the command-table walk,
     /// and the channel and message move out of `args` into the message
     /// instead of being shared. Returns false, touching nothing, for any
-    /// other command (or a PUBLISH that must be refused: the general path
-    /// words the refusal).
+    /// other command.
     fn publish_fast(&mut self, args: &mut Vec<Bytes>) -> bool {
-        let allowed = args.len() == 3
+        let fast = args.len() == 3
             && args[0].eq_ignore_ascii_case(b"PUBLISH")
-            && self.identity.is_some()
-            && !(self.proto == Proto::Resp2 && self.subscribed())
-            && self.may_publish(&args[1]);
-        if !allowed {
+            && self.port.identity().is_some()
+            && !(self.proto == Proto::Resp2 && self.subscribed());
+        if !fast {
             return false;
         }
         let (Some(payload), Some(channel)) = (args.pop(), args.pop()) else {
             return false;
         };
         self.last_command_name = "publish";
-        self.publish(channel, payload);
+        let msg = Message::new(Subject::from_wire_unchecked(channel), payload);
+        match self.port.publish(&msg) {
+            Ok(receivers) => resp::integer(&mut self.replies, receivers as i64),
+            Err(refusal) => self.refused(&refusal),
+        }
         true
     }
 
-    /// PUBLISH once allowed: answers how many subscribers took the message.
-    fn publish(&mut self, channel: Bytes, payload: Bytes) {
-        let msg = Message::new(Subject::from_wire_unchecked(channel), payload);
-        let receivers = self.publisher.publish(&msg);
-        resp::integer(&mut self.replies, receivers as i64);
+    /// PUBLISH and SPUBLISH through the port (which checks the permission).
+    fn publish_command(&mut self, shard: bool, args: &[Bytes]) {
+        let msg = Message::new(
+            Subject::from_wire_unchecked(args[1].clone()),
+            args[2].clone(),
+        );
+        let published = if shard {
+            self.port.publish_shard(&msg)
+        } else {
+            self.port.publish(&msg)
+        };
+        match published {
+            Ok(receivers) => resp::integer(&mut self.replies, receivers as i64),
+            Err(refusal) => self.refused(&refusal),
+        }
     }
 
     fn dispatch(&mut self, name: &str, args: &[Bytes]) -> Flow {
         match name {
-            "PUBLISH" | "SPUBLISH" if !self.may_publish(&args[1]) => self.no_permission(),
-            "SUBSCRIBE" | "SSUBSCRIBE" if !self.may_subscribe(&args[1..]) => self.no_permission(),
-            "PUBLISH" => self.publish(args[1].clone(), args[2].clone()),
-            "SPUBLISH" => {
-                let msg = Message::new(
-                    Subject::from_wire_unchecked(args[1].clone()),
-                    args[2].clone(),
-                );
-                let receivers = self.shared.broker.publish_shard(self.id, &msg);
-                resp::integer(&mut self.replies, receivers as i64);
-            }
+            "SUBSCRIBE" | "SSUBSCRIBE" if !self.may_subscribe(&args[1..]) => {}
+            "PUBLISH" => self.publish_command(false, args),
+            "SPUBLISH" => self.publish_command(true, args),
             "SUBSCRIBE" => self.subscribe(&args[1..], Kind::Channel),
             "PSUBSCRIBE" => self.subscribe(&args[1..], Kind::Pattern),
             "SSUBSCRIBE" => self.subscribe(&args[1..], Kind::Shard),
@@ -404,38 +410,36 @@ impl Connection {
         }
     }
 
-    fn identity(&self) -> Option<&crate::auth::Identity> {
-        self.identity.as_ref()
-    }
-
-    fn may_publish(&self, channel: &Bytes) -> bool {
-        let Some(permissions) = self.identity().and_then(|i| i.permissions.as_ref()) else {
-            return true;
+    /// All or nothing, as Redis checks every channel of the command first;
+    /// false once the refusal is answered.
+    fn may_subscribe(&mut self, channels: &[Bytes]) -> bool {
+        let checked: Result<(), Refusal> = {
+            let gate = self.port.gate();
+            channels
+                .iter()
+                .try_for_each(|c| match herald_core::Pattern::from_bytes(c.clone()) {
+                    Ok(pattern) => gate.subscribe(&pattern, None).map(|_| ()),
+                    Err(_) => gate.subscribe_name(c),
+                })
         };
-        permissions.may_publish(&Subject::from_wire_unchecked(channel.clone()))
+        match checked {
+            Ok(()) => true,
+            Err(refusal) => {
+                self.refused(&refusal);
+                false
+            }
+        }
     }
 
-    /// All or nothing, as Redis checks every channel of the command first.
-    fn may_subscribe(&self, channels: &[Bytes]) -> bool {
-        let Some(identity) = self.identity() else {
-            return false;
+    /// A refusal in Redis's words.
+    fn refused(&mut self, refusal: &Refusal) {
+        let text = match refusal {
+            Refusal::TooManySubscriptions => "ERR maximum subscriptions exceeded",
+            Refusal::Publish(_) | Refusal::Subscribe { .. } => {
+                "NOPERM this user has no permissions to access one of the channels used as arguments"
+            }
         };
-        channels
-            .iter()
-            .all(|c| match herald_core::Pattern::from_bytes(c.clone()) {
-                Ok(pattern) => identity.may_subscribe(&pattern),
-                Err(_) => identity.permissions.is_none(),
-            })
-    }
-
-    fn no_permission(&mut self) {
-        self.shared
-            .stats
-            .permission_refusals
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.err(
-            "NOPERM this user has no permissions to access one of the channels used as arguments",
-        );
+        self.err(text);
     }
 
     /// AUTH. With users configured the credentials were checked before the
@@ -463,9 +467,7 @@ impl Connection {
         // No unsubscribe confirmations, as Redis.
         self.unsubscribe_all();
         // Back to the default user: unauthenticated when users are configured.
-        if self.shared.users.required() {
-            self.identity = None;
-        }
+        self.port.forget_identity();
         self.set_proto(Proto::Resp2);
         self.name = None;
         self.reply_mode = ReplyMode::On;
@@ -578,7 +580,7 @@ impl Connection {
                 spec.tag = name.clone();
                 // Globs and channels are checked per delivery when the user
                 // may not read everything: a glob can reach any subject.
-                spec.read_check = self.identity().and_then(|i| i.permissions.clone());
+                spec.read_check = self.port.identity().and_then(|i| i.permissions.clone());
                 // Count it first so the confirmation carries the new total,
                 // and confirm before the first message can arrive.
                 let count = self.count_for(kind) + 1;

@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::auth::{Credentials, Identity};
-use crate::server::ConnectionPermit;
+use crate::auth::Credentials;
+use crate::shared::ConnectionPermit;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
-    ConnId, Delivery, DeliveryCtx, Interest, Message, Outbox, Publisher, Sink, SlowConsumerPolicy,
-    SoftLimit, Subscriber,
+    ConnId, Delivery, DeliveryCtx, Interest, Message, Outbox, Sink, SlowConsumerPolicy, SoftLimit,
+    Subscriber,
 };
 use herald_protocol::resp::{self, Proto, RequestParser, RespLimits};
 use tokio::net::TcpStream;
@@ -30,8 +30,9 @@ use tracing::{Instrument, debug, debug_span, warn};
 
 use subscriptions::SubscriptionSet;
 
+use crate::listener::port::{ClientPort, Refusal};
 use crate::listener::{ConnectionIo, ReadBuffer};
-use crate::server::{ServerStats, Shared};
+use crate::shared::{ServerStats, Shared};
 
 /// Encodes deliveries as Redis pushes (`message`, `pmessage`, `smessage`).
 #[derive(Debug)]
@@ -103,7 +104,7 @@ pub(crate) async fn serve(
         let mut conn = Connection::new(shared.clone(), id, io.outbox.clone(), peer, io.local);
         if let Some(identity) = cert_name.and_then(|name| shared.users.by_certificate(&name)) {
             debug!(user = %identity.name, "authenticated by client certificate");
-            conn.identity = Some(identity);
+            conn.port.authenticated(identity);
         }
         conn.run(&mut io.reader, &io.token).await;
         conn.unsubscribe_all();
@@ -128,7 +129,8 @@ struct Connection {
     id: ConnId,
     outbox: Arc<Outbox>,
     sink: Arc<RedisSink>,
-    publisher: Publisher,
+    /// The connection core: identity, publisher, permission checks.
+    port: ClientPort,
     proto: Proto,
     name: Option<Bytes>,
     lib_name: Option<Bytes>,
@@ -150,8 +152,6 @@ struct Connection {
     reply_mode: ReplyMode,
     /// Where the replies of a command whose reply is dropped begin.
     reply_mark: Option<usize>,
-    /// Who the client is; `None` until it authenticates (users configured).
-    identity: Option<Identity>,
 }
 
 /// `CLIENT REPLY`: whether a command's reply goes out.
@@ -178,9 +178,8 @@ impl Connection {
             max_bulk: shared.limits.max_payload.max(1024 * 1024),
             ..RespLimits::default()
         };
-        let shared_users_required = shared.users.required();
         Self {
-            publisher: shared.broker.publisher(id),
+            port: ClientPort::new(shared.clone(), id, outbox.clone()),
             sink: Arc::new(RedisSink {
                 outbox: outbox.clone(),
                 resp3: AtomicBool::new(false),
@@ -205,7 +204,6 @@ impl Connection {
             replies: BytesMut::new(),
             reply_mode: ReplyMode::On,
             reply_mark: None,
-            identity: (!shared_users_required).then(Identity::anonymous),
         }
     }
 
@@ -230,7 +228,7 @@ impl Connection {
     fn flush_replies(&mut self) {
         // Deliveries this connection's publishes made are staged until the
         // publisher flushes; a push to ourselves must precede our reply.
-        self.publisher.flush();
+        self.port.flush();
         if !self.replies.is_empty() {
             let replies = self.replies.split();
             self.outbox.push_reply(|b| b.extend_from_slice(&replies));
@@ -248,7 +246,7 @@ impl Connection {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             loop {
-                let authenticated = self.identity.is_some();
+                let authenticated = self.port.identity().is_some();
                 match self
                     .parser
                     .parse_into(&mut read.buf, &self.limits, authenticated, &mut args)
@@ -283,10 +281,7 @@ impl Connection {
                 }
             }
             self.flush_replies();
-            let congested = self.publisher.finish_batch();
-            self.publisher
-                .wait_for_congested(congested, &self.outbox)
-                .await;
+            self.port.end_batch().await;
             tokio::select! {
                 biased;
                 () = token.cancelled() => return,
@@ -351,7 +346,7 @@ impl Connection {
         match identity {
             Some(identity) => {
                 debug!(user = %identity.name, "authenticated");
-                self.identity = Some(identity);
+                self.port.authenticated(identity);
                 true
             }
             None => {

@@ -1,0 +1,234 @@
+//! [`ClientPort`]: what every client connection has, whatever its protocol —
+//! who the client is, its publisher and outbox, the permission and limit
+//! checks, the refusal counters, and the back-pressure at the end of a batch.
+//!
+//! A listener only translates: it decodes frames into the port's calls and
+//! turns a [`Refusal`] into its protocol's error in one place. Permission
+//! checks live here and nowhere else (the web listener, which has no
+//! long-lived connection for most requests, uses the same [`Gate`]).
+//! Where a protocol keeps its subscriptions (NATS by sid, Redis by channel,
+//! MQTT in sessions that outlive connections) stays the listener's: the port
+//! admits a subscription and says what each delivery must be checked
+//! against; the listener makes it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use herald_core::{ConnId, Message, Outbox, Pattern, Permissions, Publisher, QueueName, Subject};
+
+use crate::auth::Identity;
+use crate::shared::{ServerStats, Shared};
+
+/// Why the port said no.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The user may not publish on this subject.
+    Publish(Subject),
+    /// The user may not subscribe to this (a pattern, or a Redis channel
+    /// that is no pattern), in this queue group if any.
+    Subscribe {
+        name: bytes::Bytes,
+        queue: Option<QueueName>,
+    },
+    /// The connection holds `--max-subscriptions` already.
+    TooManySubscriptions,
+}
+
+/// The permission checks for one identity, counting refusals.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gate<'a> {
+    identity: &'a Identity,
+    stats: &'a ServerStats,
+}
+
+impl<'a> Gate<'a> {
+    pub(crate) fn new(identity: &'a Identity, stats: &'a ServerStats) -> Self {
+        Self { identity, stats }
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Refusal {
+        let counter = match refusal {
+            Refusal::TooManySubscriptions => &self.stats.subscription_refusals,
+            _ => &self.stats.permission_refusals,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(user = %self.identity.name, ?refusal, "refused");
+        refusal
+    }
+
+    /// Whether the user may publish on `subject`.
+    pub(crate) fn publish(&self, subject: &Subject) -> Result<(), Refusal> {
+        if self.identity.may_publish(subject) {
+            Ok(())
+        } else {
+            Err(self.refuse(Refusal::Publish(subject.clone())))
+        }
+    }
+
+    /// Whether the user may subscribe to `pattern`; `Ok` carries what each
+    /// delivery must be checked against (`None`: everything the pattern
+    /// matches may be read, no check per message).
+    pub(crate) fn subscribe(
+        &self,
+        pattern: &Pattern,
+        queue: Option<&QueueName>,
+    ) -> Result<Option<Arc<Permissions>>, Refusal> {
+        if self.identity.may_subscribe(pattern) {
+            Ok(self.identity.read_check(pattern))
+        } else {
+            Err(self.refuse(Refusal::Subscribe {
+                name: pattern.to_bytes(),
+                queue: queue.cloned(),
+            }))
+        }
+    }
+
+    /// Whether the user may read some of what `pattern` matches, and what
+    /// each delivery must then be checked against — without counting a
+    /// refusal: for routes a listener derives from what the client asked
+    /// for (an MQTT `a/#` also subscribes `a`), not for what it asked.
+    pub(crate) fn readable(&self, pattern: &Pattern) -> Option<Option<Arc<Permissions>>> {
+        self.identity
+            .may_subscribe(pattern)
+            .then(|| self.identity.read_check(pattern))
+    }
+
+    /// Whether the user may receive a message on `subject` (what a
+    /// subscription's per-delivery check asks, and what every read of a
+    /// stored message asks).
+    pub(crate) fn may_receive(&self, subject: &Subject) -> bool {
+        self.identity
+            .permissions
+            .as_ref()
+            .is_none_or(|p| p.may_receive(subject))
+    }
+
+    /// The same for a Redis channel that is not a valid pattern (spaces,
+    /// empty tokens): only a user with no subscribe rules may, since rules
+    /// are written in patterns.
+    pub(crate) fn subscribe_name(&self, name: &bytes::Bytes) -> Result<(), Refusal> {
+        if self.identity.permissions.is_none() {
+            Ok(())
+        } else {
+            Err(self.refuse(Refusal::Subscribe {
+                name: name.clone(),
+                queue: None,
+            }))
+        }
+    }
+
+    /// Whether one more subscription fits beside the `held` ones.
+    pub(crate) fn one_more_subscription(&self, held: usize, max: usize) -> Result<(), Refusal> {
+        if max > 0 && held >= max {
+            Err(self.refuse(Refusal::TooManySubscriptions))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One client connection's core. See the module docs.
+#[derive(Debug)]
+pub(crate) struct ClientPort {
+    shared: Arc<Shared>,
+    id: ConnId,
+    outbox: Arc<Outbox>,
+    publisher: Publisher,
+    /// `None` until the client authenticates (when users are configured).
+    identity: Option<Identity>,
+}
+
+impl ClientPort {
+    /// The port of connection `id`, writing to `outbox`. Without configured
+    /// users the client is anonymous (and may do everything) from the start.
+    pub(crate) fn new(shared: Arc<Shared>, id: ConnId, outbox: Arc<Outbox>) -> Self {
+        let identity = (!shared.users.required()).then(Identity::anonymous);
+        Self {
+            publisher: shared.broker.publisher(id),
+            shared,
+            id,
+            outbox,
+            identity,
+        }
+    }
+
+    pub(crate) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Who the client is, once it authenticated.
+    pub(crate) fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// The client authenticated as `identity`.
+    pub(crate) fn authenticated(&mut self, identity: Identity) {
+        self.identity = Some(identity);
+    }
+
+    /// Back to unauthenticated (Redis `RESET` when users are configured).
+    pub(crate) fn forget_identity(&mut self) {
+        if self.shared.users.required() {
+            self.identity = None;
+        }
+    }
+
+    /// Publishes `msg` in the shard namespace (Redis `SPUBLISH`) if the
+    /// client may publish on its subject.
+    pub(crate) fn publish_shard(&mut self, msg: &Message) -> Result<usize, Refusal> {
+        self.gate().publish(&msg.subject)?;
+        Ok(self.publisher.publish_shard(msg))
+    }
+
+    /// The checks for this client (an unauthenticated one may do nothing
+    /// it is asked to be checked for).
+    pub(crate) fn gate(&self) -> Gate<'_> {
+        static NOBODY: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
+        let identity = self.identity.as_ref().unwrap_or_else(|| {
+            NOBODY.get_or_init(|| {
+                let everything = Pattern::new(">").map(|p| vec![p]).unwrap_or_default();
+                let nothing = herald_core::Rules {
+                    allow: Vec::new(),
+                    deny: everything,
+                };
+                Identity {
+                    name: "unauthenticated".to_owned(),
+                    permissions: Some(Arc::new(Permissions {
+                        publish: nothing.clone(),
+                        subscribe: nothing,
+                    })),
+                }
+            })
+        });
+        Gate::new(identity, &self.shared.stats)
+    }
+
+    /// Publishes `msg` if the client may; returns how many took it.
+    pub(crate) fn publish(&mut self, msg: &Message) -> Result<usize, Refusal> {
+        self.gate().publish(&msg.subject)?;
+        Ok(self.publisher.publish(msg))
+    }
+
+    /// Publishes `msg`, already checked (a Will, checked when it was set).
+    pub(crate) fn publish_checked(&mut self, msg: &Message) -> usize {
+        self.publisher.publish(msg)
+    }
+
+    /// Hands what this connection's publishes delivered so far to their
+    /// outboxes: call it before writing a reply that must follow them.
+    pub(crate) fn flush(&mut self) {
+        self.publisher.flush();
+    }
+
+    /// Ends a batch of frames: wakes the writers of everything published,
+    /// writes this connection's own replies from here, then waits (at most
+    /// 50 ms, for all of them together, and never for a stuck one) for the
+    /// receivers this batch congested, as nats-server stalls a fast producer.
+    pub(crate) async fn end_batch(&mut self) {
+        let congested = self.publisher.finish_batch();
+        self.outbox.write_now();
+        self.publisher
+            .wait_for_congested(congested, &self.outbox)
+            .await;
+    }
+}
