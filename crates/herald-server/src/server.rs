@@ -126,9 +126,12 @@ impl RunningServer {
         if let Some(addr) = config.http {
             let socket = listener::bind("http", addr).await?;
             http_addr = Some(socket.local_addr()?);
-            shared
-                .tracker
-                .spawn(listener::http::serve(socket, shared.clone(), nats_addr));
+            shared.tracker.spawn(listener::http::serve(
+                socket,
+                shared.clone(),
+                nats_addr.is_some(),
+                mqtt.clone(),
+            ));
         }
         Ok(Self {
             shared,

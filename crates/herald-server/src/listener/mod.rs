@@ -12,6 +12,7 @@ pub mod nats;
 pub(crate) mod port;
 pub mod redis;
 mod writer;
+pub(crate) mod ws_bytes;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -147,13 +148,24 @@ impl ReadBuffer {
     }
 }
 
-/// A client's socket, plain or TLS.
+/// A client's byte stream: plain TCP, TLS, or anything else that reads and
+/// writes bytes (a WebSocket, see [`ws_bytes`]).
 pub(crate) enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP.
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Any other byte stream, with the local address it was reached on.
+    Other(Box<dyn ByteStream>, Option<SocketAddr>),
 }
+
+/// A byte stream a listener can serve.
+pub(crate) trait ByteStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin
+{
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> ByteStream for T {}
 
 /// The TLS step of protocols that start with it (Redis, MQTT): returns the
 /// stream to serve and the client certificate's name, or `None` when the
@@ -213,28 +225,51 @@ impl ConnectionIo {
                 let socket = writer::TcpWriter::new(socket);
                 // Replies may be written by the reader itself (see `Outbox::write_now`).
                 let outbox = Arc::new(outbox.with_direct_write(Arc::new(socket.clone())));
-                let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
-                Self {
-                    reader: Box::new(reader),
-                    outbox,
-                    token,
-                    local,
-                    writer,
-                }
+                Self::with_writer(shared, Box::new(reader), socket, outbox, local, token)
             }
             Stream::Tls(tls) => {
                 let local = tls.get_ref().0.local_addr().ok();
-                let (reader, socket) = tokio::io::split(*tls);
-                let outbox = Arc::new(outbox);
-                let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
-                Self {
-                    reader: Box::new(reader),
-                    outbox,
-                    token,
-                    local,
-                    writer,
-                }
+                Self::split(shared, *tls, local, outbox, token)
             }
+            Stream::Other(stream, local) => Self::split(shared, stream, local, outbox, token),
+        }
+    }
+
+    /// The reader and a writer task for a stream the reader cannot write
+    /// itself (TLS, WebSocket): every write goes through the task.
+    fn split<S: ByteStream + 'static>(
+        shared: &Shared,
+        stream: S,
+        local: Option<SocketAddr>,
+        outbox: Outbox,
+        token: CancellationToken,
+    ) -> Self {
+        let (reader, socket) = tokio::io::split(stream);
+        Self::with_writer(
+            shared,
+            Box::new(reader),
+            socket,
+            Arc::new(outbox),
+            local,
+            token,
+        )
+    }
+
+    fn with_writer<W: tokio::io::AsyncWrite + Unpin + Send + 'static>(
+        shared: &Shared,
+        reader: Reader,
+        socket: W,
+        outbox: Arc<Outbox>,
+        local: Option<SocketAddr>,
+        token: CancellationToken,
+    ) -> Self {
+        let writer = spawn_writer(shared, socket, outbox.clone(), token.clone());
+        Self {
+            reader,
+            outbox,
+            token,
+            local,
+            writer,
         }
     }
 

@@ -101,9 +101,8 @@ pub(crate) async fn serve(
     let id = shared.broker.new_conn_id();
     let span = debug_span!("nats", conn = id.0, %peer, name = tracing::field::Empty);
     async move {
-        let _count = shared.stats.open(|s: &ServerStats| &s.nats_connections);
-        let outbox = Outbox::new(shared.limits.max_pending, shared.limits.slow_consumer);
-        let mut info = server_info(&shared, id, peer, stream.local_addr().ok());
+        let local = stream.local_addr().ok();
+        let mut info = server_info(&shared, id, peer, local);
         let (stream, cert_name) = match &shared.tls {
             None => (Stream::Plain(stream), None),
             Some(tls) => {
@@ -135,31 +134,66 @@ pub(crate) async fn serve(
                 }
             }
         };
-        let plain = matches!(stream, Stream::Plain(_));
-        let mut io = ConnectionIo::start(&shared, stream, outbox);
-        if plain {
-            io.outbox.push_control(|b| codec::encode_info(b, &info));
-        }
-        if permit.is_none() {
-            warn!("connection refused: maximum connections reached");
-            send_err(&io.outbox, "maximum connections exceeded");
-            io.finish().await;
-            return;
-        }
-        debug!("connected");
-        let mut conn = Connection::new(shared.clone(), id, io.outbox.clone());
-        if let Some(identity) = cert_name.and_then(|name| shared.users.by_certificate(&name)) {
-            debug!(user = %identity.name, "authenticated by client certificate");
-            conn.port.authenticated(identity);
-        }
-        conn.run(&mut io.reader, &io.token).await;
-        conn.unsubscribe_all();
-        io.finish().await;
-        debug!("disconnected");
+        // Over TLS the INFO went out before the handshake.
+        let info = matches!(stream, Stream::Plain(_)).then_some(info);
+        serve_stream(shared, id, stream, info, permit.is_some(), cert_name).await;
         drop(permit);
     }
     .instrument(span)
     .await;
+}
+
+/// Serves NATS over a WebSocket (`/nats`, as nats.ws speaks it) with the
+/// same code as over TCP, from the browser's own address; `wss://` is TLS
+/// at the web port, so the INFO does not ask for TLS again. The web
+/// connection it upgraded holds its place under the connection limits.
+pub(crate) async fn serve_websocket(
+    shared: Arc<Shared>,
+    socket: axum::extract::ws::WebSocket,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) {
+    let id = shared.broker.new_conn_id();
+    let span = debug_span!("nats-ws", conn = id.0, %peer, name = tracing::field::Empty);
+    let info = server_info(&shared, id, peer, local);
+    let stream = Stream::Other(
+        Box::new(crate::listener::ws_bytes::WsBytes::new(socket)),
+        local,
+    );
+    serve_stream(shared, id, stream, Some(info), true, None)
+        .instrument(span)
+        .await;
+}
+
+/// The protocol over an established stream: INFO (unless already sent),
+/// then the client's frames until it closes or the server stops.
+async fn serve_stream(
+    shared: Arc<Shared>,
+    id: ConnId,
+    stream: Stream,
+    info: Option<ServerInfo>,
+    admitted: bool,
+    cert_name: Option<String>,
+) {
+    let _count = shared.stats.open(|s: &ServerStats| &s.nats_connections);
+    let outbox = Outbox::new(shared.limits.max_pending, shared.limits.slow_consumer);
+    let mut io = ConnectionIo::start(&shared, stream, outbox);
+    if let Some(info) = &info {
+        io.outbox.push_control(|b| codec::encode_info(b, info));
+    }
+    if !admitted {
+        warn!("connection refused: maximum connections reached");
+        send_err(&io.outbox, "maximum connections exceeded");
+        io.finish().await;
+        return;
+    }
+    debug!("connected");
+    let mut conn = Connection::new(shared.clone(), id, io.outbox.clone());
+    conn.port.certificate(cert_name.as_deref());
+    conn.run(&mut io.reader, &io.token).await;
+    conn.unsubscribe_all();
+    io.finish().await;
+    debug!("disconnected");
 }
 
 fn server_info(

@@ -166,6 +166,16 @@ impl ClientPort {
         self.identity = Some(identity);
     }
 
+    /// The client presented a TLS certificate named `cert_name`: when it
+    /// names a user, the client is that user from now on (it may still log
+    /// in as another with the protocol's own login).
+    pub(crate) fn certificate(&mut self, cert_name: Option<&str>) {
+        if let Some(identity) = cert_name.and_then(|name| self.shared.users.by_certificate(name)) {
+            tracing::debug!(user = %identity.name, "authenticated by client certificate");
+            self.identity = Some(identity);
+        }
+    }
+
     /// Back to unauthenticated (Redis `RESET` when users are configured).
     pub(crate) fn forget_identity(&mut self) {
         if self.shared.users.required() {

@@ -111,7 +111,20 @@ async fn write_batch<W: AsyncWrite + Unpin>(
             }
         }
     }
-    Ok(())
+    // What a layer above the socket holds back (TLS records, WebSocket
+    // frames) goes out now; plain TCP holds nothing.
+    loop {
+        match tokio::time::timeout(deadline, socket.flush()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => return Err(Failure::Io(error)),
+            Err(_) => {
+                warn!(?deadline, "write deadline passed");
+                if outbox.write_timed_out() {
+                    return Err(Failure::Deadline);
+                }
+            }
+        }
+    }
 }
 
 /// The write half of a plain TCP connection, shared by the writer task (as

@@ -6,7 +6,9 @@
 //! publishes to the room's subject (JSON chat messages, and raw text shown as
 //! is). One switches rooms and sees only the new room. Then the dashboard is
 //! opened while NATS traffic flows and a stream holds messages, and a reload
-//! of the chat joins again from what the page remembered.
+//! of the chat joins again from what the page remembered. In between, MQTT.js
+//! (its browser bundle, from `tests/js`) publishes from a page over
+//! MQTT-over-WebSocket to a NATS subscriber and the other page.
 //!
 //! Screenshots land in `<target>/screenshots/`: `chat.png`, `chat-bob.png`,
 //! `chat-phone.png`, `dashboard.png`, `dashboard-phone.png` (1280×800 pages,
@@ -128,6 +130,8 @@ async fn scenario(server: &TestServer, ann: &Page, bob: &Page, shots: &Path) {
     ann.screenshot(&shots.join("chat.png")).await;
     bob.screenshot(&shots.join("chat-bob.png")).await;
 
+    mqtt_over_websocket(server, &nats, ann, bob).await;
+
     // Bob switches rooms: he gets the new room's messages, not the old's.
     bob.fill("room", "elsewhere").await;
     bob.click("join").await;
@@ -242,6 +246,104 @@ async fn scenario(server: &TestServer, ann: &Page, bob: &Page, shots: &Path) {
         .expect("read the name");
     assert_eq!(name, json!("ann"));
     ann.assert_no_errors().await;
+}
+
+/// MQTT.js, loaded into Ann's page, connects over MQTT-over-WebSocket
+/// (`/mqtt`) and publishes a chat message to `chat/e2e` at QoS 1: a NATS
+/// subscriber and Bob's chat page (herald's own WebSocket) receive it. The
+/// other way, a NATS publish reaches the page's MQTT subscription.
+async fn mqtt_over_websocket(
+    server: &TestServer,
+    nats: &async_nats::Client,
+    ann: &Page,
+    bob: &Page,
+) {
+    let bundle = mqtt_js_bundle();
+    let mut from_mqtt = nats
+        .subscribe(format!("chat.{ROOM}"))
+        .await
+        .expect("subscribe");
+    nats.flush().await.expect("flush");
+    let text = "sent by MQTT.js over WebSocket";
+    let chat = json!({"username": "mqtt-ann", "message": text}).to_string();
+    let url = format!("ws://{}/mqtt", server.http);
+    ann.client
+        .execute(
+            "const [bundle, url, room, chat] = arguments;
+             const script = document.createElement('script');
+             script.textContent = bundle;
+             document.head.appendChild(script);
+             const state = window.__mqtt = {got: [], error: null, acked: false};
+             const client = mqtt.connect(url, {clientId: 'ann-browser', protocolVersion: 5,
+                                               reconnectPeriod: 0});
+             client.on('error', e => state.error = String(e));
+             client.on('close', () => {
+               if (!state.acked) state.error = state.error || 'closed before the publish was acknowledged';
+             });
+             client.on('message', (topic, payload) =>
+               state.got.push({topic, text: new TextDecoder().decode(payload)}));
+             client.on('connect', () => {
+               client.subscribe('chat/' + room + '/replies', {qos: 1}, err => {
+                 if (err) { state.error = String(err); return; }
+                 state.subscribed = true;
+                 client.publish('chat/' + room, chat, {qos: 1}, err => {
+                   if (err) state.error = String(err); else state.acked = true;
+                 });
+               });
+             });
+             window.__mqttClient = client;
+             return true",
+            vec![json!(bundle), json!(url), json!(ROOM), json!(chat)],
+        )
+        .await
+        .expect("start MQTT.js in the page");
+    let acked = ann
+        .wait_js(
+            "MQTT.js to connect, subscribe and have its QoS 1 publish acknowledged",
+            "const s = window.__mqtt; return s.error ? {error: s.error} : s.acked",
+        )
+        .await;
+    assert_eq!(acked, json!(true), "ann's MQTT.js client");
+    let msg = tokio::time::timeout(DEADLINE, from_mqtt.next())
+        .await
+        .expect("the MQTT.js message reaches NATS in time")
+        .expect("a message");
+    assert_eq!(msg.payload.as_ref(), chat.as_bytes());
+    bob.wait_message("mqtt-ann", text, false).await;
+
+    nats.publish(
+        format!("chat.{ROOM}.replies"),
+        "from NATS to MQTT.js".into(),
+    )
+    .await
+    .expect("publish");
+    let got = ann
+        .wait_js(
+            "the NATS reply in the page's MQTT subscription",
+            "return window.__mqtt.got[0] || null",
+        )
+        .await;
+    assert_eq!(
+        got,
+        json!({"topic": format!("chat/{ROOM}/replies"), "text": "from NATS to MQTT.js"})
+    );
+    ann.client
+        .execute("window.__mqttClient.end(); return true", vec![])
+        .await
+        .expect("end the MQTT.js client");
+}
+
+/// MQTT.js's browser bundle, from the npm install `scripts/test` makes.
+fn mqtt_js_bundle() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/js/node_modules/mqtt/dist/mqtt.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read MQTT.js at {} ({e}): run `npm ci --prefix crates/herald-server/tests/js` \
+             (scripts/test does)",
+            path.display()
+        )
+    })
 }
 
 /// Some NATS traffic for the dashboard's charts: a bounded burst of

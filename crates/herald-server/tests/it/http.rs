@@ -658,3 +658,26 @@ async fn a_kept_alive_connection_idle_between_requests_is_closed() {
     assert!(closed_within(&mut socket, Duration::from_secs(60)).await);
     server.stop().await;
 }
+
+/// A NATS client over WebSocket is one connection from its own address: with
+/// one connection allowed per address, the WebSocket (which holds that place)
+/// still serves NATS, since nothing opens a second connection behind it.
+#[tokio::test]
+async fn nats_over_websocket_is_one_connection_from_the_browsers_address() {
+    let server = TestServer::start_with(|ready| ready.limits.max_connections_per_ip = 1).await;
+    let over_ws = async_nats::connect(format!("ws://{}/nats", server.http))
+        .await
+        .expect("connects over ws");
+    let mut sub = over_ws.subscribe("one.>").await.expect("subscribe");
+    sync(&over_ws).await;
+    over_ws
+        .publish("one.x", "to myself".into())
+        .await
+        .expect("publish");
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("in time")
+        .expect("a message");
+    assert_eq!(msg.payload.as_ref(), b"to myself");
+    server.stop().await;
+}

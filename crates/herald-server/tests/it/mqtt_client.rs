@@ -612,3 +612,84 @@ async fn the_offline_queue_drains_through_the_window_and_is_bounded() {
     );
     server.stop().await;
 }
+
+fn websocket_options(server: &TestServer, id: &str) -> MqttOptions {
+    // rumqttc takes the URL as the host when the transport is a WebSocket.
+    let mut options = MqttOptions::new(id, format!("ws://{}/mqtt", server.http), 0);
+    options.set_transport(rumqttc::Transport::Ws);
+    options.set_keep_alive(Duration::from_secs(30));
+    options
+}
+
+/// MQTT over WebSocket at `/mqtt` (subprotocol `mqtt`, binary frames) is
+/// MQTT: every QoS both ways, a persistent session resumed over a new
+/// socket, messages crossing to NATS.
+#[tokio::test]
+async fn mqtt_over_websocket_is_the_mqtt_listener() {
+    let server = TestServer::start().await;
+    let nats = async_nats::connect(server.nats.to_string())
+        .await
+        .expect("nats");
+    let mut from_ws = nats.subscribe("ws.up.>").await.expect("subscribe");
+    sync(&nats).await;
+
+    let mut options = websocket_options(&server, "over-ws");
+    options.set_clean_session(false);
+    let (mut ws, connack) = V3::start(options).await.expect("connects over ws");
+    assert!(!connack.session_present);
+    ws.subscribe("ws/down/#", QoS::ExactlyOnce).await;
+    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        ws.publish(&format!("ws/up/{i}"), qos, false, &format!("up {i}"))
+            .await;
+        let msg = tokio::time::timeout(PATIENCE, from_ws.next())
+            .await
+            .expect("in time")
+            .expect("a message");
+        assert_eq!(msg.subject.as_str(), format!("ws.up.{i}"));
+        assert_eq!(msg.payload.as_ref(), format!("up {i}").as_bytes());
+    }
+    nats.publish("ws.down.1", "down".into()).await.expect("pub");
+    let got = ws.message().await;
+    assert_eq!(got.topic, "ws/down/1");
+    assert_eq!(got.payload.as_ref(), b"down");
+    ws.disconnect().await;
+
+    // The session outlives the socket: a QoS 1 message published while it
+    // was away arrives over the next one.
+    let mut qos1 = rumqttc::MqttOptions::new("publisher", "127.0.0.1", server.mqtt.port());
+    qos1.set_keep_alive(Duration::from_secs(30));
+    let mut publisher = V3::start(qos1).await.expect("tcp publisher").0;
+    publisher
+        .publish("ws/down/2", QoS::AtLeastOnce, false, "while away")
+        .await;
+    let mut options = websocket_options(&server, "over-ws");
+    options.set_clean_session(false);
+    let (mut ws, connack) = V3::start(options).await.expect("reconnects over ws");
+    assert!(connack.session_present);
+    let got = ws.message().await;
+    assert_eq!(got.payload.as_ref(), b"while away");
+    ws.disconnect().await;
+    publisher.disconnect().await;
+    server.stop().await;
+}
+
+/// An MQTT-over-WebSocket client is one connection from its own address:
+/// with one connection allowed per address, the web connection it upgraded
+/// is that one (no second, loopback connection behind it).
+#[tokio::test]
+async fn mqtt_over_websocket_is_one_connection_from_the_clients_address() {
+    let server = TestServer::start_with(|ready| ready.limits.max_connections_per_ip = 1).await;
+    let mut ws = V3::start(websocket_options(&server, "only-one"))
+        .await
+        .expect("connects over ws")
+        .0;
+    ws.subscribe("self/#", QoS::AtLeastOnce).await;
+    ws.publish("self/1", QoS::AtLeastOnce, false, "to myself")
+        .await;
+    assert_eq!(ws.message().await.payload.as_ref(), b"to myself");
+    ws.disconnect().await;
+    server.stop().await;
+}

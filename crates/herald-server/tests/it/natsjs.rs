@@ -5,7 +5,7 @@
 //! message acknowledged. The same script runs against nats-server, and the
 //! two reports must be equal.
 //!
-//! The script and its locked dependencies live in `tests/natsjs/`; the test
+//! The script and its locked dependencies live in `tests/js/`; the test
 //! command (`scripts/test`) installs them with `npm ci`.
 
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use crate::common::TestServer;
 use crate::common::reference::nats_server_jetstream;
 
 fn script_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/natsjs")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
 }
 
 /// Runs the script against `url` on a blocking thread; returns its report.

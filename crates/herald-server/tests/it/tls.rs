@@ -153,3 +153,36 @@ async fn mutual_tls_names_the_user_by_certificate() {
         .await;
     assert!(refused.is_err(), "no client certificate, no connection");
 }
+
+/// `wss://…/nats`: NATS over WebSocket under TLS, served by the NATS
+/// listener's own code (no loopback hop to the NATS port, which expects a
+/// TLS handshake of its own), reaching a subscriber on the NATS port.
+#[tokio::test]
+async fn nats_over_secure_websocket_reaches_the_nats_port() {
+    use futures::StreamExt;
+    let pki = Pki::new("alice");
+    let server = serve(&pki, false, Users::default()).await;
+    let tcp = async_nats::ConnectOptions::new()
+        .add_root_certificates(pki.path("ca.pem"))
+        .require_tls(true)
+        .connect(format!("tls://localhost:{}", server.nats.port()))
+        .await
+        .expect("async-nats over TLS");
+    let over_wss = async_nats::ConnectOptions::new()
+        .add_root_certificates(pki.path("ca.pem"))
+        .connect(format!("wss://localhost:{}/nats", server.http.port()))
+        .await
+        .expect("async-nats over wss");
+    let mut sub = tcp.subscribe("wss.>").await.expect("subscribe");
+    sync(&tcp).await;
+    over_wss
+        .publish("wss.hello", "through TLS and a WebSocket".into())
+        .await
+        .expect("publish");
+    sync(&over_wss).await;
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+        .await
+        .expect("in time")
+        .expect("a message");
+    assert_eq!(msg.payload.as_ref(), b"through TLS and a WebSocket");
+}

@@ -23,6 +23,8 @@ use crate::shared::{ConnectionPermit, Shared};
 pub(crate) struct Peer {
     /// Its address.
     pub(crate) addr: SocketAddr,
+    /// The local address it reached.
+    pub(crate) local: Option<SocketAddr>,
     /// The common name of its verified client certificate (mutual TLS).
     pub(crate) cert_name: Option<String>,
 }
@@ -192,6 +194,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sende
             }
         };
         let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok();
         let Some(permit) = shared.admit(addr) else {
             tokio::spawn(async move {
                 let _ = tcp.write_all(REFUSED_FULL).await;
@@ -206,6 +209,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sende
                     io,
                     Peer {
                         addr,
+                        local,
                         cert_name: None,
                     },
                 ))
@@ -228,7 +232,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sende
                 Ok(stream) => {
                     let cert_name = crate::tls::client_name(&stream);
                     let io = Io::new(Stream::Tls(Box::new(stream)), permit, shared);
-                    let _ = tx.send((io, Peer { addr, cert_name })).await;
+                    let peer = Peer {
+                        addr,
+                        local,
+                        cert_name,
+                    };
+                    let _ = tx.send((io, peer)).await;
                 }
                 Err(error) => tracing::debug!(%error, "web TLS handshake failed"),
             }

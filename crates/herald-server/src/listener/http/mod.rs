@@ -8,7 +8,7 @@
 //! | `POST /v1/publish/{subject}` | [`publish`] |
 //! | `GET /v1/subscribe/{pattern}` (SSE) | [`sse`] |
 //! | `GET /v1/ws` (JSON over WebSocket) | [`ws`] |
-//! | `GET /nats` (NATS over WebSocket) | [`nats_ws`] |
+//! | `GET /nats`, `GET /mqtt` (NATS, MQTT over WebSocket) | [`protocol_ws`] |
 //! | `/v1/streams…` | [`streams`] |
 //! | `GET /metrics`, `/healthz`, `/v1/stats`, `/v1/stats/live` | [`stats`] |
 //! | `GET /`, `/chat`, `/assets/{file}` | [`pages`] |
@@ -16,8 +16,8 @@
 mod auth;
 mod error;
 mod incoming;
-mod nats_ws;
 mod pages;
+mod protocol_ws;
 mod publish;
 mod sse;
 mod stats;
@@ -25,7 +25,6 @@ mod streams;
 mod wire;
 mod ws;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -49,8 +48,10 @@ pub(crate) use incoming::Peer;
 #[derive(Clone)]
 pub(crate) struct Web {
     pub(crate) shared: Arc<Shared>,
-    /// The NATS listener, which `/nats` WebSocket connections are bridged to.
-    pub(crate) nats_addr: Option<SocketAddr>,
+    /// Whether the NATS listener is on (`/nats` serves NATS only then).
+    pub(crate) nats: bool,
+    /// The MQTT server, which `/mqtt` WebSocket connections are served by.
+    pub(crate) mqtt: Option<Arc<crate::listener::mqtt::MqttServer>>,
 }
 
 /// A client has this long to send a request's headers once the connection
@@ -65,7 +66,8 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    nats_addr: Option<SocketAddr>,
+    nats: bool,
+    mqtt: Option<Arc<crate::listener::mqtt::MqttServer>>,
 ) {
     let shutdown = shared.shutdown.clone();
     let mut incoming = match incoming::Incoming::start(listener, shared.clone()) {
@@ -76,7 +78,7 @@ pub(crate) async fn serve(
         }
     };
     let tracker = shared.tracker.clone();
-    let web = Web { shared, nats_addr };
+    let web = Web { shared, nats, mqtt };
     let app = router(web);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -147,7 +149,8 @@ fn router(web: Web) -> Router {
         .route("/v1/publish/{subject}", post(publish::publish))
         .route("/v1/subscribe/{pattern}", get(sse::subscribe))
         .route("/v1/ws", get(ws::upgrade))
-        .route("/nats", get(nats_ws::upgrade))
+        .route("/nats", get(protocol_ws::nats))
+        .route("/mqtt", get(protocol_ws::mqtt))
         .route("/v1/streams", get(streams::list).post(streams::create))
         .route(
             "/v1/streams/{name}",

@@ -142,6 +142,43 @@ impl MqttServer {
         peer: SocketAddr,
         permit: Option<ConnectionPermit>,
     ) {
+        // MQTT over TLS starts with the handshake; a plain-text client is just closed
+        // (there is no MQTT packet to explain it before CONNECT).
+        let Some((stream, cert_name)) = crate::listener::secure(&self.shared, stream, b"").await
+        else {
+            return;
+        };
+        self.serve_stream(stream, peer, permit.is_some(), cert_name)
+            .await;
+        drop(permit);
+    }
+
+    /// Serves MQTT over a WebSocket (`/mqtt`, subprotocol `mqtt`, as
+    /// Mosquitto's websockets listener and MQTT.js speak it) with the same
+    /// code as over TCP, from the browser's own address. The web connection
+    /// it upgraded holds its place under the connection limits.
+    pub(crate) async fn serve_websocket(
+        self: Arc<Self>,
+        socket: axum::extract::ws::WebSocket,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    ) {
+        let stream = crate::listener::Stream::Other(
+            Box::new(crate::listener::ws_bytes::WsBytes::new(socket)),
+            local,
+        );
+        self.serve_stream(stream, peer, true, None).await;
+    }
+
+    /// The protocol over an established stream: CONNECT, then the session
+    /// until the client leaves or the server stops.
+    async fn serve_stream(
+        self: Arc<Self>,
+        stream: crate::listener::Stream,
+        peer: SocketAddr,
+        admitted: bool,
+        cert_name: Option<String>,
+    ) {
         let shared = self.shared.clone();
         let id = shared.broker.new_conn_id();
         let span = debug_span!("mqtt", conn = id.0, %peer, client = tracing::field::Empty);
@@ -149,15 +186,9 @@ impl MqttServer {
             let _count = shared.stats.open(|s: &ServerStats| &s.mqtt_connections);
             let outbox =
                 herald_core::Outbox::new(shared.limits.max_pending, shared.limits.slow_consumer);
-            // MQTT over TLS starts with the handshake; a plain-text client is just closed
-            // (there is no MQTT packet to explain it before CONNECT).
-            let Some((stream, cert_name)) = crate::listener::secure(&shared, stream, b"").await
-            else {
-                return;
-            };
             let mut io = crate::listener::ConnectionIo::start(&shared, stream, outbox);
             let cert = cert_name.and_then(|name| shared.users.by_certificate(&name));
-            let accepted = connect::accept(&self, &mut io, peer, cert, permit.is_some()).await;
+            let accepted = connect::accept(&self, &mut io, peer, cert, admitted).await;
             if let Some((mut conn, read)) = accepted {
                 tracing::Span::current().record("client", conn.session.client_id.as_str());
                 let exit = conn.run(&mut io.reader, &io.token, read).await;
@@ -165,7 +196,6 @@ impl MqttServer {
             }
             io.finish().await;
             debug!("disconnected");
-            drop(permit);
         }
         .instrument(span)
         .await;

@@ -102,10 +102,7 @@ pub(crate) async fn serve(
         }
         debug!("connected");
         let mut conn = Connection::new(shared.clone(), id, io.outbox.clone(), peer, io.local);
-        if let Some(identity) = cert_name.and_then(|name| shared.users.by_certificate(&name)) {
-            debug!(user = %identity.name, "authenticated by client certificate");
-            conn.port.authenticated(identity);
-        }
+        conn.port.certificate(cert_name.as_deref());
         conn.run(&mut io.reader, &io.token).await;
         conn.unsubscribe_all();
         io.finish().await;
