@@ -73,6 +73,60 @@ impl Permissions {
     }
 }
 
+/// Who asked to read stored messages, and the one rule every read of a
+/// stored message follows: **a message may be read only by a user who may
+/// receive a message on its subject** (subscribe permission on the
+/// subject, deny winning), as a live subscription's delivery is checked.
+///
+/// The server's connection core stamps every request it publishes on a
+/// `$JS.` subject (the JetStream API, consumer acks) with its user's
+/// permissions, as the message's [`Extension`](crate::Extension); the
+/// JetStream API, consumers and the web reads ask this type. A request
+/// without a stamp came from inside the process (the library, herald's own
+/// tasks), where nothing is checked.
+#[derive(Debug, Clone, Default)]
+pub struct Requester {
+    /// `None`: may read everything.
+    permissions: Option<std::sync::Arc<Permissions>>,
+}
+
+impl Requester {
+    /// A requester with `permissions` (`None`: unrestricted).
+    pub fn new(permissions: Option<std::sync::Arc<Permissions>>) -> Self {
+        Self { permissions }
+    }
+
+    /// Who sent `msg`: its stamp, or unrestricted when it has none.
+    pub fn of(msg: &crate::Message) -> Self {
+        msg.extension::<Self>().cloned().unwrap_or_default()
+    }
+
+    /// `msg` stamped with this requester.
+    pub fn stamp(self, msg: crate::Message) -> crate::Message {
+        msg.with_extension(crate::Extension::new(std::sync::Arc::new(self)))
+    }
+
+    /// Whether the requester may read a stored message on `subject`.
+    pub fn may_read(&self, subject: &Subject) -> bool {
+        self.permissions
+            .as_ref()
+            .is_none_or(|p| p.may_receive(subject))
+    }
+
+    /// Whether it may read every message `pattern` matches (what a
+    /// consumer with that filter would deliver to it).
+    pub fn may_read_all(&self, pattern: &Pattern) -> bool {
+        self.permissions
+            .as_ref()
+            .is_none_or(|p| p.subscribe.covers(pattern))
+    }
+
+    /// Whether it is restricted at all (checks can be skipped when not).
+    pub fn is_restricted(&self) -> bool {
+        self.permissions.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +159,29 @@ mod tests {
         assert!(rules.permits_pattern(&p(">")), "reaches allowed subjects");
         assert!(!rules.covers(&p(">")));
         assert!(Rules::everything().covers(&p(">")));
+    }
+
+    #[test]
+    fn a_requester_reads_what_it_may_receive_and_an_unstamped_request_everything() {
+        let permissions = Permissions {
+            publish: Rules::everything(),
+            subscribe: Rules {
+                allow: vec![p(">")],
+                deny: vec![p("secret.>")],
+            },
+        };
+        let requester = Requester::new(Some(std::sync::Arc::new(permissions)));
+        assert!(requester.may_read(&s("orders.1")));
+        assert!(!requester.may_read(&s("secret.plans")));
+        assert!(requester.may_read_all(&p("orders.>")));
+        assert!(!requester.may_read_all(&p(">")), "reaches secret.>");
+        let msg = requester
+            .clone()
+            .stamp(crate::Message::new(s("$JS.API.INFO"), bytes::Bytes::new()));
+        assert!(!Requester::of(&msg).may_read(&s("secret.plans")));
+        let unstamped = crate::Message::new(s("$JS.API.INFO"), bytes::Bytes::new());
+        assert!(Requester::of(&unstamped).may_read(&s("secret.plans")));
+        assert!(!Requester::of(&unstamped).is_restricted());
     }
 
     #[test]

@@ -69,6 +69,12 @@ impl ApiError {
         Self::new(500, 10012, description)
     }
 
+    /// 403/19001 (herald's own code; nats-server has no read permissions
+    /// on stored messages): the requester may not read what it asked for.
+    pub fn not_permitted(description: impl Into<String>) -> Self {
+        Self::new(403, 19001, description)
+    }
+
     /// 500 with the store's own error (I/O on the data directory).
     pub fn storage(err: &crate::StoreError) -> Self {
         Self::new(500, 10049, format!("storage failure: {err}"))

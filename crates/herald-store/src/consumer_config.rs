@@ -226,6 +226,25 @@ impl ConsumerConfig {
         self.durable_name.is_some()
     }
 
+    /// What a consumer with this config may deliver, from a stream that
+    /// captures `stream_subjects`: its filters, or without any, the
+    /// stream's subjects (`>` when it captures none itself and is fed by
+    /// others). Who may read a consumer's messages is checked against it.
+    pub fn reach(&self, stream_subjects: &[String]) -> Vec<Pattern> {
+        let filters = self.filters();
+        if !filters.is_empty() {
+            return filters;
+        }
+        let mut reach: Vec<Pattern> = stream_subjects
+            .iter()
+            .filter_map(|s| Pattern::new(s).ok())
+            .collect();
+        if reach.is_empty() {
+            reach.extend(Pattern::new(">").ok());
+        }
+        reach
+    }
+
     /// The filter patterns (empty = everything).
     pub fn filters(&self) -> Vec<Pattern> {
         self.filter_subject

@@ -579,6 +579,7 @@ impl Sink for RoutingSink {
                     seq: target.stream_seq,
                     kind: parse_ack(&msg.payload),
                     reply: msg.reply.as_ref().map(Subject::detached),
+                    requester: herald_core::Requester::of(msg),
                 };
                 consumer.push_event_inline(event, ctx);
             }

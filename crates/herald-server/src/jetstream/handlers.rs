@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use herald_core::{Headers, Message, Pattern, Subject};
+use herald_core::{Headers, Message, Pattern, Requester, Subject};
 use herald_store::{
     ApiError, ConsumerConfig, CreateAction, PurgeRequest, Store, StoredMessage, StreamConfig,
 };
@@ -22,14 +22,14 @@ pub(super) enum Reply {
 const NAMES_LIMIT: usize = 1024;
 const LIST_LIMIT: usize = 256;
 
-/// Answers one request on `subject` (a `$JS.API.` subject).
-pub(super) fn handle(store: &Store, subject: &str, payload: &[u8]) -> Reply {
+/// Answers one request on `subject` (a `$JS.API.` subject) from `requester`.
+pub(super) fn handle(store: &Store, subject: &str, payload: &[u8], requester: &Requester) -> Reply {
     let Some(api) = subject.strip_prefix("$JS.API.") else {
         return json_reply("error", Err(ApiError::bad_request("not an API subject")));
     };
     let tokens: Vec<&str> = api.split('.').collect();
     if tokens.first() == Some(&"DIRECT") {
-        return direct_get(store, &tokens, payload);
+        return direct_get(store, &tokens, payload, requester);
     }
     let (kind, result) = match tokens.as_slice() {
         ["INFO"] => ("account_info_response", account_info(store)),
@@ -49,25 +49,27 @@ pub(super) fn handle(store: &Store, subject: &str, payload: &[u8]) -> Reply {
         ["STREAM", "PURGE", name] => ("stream_purge_response", stream_purge(store, name, payload)),
         ["STREAM", "NAMES"] => ("stream_names_response", stream_names(store, payload)),
         ["STREAM", "LIST"] => ("stream_list_response", stream_list(store, payload)),
-        ["STREAM", "MSG", "GET", name] => {
-            ("stream_msg_get_response", msg_get(store, name, payload))
-        }
+        ["STREAM", "MSG", "GET", name] => (
+            "stream_msg_get_response",
+            msg_get(store, name, payload, requester),
+        ),
         ["STREAM", "MSG", "DELETE", name] => (
             "stream_msg_delete_response",
             msg_delete(store, name, payload),
         ),
         ["CONSUMER", "CREATE", stream] => (
             "consumer_create_response",
-            consumer_create(store, stream, None, None, false, payload),
+            consumer_create(store, requester, stream, None, None, false, payload),
         ),
         ["CONSUMER", "CREATE", stream, name] => (
             "consumer_create_response",
-            consumer_create(store, stream, Some(name), None, false, payload),
+            consumer_create(store, requester, stream, Some(name), None, false, payload),
         ),
         ["CONSUMER", "CREATE", stream, name, filter @ ..] => (
             "consumer_create_response",
             consumer_create(
                 store,
+                requester,
                 stream,
                 Some(name),
                 Some(filter.join(".")),
@@ -77,7 +79,7 @@ pub(super) fn handle(store: &Store, subject: &str, payload: &[u8]) -> Reply {
         ),
         ["CONSUMER", "DURABLE", "CREATE", stream, name] => (
             "consumer_create_response",
-            consumer_create(store, stream, Some(name), None, true, payload),
+            consumer_create(store, requester, stream, Some(name), None, true, payload),
         ),
         ["CONSUMER", "INFO", stream, name] => (
             "consumer_info_response",
@@ -267,7 +269,27 @@ struct GetRequest {
     next_by_subj: Option<String>,
 }
 
+/// The message a get asks for, if `requester` may read it (see
+/// [`Requester`]: a wildcard `next_by_subj` whose next match is not
+/// readable is refused, not skipped past).
 fn find_message(
+    store: &Store,
+    name: &str,
+    request: &GetRequest,
+    requester: &Requester,
+) -> Result<StoredMessage, ApiError> {
+    let found = find_any_message(store, name, request)?;
+    if requester.may_read(&found.subject) {
+        Ok(found)
+    } else {
+        Err(ApiError::not_permitted(format!(
+            "not permitted to read messages on {}",
+            found.subject
+        )))
+    }
+}
+
+fn find_any_message(
     store: &Store,
     name: &str,
     request: &GetRequest,
@@ -286,9 +308,14 @@ fn find_message(
     }
 }
 
-fn msg_get(store: &Store, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
+fn msg_get(
+    store: &Store,
+    name: &str,
+    payload: &[u8],
+    requester: &Requester,
+) -> Result<Value, ApiError> {
     let request: GetRequest = serde_json::from_slice(payload).map_err(ApiError::invalid_json)?;
-    let msg = find_message(store, name, &request)?;
+    let msg = find_message(store, name, &request, requester)?;
     let mut message = json!({
         "subject": msg.subject.to_string(),
         "seq": msg.seq,
@@ -326,6 +353,7 @@ struct CreateConsumerRequest {
 
 fn consumer_create(
     store: &Store,
+    requester: &Requester,
     stream: &str,
     name: Option<&str>,
     filter: Option<String>,
@@ -407,6 +435,17 @@ fn consumer_create(
         }
         config.filter_subject = Some(filter);
     }
+    if requester.is_restricted() {
+        let subjects = store.stream(stream)?.config().subjects;
+        for reach in config.reach(&subjects) {
+            if !requester.may_read_all(&reach) {
+                return Err(ApiError::not_permitted(format!(
+                    "not permitted to read every message on {reach}: a consumer may \
+                     only deliver what its creator may read (narrow its filter)"
+                )));
+            }
+        }
+    }
     to_value(&store.create_consumer(stream, name, config, action)?)
 }
 
@@ -440,7 +479,7 @@ fn consumer_list(store: &Store, stream: &str, payload: &[u8]) -> Result<Value, A
 /// with an empty one (last message on that subject). Answers with the
 /// message itself and `Nats-Stream`/`Nats-Subject`/`Nats-Sequence`/
 /// `Nats-Time-Stamp` headers, or a status.
-fn direct_get(store: &Store, tokens: &[&str], payload: &[u8]) -> Reply {
+fn direct_get(store: &Store, tokens: &[&str], payload: &[u8], requester: &Requester) -> Reply {
     let status = |code: u16, text: &str| {
         let headers = Headers::builder_with_status(code, text).build();
         Reply::Message(
@@ -469,8 +508,9 @@ fn direct_get(store: &Store, tokens: &[&str], payload: &[u8]) -> Reply {
             Err(_) => return status(408, "Bad Request"),
         }
     };
-    let msg = match find_message(store, name, &request) {
+    let msg = match find_message(store, name, &request, requester) {
         Ok(m) => m,
+        Err(e) if e.code == 403 => return status(403, "Permissions Violation"),
         Err(_) => return status(404, "Message Not Found"),
     };
     let base = msg

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_core::{
-    Broker, DeliveryCtx, Message, Pattern, Sink, Subject, SubscribeSpec, Subscriber,
+    Broker, DeliveryCtx, Message, Pattern, Requester, Sink, Subject, SubscribeSpec, Subscriber,
 };
 use herald_store::Store;
 use tokio::sync::mpsc;
@@ -39,6 +39,8 @@ struct Request {
     subject: String,
     reply: Subject,
     payload: Bytes,
+    /// Who asked: reads of stored messages are checked against it.
+    requester: Requester,
 }
 
 /// Requests waiting for the handler, at most; past it a request is dropped
@@ -76,7 +78,12 @@ async fn serve(
         // Handlers may block briefly on the store (purge, delete, fsync of
         // state files): keep them off the async workers.
         let reply = tokio::task::spawn_blocking(move || {
-            handlers::handle(&store, &request.subject, &request.payload)
+            handlers::handle(
+                &store,
+                &request.subject,
+                &request.payload,
+                &request.requester,
+            )
         })
         .await;
         let reply = match reply {
@@ -116,6 +123,7 @@ impl Sink for ApiSink {
             subject: msg.subject.to_string(),
             reply: reply.detached(),
             payload: Bytes::copy_from_slice(&msg.payload),
+            requester: Requester::of(msg),
         };
         match self.tx.try_send(request) {
             Ok(()) => herald_core::Delivery::Delivered,

@@ -11,10 +11,13 @@
 //! admits a subscription and says what each delivery must be checked
 //! against; the listener makes it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use herald_core::{ConnId, Message, Outbox, Pattern, Permissions, Publisher, QueueName, Subject};
+use herald_core::{
+    ConnId, Message, Outbox, Pattern, Permissions, Publisher, QueueName, Requester, Subject,
+};
 
 use crate::auth::Identity;
 use crate::shared::{ServerStats, Shared};
@@ -32,6 +35,12 @@ pub(crate) enum Refusal {
     },
     /// The connection holds `--max-subscriptions` already.
     TooManySubscriptions,
+}
+
+/// Whether a message on `subject` may ask to read stored messages: the
+/// JetStream API and consumer acks (`+NXT` asks for more) live under `$JS.`.
+fn is_stored_read_request(subject: &Subject) -> bool {
+    subject.as_bytes().starts_with(b"$JS.")
 }
 
 /// The permission checks for one identity, counting refusals.
@@ -94,13 +103,40 @@ impl<'a> Gate<'a> {
     }
 
     /// Whether the user may receive a message on `subject` (what a
-    /// subscription's per-delivery check asks, and what every read of a
-    /// stored message asks).
+    /// subscription's per-delivery check asks).
     pub(crate) fn may_receive(&self, subject: &Subject) -> bool {
         self.identity
             .permissions
             .as_ref()
             .is_none_or(|p| p.may_receive(subject))
+    }
+
+    /// The user as a reader of stored messages ([`Requester`] holds the
+    /// rule every such read follows).
+    pub(crate) fn requester(&self) -> Requester {
+        Requester::new(self.identity.permissions.clone())
+    }
+
+    /// `msg` as this user sends it: a request on a `$JS.` subject (the
+    /// JetStream API, consumer acks) carries who sent it, which the API and
+    /// consumers check reads against. Anything else, and anything from a
+    /// user without permissions (unstamped means unrestricted), passes
+    /// untouched.
+    pub(crate) fn stamped<'m>(&self, msg: &'m Message) -> Cow<'m, Message> {
+        if self.identity.permissions.is_some() && is_stored_read_request(&msg.subject) {
+            Cow::Owned(self.requester().stamp(msg.clone()))
+        } else {
+            Cow::Borrowed(msg)
+        }
+    }
+
+    /// [`stamped`](Self::stamped) for a message the caller owns.
+    pub(crate) fn stamp(&self, msg: Message) -> Message {
+        if self.identity.permissions.is_some() && is_stored_read_request(&msg.subject) {
+            self.requester().stamp(msg)
+        } else {
+            msg
+        }
     }
 
     /// The same for a Redis channel that is not a valid pattern (spaces,
@@ -216,12 +252,14 @@ impl ClientPort {
     /// Publishes `msg` if the client may; returns how many took it.
     pub(crate) fn publish(&mut self, msg: &Message) -> Result<usize, Refusal> {
         self.gate().publish(&msg.subject)?;
-        Ok(self.publisher.publish(msg))
+        Ok(self.publish_checked(msg))
     }
 
     /// Publishes `msg`, already checked (a Will, checked when it was set).
     pub(crate) fn publish_checked(&mut self, msg: &Message) -> usize {
-        self.publisher.publish(msg)
+        let gate = self.gate();
+        let msg = gate.stamped(msg);
+        self.publisher.publish(&msg)
     }
 
     /// Hands what this connection's publishes delivered so far to their

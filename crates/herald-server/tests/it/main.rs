@@ -26,4 +26,5 @@ mod redis_client;
 mod redis_differential;
 mod robustness;
 mod slow_consumers;
+mod stored_reads;
 mod tls;

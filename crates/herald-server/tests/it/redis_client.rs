@@ -93,6 +93,11 @@ async fn async_pubsub_resp2_and_resp3() {
                 "{url}"
             );
         }
+        drop(stream);
+        // Gone before the next round counts receivers (a dropped client's
+        // subscriptions last until the server sees the connection close).
+        pubsub.unsubscribe("orders").await.expect("unsubscribe");
+        pubsub.punsubscribe("orders.*").await.expect("punsubscribe");
     }
     server.stop().await;
 }

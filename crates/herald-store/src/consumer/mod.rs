@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use herald_core::{DeliveryCtx, Message, Pattern, Sink, Subject, SubscribeSpec, Subscriber};
+use herald_core::{
+    DeliveryCtx, Message, Pattern, Requester, Sink, Subject, SubscribeSpec, Subscriber,
+};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -82,10 +84,14 @@ pub(crate) enum Event {
         kind: AckKind,
         /// Reply subject of the ack message: double ack, or `+NXT` target.
         reply: Option<Subject>,
+        /// Who acked (a `+NXT` asks for messages, checked as a pull is).
+        requester: Requester,
     },
     Pull {
         reply: Subject,
         body: bytes::Bytes,
+        /// Who asked for messages.
+        requester: Requester,
     },
     FlowControl(String),
 }
@@ -319,6 +325,24 @@ impl ConsumerInner {
         true
     }
 
+    /// Whether `requester` may read everything this consumer may deliver:
+    /// a consumer delivers to whoever pulls, so only such a user may pull
+    /// (the rule of [`Requester`]). Locks the stream's data (after the
+    /// consumer's state, the order `step` takes them in) only for a
+    /// restricted user of a consumer without filters.
+    fn readable_by(&self, requester: &Requester, config: &ConsumerConfig) -> bool {
+        if !requester.is_restricted() {
+            return true;
+        }
+        let filters = config.filters();
+        let reach = if filters.is_empty() {
+            config.reach(&self.stream.inner.state.lock().config.subjects)
+        } else {
+            filters
+        };
+        reach.iter().all(|p| requester.may_read_all(p))
+    }
+
     /// Applies queued events and pumps; returns the effects to carry out.
     fn step(&self, now: Instant) -> (Vec<Effect>, Vec<Subject>) {
         let events = std::mem::take(&mut *self.events.lock());
@@ -332,9 +356,19 @@ impl ConsumerInner {
         }
         for event in events {
             match event {
-                Event::Ack { seq, kind, reply } => {
+                Event::Ack {
+                    seq,
+                    kind,
+                    reply,
+                    requester,
+                } => {
                     effects.extend(state.ack(seq, &kind, now));
                     match (kind, reply) {
+                        (AckKind::Next(_), Some(reply))
+                            if !self.readable_by(&requester, &state.config) =>
+                        {
+                            effects.push(Effect::Publish(not_permitted(&reply)));
+                        }
                         (AckKind::Next(request), Some(reply)) => {
                             if let Some(refusal) = state.add_request(reply, request, now) {
                                 effects.push(Effect::Publish(refusal));
@@ -345,7 +379,14 @@ impl ConsumerInner {
                         (_, None) => {}
                     }
                 }
-                Event::Pull { reply, body } => match PullRequest::parse(&body) {
+                Event::Pull {
+                    reply,
+                    body,
+                    requester,
+                } => match PullRequest::parse(&body) {
+                    Ok(_) if !self.readable_by(&requester, &state.config) => {
+                        effects.push(Effect::Publish(not_permitted(&reply)));
+                    }
                     Ok(request) => {
                         if let Some(refusal) = state.add_request(reply, request, now) {
                             effects.push(Effect::Publish(refusal));
@@ -503,6 +544,12 @@ impl herald_core::Deferred for InlineStep {
     }
 }
 
+/// The answer to a pull (or `+NXT`) from a user who may not read all the
+/// consumer delivers.
+fn not_permitted(reply: &Subject) -> Message {
+    pull::status(reply, 403, "Permissions Violation", &[])
+}
+
 /// Whether a push consumer's deliver subject has interest (false for pull).
 fn push_bound(inner: &ConsumerInner, config: &ConsumerConfig) -> bool {
     config
@@ -535,6 +582,7 @@ impl Sink for NextSink {
         let event = Event::Pull {
             reply,
             body: bytes::Bytes::copy_from_slice(&msg.payload),
+            requester: Requester::of(msg),
         };
         consumer.push_event_inline(event, ctx);
         herald_core::Delivery::Delivered

@@ -41,10 +41,8 @@ pub(crate) async fn publish(
 ) -> Result<Json<Value>, HttpError> {
     let subject = Subject::new(&subject)
         .map_err(|e| HttpError::bad_request("invalid_subject", e.to_string()))?;
-    if Gate::new(&identity, &web.shared.stats)
-        .publish(&subject)
-        .is_err()
-    {
+    let gate = Gate::new(&identity, &web.shared.stats);
+    if gate.publish(&subject).is_err() {
         return Err(forbidden(format!(
             "{} may not publish to {subject}",
             identity.name
@@ -63,6 +61,7 @@ pub(crate) async fn publish(
     if let Some(h) = headers {
         msg = msg.with_headers(h);
     }
+    let msg = gate.stamp(msg);
     Ok(Json(Value::Object(publish_message(&web, msg).await?)))
 }
 

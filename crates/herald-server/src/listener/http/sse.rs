@@ -18,7 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use herald_core::{HeaderFilter, Message, Pattern, Permissions, SubscribeOptions};
+use herald_core::{HeaderFilter, Message, Pattern, Permissions, Requester, SubscribeOptions};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -173,11 +173,14 @@ fn from_stream(
         None => stream.state().last_seq + 1,
     };
     let watch = stream.watch();
-    let filter = (filter, read_check);
+    // The rule for stored messages (`Requester`); `read_check` is set only
+    // when the pattern reaches beyond what the user may read.
+    let filter = (filter, Requester::new(read_check));
     let state = (stream, pattern, filter, next, watch, gauge);
     let events = futures::stream::unfold(
         state,
         |(stream, pattern, filter, mut next, mut watch, gauge)| async move {
+            let mut skipped = 0u32;
             loop {
                 match stream.next_message(next, Some(&pattern)) {
                     Ok(stored) => {
@@ -185,12 +188,16 @@ fn from_stream(
                         let seq = stored.seq;
                         let mut msg = Message::new(stored.subject, stored.payload);
                         msg.headers = stored.headers;
-                        let (headers, permissions) = &filter;
+                        let (headers, requester) = &filter;
                         if headers.as_ref().is_some_and(|f| !f.matches(&msg))
-                            || permissions
-                                .as_ref()
-                                .is_some_and(|p| !p.may_receive(&msg.subject))
+                            || !requester.may_read(&msg.subject)
                         {
+                            // A long run of messages this client does not
+                            // get must not hold a worker thread.
+                            skipped += 1;
+                            if skipped.is_multiple_of(1024) {
+                                tokio::task::yield_now().await;
+                            }
                             continue;
                         }
                         let ev = event(&msg, seq, Some(seq));

@@ -273,10 +273,8 @@ impl Session {
             .subject
             .ok_or(("bad_json", "publish needs a subject".to_owned()))?;
         let subject = Subject::new(&subject).map_err(|e| ("invalid_subject", e.to_string()))?;
-        if Gate::new(&self.identity, &self.web.shared.stats)
-            .publish(&subject)
-            .is_err()
-        {
+        let gate = Gate::new(&self.identity, &self.web.shared.stats);
+        if gate.publish(&subject).is_err() {
             return Err((
                 "permission_denied",
                 format!("{} may not publish to {subject}", self.identity.name),
@@ -312,6 +310,7 @@ impl Session {
             msg = msg
                 .with_reply(Subject::new(&reply).map_err(|e| ("invalid_subject", e.to_string()))?);
         }
+        let msg = gate.stamp(msg);
         let published = publish_message(&self.web, msg)
             .await
             .map_err(|e| ("stream_error", format!("{e:?}")))?;

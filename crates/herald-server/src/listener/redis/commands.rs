@@ -555,6 +555,13 @@ impl Connection {
     /// subscribe confirmation goes out before the first message, an
     /// unsubscribe confirmation after the last one.
     fn confirm(&mut self, kind: &[u8], name: Option<&[u8]>, count: i64) {
+        self.queue_confirmation(kind, name, count);
+        self.outbox.write_now();
+    }
+
+    /// Puts a confirmation in the outbox after everything before it,
+    /// without writing it yet.
+    fn queue_confirmation(&mut self, kind: &[u8], name: Option<&[u8]>, count: i64) {
         // A push, not a reply: sent even while replies are off, but what the
         // silenced command answered so far goes first (and nowhere).
         if let Some(mark) = self.reply_mark {
@@ -562,7 +569,7 @@ impl Connection {
         }
         let proto = self.proto;
         resp::subscription_push(&mut self.replies, proto, kind, name, count);
-        self.flush_replies();
+        self.queue_replies();
         if self.reply_mark.is_some() {
             self.reply_mark = Some(0);
         }
@@ -582,11 +589,14 @@ impl Connection {
                 // may not read everything: a glob can reach any subject.
                 spec.read_check = self.port.identity().and_then(|i| i.permissions.clone());
                 // Count it first so the confirmation carries the new total,
-                // and confirm before the first message can arrive.
+                // and queue it before the first message can arrive; but
+                // write it only once the subscription is in place, so a
+                // client that saw it and publishes elsewhere is heard.
                 let count = self.count_for(kind) + 1;
-                self.confirm(kind.subscribe_word(), Some(name), count);
+                self.queue_confirmation(kind.subscribe_word(), Some(name), count);
                 let sub = self.shared.broker.subscribe_sink(spec, self.sink.clone());
                 self.set_of(kind).insert(name.clone(), sub);
+                self.outbox.write_now();
             } else {
                 let count = self.count_for(kind);
                 self.confirm(kind.subscribe_word(), Some(name), count);

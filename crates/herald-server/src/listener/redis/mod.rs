@@ -223,16 +223,21 @@ impl Connection {
     /// Moves the replies of this batch into the outbox, in order with any
     /// pushes already queued there, and writes them.
     fn flush_replies(&mut self) {
-        // Deliveries this connection's publishes made are staged until the
-        // publisher flushes; a push to ourselves must precede our reply.
+        self.queue_replies();
+        // Written from here when nothing else is being written, as
+        // redis-server answers a pipeline: no hand-off to the writer task.
+        self.outbox.write_now();
+    }
+
+    /// Moves the replies so far to the outbox, after the deliveries this
+    /// connection's publishes staged (a push to ourselves must precede our
+    /// reply), without writing them.
+    fn queue_replies(&mut self) {
         self.port.flush();
         if !self.replies.is_empty() {
             let replies = self.replies.split();
             self.outbox.push_reply(|b| b.extend_from_slice(&replies));
         }
-        // Written from here when nothing else is being written, as
-        // redis-server answers a pipeline: no hand-off to the writer task.
-        self.outbox.write_now();
     }
 
     async fn run(&mut self, reader: &mut crate::listener::Reader, token: &CancellationToken) {
