@@ -47,7 +47,7 @@ pub use filter::{FilterError, HeaderFilter};
 pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
 pub use message::{Extension, HeaderError, Headers, HeadersBuilder, Message};
 pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit, wait_for_room_all};
-pub use perm::{Permissions, Requester, Rules};
+pub use perm::{MQTT_RETAINED_PREFIX, Permissions, Requester, Rules};
 pub use sink::{
     CloseReason, ConnId, Deferred, Delivery, DeliveryCtx, Interest, PendingLimits, Sink,
     SlowConsumerPolicy, SubId, SubscribeSpec, Subscriber,

@@ -73,6 +73,11 @@ impl Permissions {
     }
 }
 
+/// Where MQTT retained messages are stored: topic `a/b` as
+/// `$MQTT.retained.a.b` (stream `MQTT_RETAINED`). Reads of them are checked
+/// as reads of `a.b`.
+pub const MQTT_RETAINED_PREFIX: &str = "$MQTT.retained.";
+
 /// Who asked to read stored messages, and the one rule every read of a
 /// stored message follows: **a message may be read only by a user who may
 /// receive a message on its subject** (subscribe permission on the
@@ -106,19 +111,66 @@ impl Requester {
         msg.with_extension(crate::Extension::new(std::sync::Arc::new(self)))
     }
 
-    /// Whether the requester may read a stored message on `subject`.
+    /// Whether a message on `subject` asks for stored messages (the
+    /// JetStream API, and consumer acks, whose `+NXT` asks for more): the
+    /// messages a client's connection stamps.
+    pub fn is_request_subject(subject: &Subject) -> bool {
+        subject.as_bytes().starts_with(b"$JS.")
+    }
+
+    /// `msg` stamped with this requester if it is a request
+    /// ([`is_request_subject`](Self::is_request_subject)) from a restricted
+    /// user; otherwise as it was.
+    pub fn stamp_request(self, msg: crate::Message) -> crate::Message {
+        if self.is_restricted() && Self::is_request_subject(&msg.subject) {
+            self.stamp(msg)
+        } else {
+            msg
+        }
+    }
+
+    /// Whether the requester may read a stored message on `subject`. A
+    /// retained MQTT message, stored as `$MQTT.retained.<subject>`, is
+    /// checked as its own subject.
     pub fn may_read(&self, subject: &Subject) -> bool {
-        self.permissions
-            .as_ref()
-            .is_none_or(|p| p.may_receive(subject))
+        let Some(permissions) = &self.permissions else {
+            return true;
+        };
+        if !permissions.may_receive(subject) {
+            return false;
+        }
+        match subject
+            .as_bytes()
+            .strip_prefix(MQTT_RETAINED_PREFIX.as_bytes())
+        {
+            Some(own) => Subject::from_bytes(bytes::Bytes::copy_from_slice(own))
+                .is_ok_and(|own| permissions.may_receive(&own)),
+            None => true,
+        }
     }
 
     /// Whether it may read every message `pattern` matches (what a
-    /// consumer with that filter would deliver to it).
+    /// consumer with that filter would deliver to it), retained MQTT
+    /// messages checked as their own subjects: a pattern that names them
+    /// (`$MQTT.retained.a.>`) by what follows, one that only reaches them
+    /// through wildcards (`$MQTT.>`, `>`) as everything.
     pub fn may_read_all(&self, pattern: &Pattern) -> bool {
-        self.permissions
-            .as_ref()
-            .is_none_or(|p| p.subscribe.covers(pattern))
+        let Some(permissions) = &self.permissions else {
+            return true;
+        };
+        if !permissions.subscribe.covers(pattern) {
+            return false;
+        }
+        let retained = Pattern::new("$MQTT.retained.>").ok();
+        if !retained.is_some_and(|r| r.overlaps(pattern)) {
+            return true;
+        }
+        let own = pattern
+            .as_bytes()
+            .strip_prefix(MQTT_RETAINED_PREFIX.as_bytes())
+            .and_then(|rest| Pattern::from_bytes(bytes::Bytes::copy_from_slice(rest)).ok())
+            .or_else(|| Pattern::new(">").ok());
+        own.is_some_and(|own| permissions.subscribe.covers(&own))
     }
 
     /// Whether it is restricted at all (checks can be skipped when not).
@@ -182,6 +234,30 @@ mod tests {
         let unstamped = crate::Message::new(s("$JS.API.INFO"), bytes::Bytes::new());
         assert!(Requester::of(&unstamped).may_read(&s("secret.plans")));
         assert!(!Requester::of(&unstamped).is_restricted());
+
+        // Retained MQTT messages are read as their own subjects.
+        assert!(requester.may_read(&s("$MQTT.retained.orders.1")));
+        assert!(!requester.may_read(&s("$MQTT.retained.secret.plans")));
+        assert!(requester.may_read_all(&p("$MQTT.retained.orders.>")));
+        assert!(!requester.may_read_all(&p("$MQTT.retained.>")));
+        assert!(!requester.may_read_all(&p("$MQTT.*.secret.>")));
+        assert!(!requester.may_read_all(&p("$MQTT.>")), "reaches them all");
+
+        // Only requests from restricted users are stamped.
+        let other = requester
+            .clone()
+            .stamp_request(crate::Message::new(s("orders.1"), bytes::Bytes::new()));
+        assert!(other.extension.is_none());
+        let api = requester.stamp_request(crate::Message::new(
+            s("$JS.API.STREAM.MSG.GET.S"),
+            bytes::Bytes::new(),
+        ));
+        assert!(Requester::of(&api).is_restricted());
+        let free = Requester::default().stamp_request(crate::Message::new(
+            s("$JS.API.STREAM.MSG.GET.S"),
+            bytes::Bytes::new(),
+        ));
+        assert!(free.extension.is_none());
     }
 
     #[test]

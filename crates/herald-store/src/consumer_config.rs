@@ -336,6 +336,13 @@ impl ConsumerConfig {
                         "consumer deliver subject has wildcards",
                     ));
                 }
+                // Deliveries there would be requests to the JetStream API or
+                // another consumer, made by the server on nobody's behalf.
+                if deliver.starts_with("$JS.") {
+                    return Err(ApiError::bad_request(
+                        "consumer deliver subject may not be a JetStream subject ($JS.…)",
+                    ));
+                }
             }
         }
         if self.deliver_group.as_deref() == Some("") {

@@ -282,10 +282,10 @@ fn find_message(
     if requester.may_read(&found.subject) {
         Ok(found)
     } else {
-        Err(ApiError::not_permitted(format!(
-            "not permitted to read messages on {}",
-            found.subject
-        )))
+        // Without the subject: repeated wildcard gets would list them.
+        Err(ApiError::not_permitted(
+            "not permitted to read this message",
+        ))
     }
 }
 
@@ -437,13 +437,18 @@ fn consumer_create(
     }
     if requester.is_restricted() {
         let subjects = store.stream(stream)?.config().subjects;
-        for reach in config.reach(&subjects) {
-            if !requester.may_read_all(&reach) {
-                return Err(ApiError::not_permitted(format!(
-                    "not permitted to read every message on {reach}: a consumer may \
-                     only deliver what its creator may read (narrow its filter)"
-                )));
-            }
+        let reach = config.reach(&subjects);
+        if let Some(unreadable) = reach.iter().find(|r| !requester.may_read_all(r)) {
+            return Err(ApiError::not_permitted(format!(
+                "not permitted to read every message on {unreadable}: a consumer may \
+                 only deliver what its creator may read (narrow its filter)"
+            )));
+        }
+        // Without a filter the consumer would follow the stream's subjects,
+        // which an update may widen later: it keeps the ones its creator
+        // was checked against.
+        if config.filters().is_empty() {
+            pin_filters(&mut config, reach);
         }
     }
     to_value(&store.create_consumer(stream, name, config, action)?)
@@ -473,6 +478,16 @@ fn consumer_list(store: &Store, stream: &str, payload: &[u8]) -> Result<Value, A
         }
     }
     Ok(json!({"total": names.len(), "offset": offset, "limit": LIST_LIMIT, "consumers": infos}))
+}
+
+/// Sets `reach` as the consumer's explicit filters.
+fn pin_filters(config: &mut ConsumerConfig, reach: Vec<Pattern>) {
+    let mut filters: Vec<String> = reach.iter().map(ToString::to_string).collect();
+    if filters.len() == 1 {
+        config.filter_subject = filters.pop();
+    } else {
+        config.filter_subjects = filters;
+    }
 }
 
 /// `DIRECT.GET.<stream>` with a JSON body, or `DIRECT.GET.<stream>.<subject…>`

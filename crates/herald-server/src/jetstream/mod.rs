@@ -115,10 +115,17 @@ impl Sink for ApiSink {
         msg: &Message,
         _ctx: &mut DeliveryCtx,
     ) -> herald_core::Delivery {
-        // Requests without a reply subject are ignored, as nats-server does.
+        // Requests without a reply subject are ignored, as nats-server does;
+        // so is what only looks like one (a consumer's delivery keeps its
+        // own subject, whatever subject it was sent to), and a request whose
+        // answer would be a JetStream request itself.
         let Some(reply) = &msg.reply else {
             return herald_core::Delivery::Delivered;
         };
+        if !msg.subject.as_bytes().starts_with(b"$JS.API.") || Requester::is_request_subject(reply)
+        {
+            return herald_core::Delivery::Delivered;
+        }
         let request = Request {
             subject: msg.subject.to_string(),
             reply: reply.detached(),

@@ -146,21 +146,22 @@ pub(crate) async fn serve(
 /// Serves NATS over a WebSocket (`/nats`, as nats.ws speaks it) with the
 /// same code as over TCP, from the browser's own address; `wss://` is TLS
 /// at the web port, so the INFO does not ask for TLS again. The web
-/// connection it upgraded holds its place under the connection limits.
+/// connection it upgraded holds its place under the connection limits, and
+/// its client certificate (mutual TLS at the web port) names its user.
 pub(crate) async fn serve_websocket(
     shared: Arc<Shared>,
     socket: axum::extract::ws::WebSocket,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
+    peer: crate::listener::http::Peer,
 ) {
     let id = shared.broker.new_conn_id();
-    let span = debug_span!("nats-ws", conn = id.0, %peer, name = tracing::field::Empty);
-    let info = server_info(&shared, id, peer, local);
+    let addr = peer.addr;
+    let span = debug_span!("nats-ws", conn = id.0, peer = %addr, name = tracing::field::Empty);
+    let info = server_info(&shared, id, addr, peer.local);
     let stream = Stream::Other(
         Box::new(crate::listener::ws_bytes::WsBytes::new(socket)),
-        local,
+        peer.local,
     );
-    serve_stream(shared, id, stream, Some(info), true, None)
+    serve_stream(shared, id, stream, Some(info), true, peer.cert_name)
         .instrument(span)
         .await;
 }

@@ -37,12 +37,6 @@ pub(crate) enum Refusal {
     TooManySubscriptions,
 }
 
-/// Whether a message on `subject` may ask to read stored messages: the
-/// JetStream API and consumer acks (`+NXT` asks for more) live under `$JS.`.
-fn is_stored_read_request(subject: &Subject) -> bool {
-    subject.as_bytes().starts_with(b"$JS.")
-}
-
 /// The permission checks for one identity, counting refusals.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gate<'a> {
@@ -123,7 +117,7 @@ impl<'a> Gate<'a> {
     /// user without permissions (unstamped means unrestricted), passes
     /// untouched.
     pub(crate) fn stamped<'m>(&self, msg: &'m Message) -> Cow<'m, Message> {
-        if self.identity.permissions.is_some() && is_stored_read_request(&msg.subject) {
+        if self.identity.permissions.is_some() && Requester::is_request_subject(&msg.subject) {
             Cow::Owned(self.requester().stamp(msg.clone()))
         } else {
             Cow::Borrowed(msg)
@@ -132,8 +126,8 @@ impl<'a> Gate<'a> {
 
     /// [`stamped`](Self::stamped) for a message the caller owns.
     pub(crate) fn stamp(&self, msg: Message) -> Message {
-        if self.identity.permissions.is_some() && is_stored_read_request(&msg.subject) {
-            self.requester().stamp(msg)
+        if self.identity.permissions.is_some() {
+            self.requester().stamp_request(msg)
         } else {
             msg
         }
@@ -255,7 +249,8 @@ impl ClientPort {
         Ok(self.publish_checked(msg))
     }
 
-    /// Publishes `msg`, already checked (a Will, checked when it was set).
+    /// Publishes `msg`, its subject already checked by the caller (the
+    /// listener, which words a refusal its own way).
     pub(crate) fn publish_checked(&mut self, msg: &Message) -> usize {
         let gate = self.gate();
         let msg = gate.stamped(msg);

@@ -112,7 +112,11 @@ async fn write_batch<W: AsyncWrite + Unpin>(
         }
     }
     // What a layer above the socket holds back (TLS records, WebSocket
-    // frames) goes out now; plain TCP holds nothing.
+    // frames) goes out now; plain TCP holds nothing, and is done without a
+    // timer.
+    if let Some(flushed) = futures::FutureExt::now_or_never(socket.flush()) {
+        return flushed.map_err(Failure::Io);
+    }
     loop {
         match tokio::time::timeout(deadline, socket.flush()).await {
             Ok(Ok(())) => return Ok(()),

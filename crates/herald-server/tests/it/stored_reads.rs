@@ -560,3 +560,122 @@ impl RawBob {
         self.line_containing("PONG").await;
     }
 }
+
+/// The server's own publishes speak for no one: an MQTT Will that is a
+/// JetStream request is its user's request, a retained MQTT message is
+/// read as its own subject, and a consumer may not deliver into the
+/// JetStream API (where its deliveries would be requests from nobody).
+#[tokio::test]
+async fn wills_retained_messages_and_deliveries_speak_for_their_user() {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Packet};
+    use rumqttc::v5::{AsyncClient, MqttOptions};
+
+    use crate::common::mqtt_pump::Pump;
+
+    let (server, admin, reader) = setup().await;
+    let mqtt_options = |id: &str, token: &str| {
+        let mut options = MqttOptions::new(id, "127.0.0.1", server.mqtt.port());
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_credentials(id, token);
+        options
+    };
+
+    // A Will asking for the secret message, answered on a subject the
+    // reader may read: the answer is the refusal.
+    let mut answers = reader.subscribe("replies.will").await.expect("subscribe");
+    reader.flush().await.expect("flush");
+    let mut options = mqtt_options("reader", READER);
+    options.set_last_will(LastWill::new(
+        "$JS/API/STREAM/MSG/GET/DATA",
+        json!({"seq": 2}).to_string(),
+        QoS::AtMostOnce,
+        false,
+        Some(LastWillProperties {
+            delay_interval: None,
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            content_type: None,
+            response_topic: Some("replies/will".into()),
+            correlation_data: None,
+            user_properties: Vec::new(),
+        }),
+    ));
+    let (_client, eventloop) = AsyncClient::new(options, 16);
+    let (pump, connack) = Pump::start(eventloop).await.expect("connects");
+    assert!(matches!(connack, Packet::ConnAck(_)), "{connack:?}");
+    pump.kill();
+    let answer = tokio::time::timeout(WAIT, answers.next())
+        .await
+        .expect("the Will's answer in time")
+        .expect("an answer");
+    let answer: Value = serde_json::from_slice(&answer.payload).expect("JSON");
+    assert_eq!(answer["error"]["err_code"], NOT_PERMITTED, "{answer}");
+
+    // A retained secret, stored as $MQTT.retained.data.secret.r: read as
+    // data.secret.r.
+    let (client, eventloop) = AsyncClient::new(mqtt_options("admin", ADMIN), 16);
+    let (mut pump, _) = Pump::start(eventloop).await.expect("admin connects");
+    client
+        .publish("data/secret/r", QoS::AtLeastOnce, true, "retained secret")
+        .await
+        .expect("queued");
+    pump.wait(|p| matches!(p, Packet::PubAck(_))).await;
+    client
+        .publish("data/open/r", QoS::AtLeastOnce, true, "retained open")
+        .await
+        .expect("queued");
+    pump.wait(|p| matches!(p, Packet::PubAck(_))).await;
+    let get = |subject: &str| json!({ "last_by_subj": subject });
+    let open = api(
+        &reader,
+        "STREAM.MSG.GET.MQTT_RETAINED",
+        get("$MQTT.retained.data.open.r"),
+    )
+    .await;
+    assert_eq!(open["message"]["subject"], "$MQTT.retained.data.open.r");
+    let secret = api(
+        &reader,
+        "STREAM.MSG.GET.MQTT_RETAINED",
+        get("$MQTT.retained.data.secret.r"),
+    )
+    .await;
+    assert_eq!(secret["error"]["err_code"], NOT_PERMITTED, "{secret}");
+    let wide = api(
+        &reader,
+        "CONSUMER.CREATE.MQTT_RETAINED",
+        json!({"stream_name": "MQTT_RETAINED", "config": {"ack_policy": "explicit"}}),
+    )
+    .await;
+    assert_eq!(wide["error"]["err_code"], NOT_PERMITTED, "{wide}");
+
+    // Deliveries into the JetStream API are refused at creation.
+    let into_api = api(
+        &admin,
+        "CONSUMER.CREATE.DATA",
+        json!({"stream_name": "DATA", "config": {
+            "deliver_subject": "$JS.API.CONSUMER.MSG.NEXT.DATA.other"}}),
+    )
+    .await;
+    assert_eq!(into_api["error"]["code"], 400, "{into_api}");
+
+    // A consumer its creator made without a filter keeps the subjects it
+    // was checked against, whatever the stream captures later.
+    let js = jetstream::new(admin.clone());
+    js.create_stream(stream::Config {
+        name: "OPEN".into(),
+        subjects: vec!["open.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    let created = api(
+        &reader,
+        "CONSUMER.CREATE.OPEN",
+        json!({"stream_name": "OPEN", "config": {"deliver_subject": "deliver.open"}}),
+    )
+    .await;
+    assert_eq!(created["config"]["filter_subject"], "open.>", "{created}");
+    client.disconnect().await.expect("queued");
+    server.stop().await;
+}

@@ -154,6 +154,7 @@ impl Consumer {
             let spec = SubscribeSpec::internal(pattern, stream.inner.broker.new_conn_id());
             let sink = Arc::new(NextSink {
                 consumer: Arc::downgrade(&inner),
+                subject: Subject::new(&next).ok(),
             });
             inner
                 .subs
@@ -562,6 +563,10 @@ fn push_bound(inner: &ConsumerInner, config: &ConsumerConfig) -> bool {
 /// The consumer's own `MSG.NEXT` subscription.
 struct NextSink {
     consumer: Weak<ConsumerInner>,
+    /// The `MSG.NEXT` subject: anything else delivered here (a consumer's
+    /// delivery aimed at it as a reply subject keeps its own subject) is
+    /// no pull request.
+    subject: Option<Subject>,
 }
 
 impl Sink for NextSink {
@@ -574,10 +579,17 @@ impl Sink for NextSink {
         let Some(consumer) = self.consumer.upgrade() else {
             return herald_core::Delivery::Closed;
         };
-        // A pull request without a reply subject has nowhere to go.
+        if self.subject.as_ref() != Some(&msg.subject) {
+            return herald_core::Delivery::Delivered;
+        }
+        // A pull request without a reply subject has nowhere to go; one
+        // whose replies would be JetStream requests themselves is refused.
         let Some(reply) = msg.reply.clone() else {
             return herald_core::Delivery::Delivered;
         };
+        if Requester::is_request_subject(&reply) {
+            return herald_core::Delivery::Delivered;
+        }
         let reply = reply.detached();
         let event = Event::Pull {
             reply,

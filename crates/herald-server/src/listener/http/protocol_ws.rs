@@ -10,7 +10,6 @@
 //!   paho-mqtt.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
@@ -33,8 +32,8 @@ pub(crate) async fn nats(
         return off("nats_off", "the NATS listener is off");
     }
     let shared = web.shared.clone();
-    serve(&web, peer, ws, "nats", move |socket, addr, local| {
-        crate::listener::nats::serve_websocket(shared, socket, addr, local)
+    serve(&web, peer, ws, "nats", move |socket, peer| {
+        crate::listener::nats::serve_websocket(shared, socket, peer)
     })
 }
 
@@ -46,8 +45,8 @@ pub(crate) async fn mqtt(
     let Some(mqtt) = web.mqtt.clone() else {
         return off("mqtt_off", "the MQTT listener is off");
     };
-    serve(&web, peer, ws, "mqtt", move |socket, addr, local| {
-        mqtt.serve_websocket(socket, addr, local)
+    serve(&web, peer, ws, "mqtt", move |socket, peer| {
+        mqtt.serve_websocket(socket, peer)
     })
 }
 
@@ -66,7 +65,7 @@ fn serve<F, C>(
     connection: C,
 ) -> Response
 where
-    C: FnOnce(WebSocket, SocketAddr, Option<SocketAddr>) -> F + Send + 'static,
+    C: FnOnce(WebSocket, Peer) -> F + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let limit = web.shared.limits.max_payload + web.shared.limits.max_control_line + FRAMING;
@@ -76,7 +75,7 @@ where
         .on_upgrade(move |socket| async move {
             let count = &shared.stats.websocket_connections;
             count.fetch_add(1, Ordering::Relaxed);
-            connection(socket, peer.addr, peer.local).await;
+            connection(socket, peer).await;
             count.fetch_sub(1, Ordering::Relaxed);
         })
 }

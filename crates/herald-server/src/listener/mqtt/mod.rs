@@ -156,18 +156,19 @@ impl MqttServer {
     /// Serves MQTT over a WebSocket (`/mqtt`, subprotocol `mqtt`, as
     /// Mosquitto's websockets listener and MQTT.js speak it) with the same
     /// code as over TCP, from the browser's own address. The web connection
-    /// it upgraded holds its place under the connection limits.
+    /// it upgraded holds its place under the connection limits, and its
+    /// client certificate (mutual TLS at the web port) names its user.
     pub(crate) async fn serve_websocket(
         self: Arc<Self>,
         socket: axum::extract::ws::WebSocket,
-        peer: SocketAddr,
-        local: Option<SocketAddr>,
+        peer: crate::listener::http::Peer,
     ) {
         let stream = crate::listener::Stream::Other(
             Box::new(crate::listener::ws_bytes::WsBytes::new(socket)),
-            local,
+            peer.local,
         );
-        self.serve_stream(stream, peer, true, None).await;
+        self.serve_stream(stream, peer.addr, true, peer.cert_name)
+            .await;
     }
 
     /// The protocol over an established stream: CONNECT, then the session
@@ -254,7 +255,8 @@ impl MqttServer {
         }
         {
             let mut state = session.state.lock();
-            file.restore_into(&mut state);
+            let requester = Gate::new(&identity, &self.shared.stats).requester();
+            file.restore_into(&mut state, &requester);
             state.disconnected_at = Some(file.disconnected_at.unwrap_or_else(delivery::now_ms));
             for entry in entries {
                 state.subs.insert(entry.filter.as_str().to_owned(), entry);

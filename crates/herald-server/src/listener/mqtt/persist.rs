@@ -199,7 +199,8 @@ impl SessionFile {
 
     /// Fills a restored session's messages, ids and Will (subscriptions are the caller's:
     /// they need the broker).
-    pub(super) fn restore_into(&self, state: &mut State) {
+    /// `requester` is the session's user, whom a restored Will speaks for.
+    pub(super) fn restore_into(&self, state: &mut State, requester: &herald_core::Requester) {
         state.next_pid = self.next_pid.max(1);
         state.inflight = self
             .inflight
@@ -235,6 +236,7 @@ impl SessionFile {
                     props: out.props,
                     expiry_interval: w.expiry_interval,
                     delay: w.delay,
+                    requester: requester.clone(),
                 },
                 // A Will saved while its connection was up: the restart lost that
                 // connection, so it is due after its delay from now.

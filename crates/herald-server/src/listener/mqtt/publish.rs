@@ -223,6 +223,7 @@ pub(super) fn will_of(
         props: forwarded(publish_props),
         expiry_interval: props.message_expiry_interval,
         delay: props.will_delay_interval.unwrap_or(0),
+        requester: gate.requester(),
     })
 }
 
@@ -243,6 +244,7 @@ impl MqttServer {
         let mut msg = Message::new(will.subject.clone(), will.payload.clone())
             .with_extension(Extension::new(origin));
         msg.reply = will.props.as_deref().and_then(reply_subject);
+        let msg = will.requester.clone().stamp_request(msg);
         self.shared.broker.publish_from(conn, &msg);
         if will.retain {
             let mut props = will.props.as_deref().cloned().unwrap_or_default();

@@ -139,6 +139,9 @@ pub(super) struct Will {
     pub(super) expiry_interval: Option<u32>,
     /// The Will Delay Interval (s).
     pub(super) delay: u32,
+    /// Its user, for a Will that is a JetStream request: the server
+    /// publishes it, but as that user (see `herald_core::Requester`).
+    pub(super) requester: herald_core::Requester,
 }
 
 /// A session's Will: armed while its connection lives, or due at a time after the
