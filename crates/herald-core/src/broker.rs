@@ -22,6 +22,7 @@ use crate::channels::{ExactTable, GlobTable, Subs};
 use crate::error::Error;
 use crate::glob::glob_match;
 use crate::index::{MatchResult, SubjectIndex};
+use crate::interest::{InterestWaiter, InterestWaiters};
 use crate::message::Message;
 use crate::sink::{
     ConnId, Delivery, DeliveryCtx, Interest, PendingLimits, Sink, SlowConsumerPolicy, SubId,
@@ -61,6 +62,8 @@ struct Inner {
     queues: Mutex<AHashMap<SubId, Weak<MessageQueue>>>,
     /// Internal subscriptions per pattern, hidden from counts and listings.
     internal: Mutex<AHashMap<Pattern, usize>>,
+    /// Woken when a subject they wait for gains a subscriber.
+    interest_waiters: InterestWaiters,
 }
 
 /// The broker. Clone it freely: every clone is the same broker.
@@ -103,6 +106,7 @@ impl Broker {
                 next_conn: AtomicU64::new(1),
                 queues: Mutex::new(AHashMap::new()),
                 internal: Mutex::new(AHashMap::new()),
+                interest_waiters: InterestWaiters::default(),
             }),
         }
     }
@@ -400,7 +404,15 @@ impl Broker {
             Interest::Shard(name) => self.inner.shards.insert(name, sub.clone()),
             Interest::Glob(_) => self.inner.globs.insert(sub.clone()),
         }
+        self.inner.interest_waiters.subscribed(&sub.spec.interest);
         sub
+    }
+
+    /// Wakes `waiter` once, when `subject` gains a subscriber. Register
+    /// before checking [`has_subscribers`](Self::has_subscribers), so a
+    /// subscribe between the two is not missed.
+    pub fn wake_on_interest(&self, subject: Subject, waiter: Weak<dyn InterestWaiter>) {
+        self.inner.interest_waiters.add(subject, waiter);
     }
 
     /// Removes a subscription; returns false if it was already gone.

@@ -156,9 +156,17 @@ pub struct StreamConfig {
     /// Refuse purges.
     #[serde(default, deserialize_with = "null_default")]
     pub deny_purge: bool,
-    /// Allow `Nats-Rollup` headers (not supported: must stay false).
+    /// Allow `Nats-Rollup` headers (a message replacing its subject's or the stream's).
     #[serde(default, deserialize_with = "null_default")]
     pub allow_rollup_hdrs: bool,
+    /// Accept a `Nats-TTL` header: the message expires that long after it
+    /// is stored (`never`: not even by `max_age`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub allow_msg_ttl: bool,
+    /// When a subject's last message goes by age, leave a marker message
+    /// (`Nats-Marker-Reason: MaxAge`) that itself lives this long.
+    #[serde(default, with = "nanos", skip_serializing_if = "is_zero_duration")]
+    pub subject_delete_marker_ttl: Duration,
     /// Defaults for its consumers.
     #[serde(default, deserialize_with = "null_default")]
     pub consumer_limits: ConsumerLimits,
@@ -221,10 +229,22 @@ impl StreamConfig {
                 "republish is not supported by herald",
             ));
         }
-        if self.allow_rollup_hdrs {
+        if self.allow_rollup_hdrs && self.deny_purge {
             return Err(ApiError::stream_config(
-                "rollup headers are not supported by herald",
+                "roll-ups require the purge permission",
             ));
+        }
+        if !self.subject_delete_marker_ttl.is_zero() {
+            if self.subject_delete_marker_ttl < Duration::from_secs(1) {
+                return Err(ApiError::stream_config(
+                    "subject delete marker TTL must be at least 1 second",
+                ));
+            }
+            // Markers expire by TTL and roll their subject up: as nats-server
+            // (not pedantic) does, asking for them turns both on.
+            self.allow_msg_ttl = true;
+            self.allow_rollup_hdrs = true;
+            self.deny_purge = false;
         }
         if self.subjects.is_empty() {
             self.subjects = vec![self.name.clone()];
@@ -318,6 +338,11 @@ impl StreamConfig {
         }
         if old.sealed && !self.sealed {
             return refuse("sealed setting");
+        }
+        if old.allow_msg_ttl && !self.allow_msg_ttl {
+            return Err(ApiError::stream_config(
+                "message TTL status can not be disabled",
+            ));
         }
         Ok(())
     }

@@ -156,7 +156,10 @@ fn account_info(store: &Store) -> Result<Value, ApiError> {
             "storage_max_stream_bytes": -1,
             "max_bytes_required": false,
         },
-        "api": { "total": 0, "errors": 0 },
+        // API level 1 is nats-server 2.11's: per-message TTL and subject
+        // delete markers (clients check it before using them). Level 2
+        // (2.12: schedules, counters, atomic batches) is not claimed.
+        "api": { "level": 1, "total": 0, "errors": 0 },
     }))
 }
 

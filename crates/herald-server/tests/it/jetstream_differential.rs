@@ -30,17 +30,17 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// The observable results of the script, one normalised line per result.
 #[derive(Default)]
-struct Transcript {
-    lines: Vec<String>,
+pub(crate) struct Transcript {
+    pub(crate) lines: Vec<String>,
 }
 
 impl Transcript {
-    fn note(&mut self, line: impl Into<String>) {
+    pub(crate) fn note(&mut self, line: impl Into<String>) {
         self.lines.push(line.into());
     }
 
     /// Notes `label` followed by the outcome: `ok` details or the error.
-    fn outcome<T, E: std::fmt::Display>(
+    pub(crate) fn outcome<T, E: std::fmt::Display>(
         &mut self,
         label: &str,
         result: Result<T, E>,
@@ -53,7 +53,7 @@ impl Transcript {
     }
 }
 
-fn state_line(state: &stream::State) -> String {
+pub(crate) fn state_line(state: &stream::State) -> String {
     format!(
         "messages={} first={} last={} subjects={} deleted={} consumers={}",
         state.messages,
@@ -65,7 +65,7 @@ fn state_line(state: &stream::State) -> String {
     )
 }
 
-fn config_line(c: &stream::Config) -> String {
+pub(crate) fn config_line(c: &stream::Config) -> String {
     format!(
         "subjects={:?} retention={:?} storage={:?} discard={:?} max_msgs={} max_bytes={} \
          max_age={:?} max_msg_size={} max_msgs_per_subject={} max_consumers={} replicas={} \
@@ -91,7 +91,7 @@ fn config_line(c: &stream::Config) -> String {
     )
 }
 
-fn stream_info_line(info: &stream::Info) -> String {
+pub(crate) fn stream_info_line(info: &stream::Info) -> String {
     format!(
         "{} [{}] [{}]",
         info.config.name,
@@ -143,7 +143,7 @@ fn message_line(msg: &jetstream::Message) -> String {
     }
 }
 
-fn stored_line(msg: &jetstream::message::StreamMessage) -> String {
+pub(crate) fn stored_line(msg: &jetstream::message::StreamMessage) -> String {
     let mut headers: Vec<String> = msg
         .headers
         .iter()
@@ -218,7 +218,7 @@ async fn note_stream(t: &mut Transcript, label: &str, js: &jetstream::Context, n
     t.outcome(label, info, |line| line);
 }
 
-fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (name, value) in pairs {
         h.insert(*name, *value);
@@ -227,7 +227,7 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 }
 
 /// Publishes and notes the ack or the refusal.
-async fn publish(
+pub(crate) async fn publish(
     t: &mut Transcript,
     js: &jetstream::Context,
     subject: &str,
@@ -254,7 +254,11 @@ async fn publish(
     });
 }
 
-async fn create_stream(t: &mut Transcript, js: &jetstream::Context, config: stream::Config) {
+pub(crate) async fn create_stream(
+    t: &mut Transcript,
+    js: &jetstream::Context,
+    config: stream::Config,
+) {
     let label = format!("create stream {}", config.name);
     let created = js.create_stream(config).await;
     t.outcome(&label, created, |s| stream_info_line(s.cached_info()));
@@ -821,7 +825,7 @@ fn edits(a: &[String], b: &[String]) -> Vec<Edit> {
 
 /// Fails with a readable diff (two lines of context around each change) if
 /// the transcripts differ.
-fn assert_same(expected: &[String], actual: &[String]) {
+pub(crate) fn assert_same(expected: &[String], actual: &[String]) {
     if expected == actual {
         return;
     }

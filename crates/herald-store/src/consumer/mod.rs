@@ -74,6 +74,42 @@ pub(crate) struct ConsumerInner {
     subs: Mutex<Vec<Arc<Subscriber>>>,
     /// Other consumers of the stream, for interest retention.
     pub(crate) peers: Mutex<Vec<Weak<ConsumerInner>>>,
+    /// A push consumer without listeners is registered to be woken when
+    /// its deliver subject gains one (at most one registration at a time).
+    awaiting_interest: AtomicBool,
+    me: Weak<ConsumerInner>,
+}
+
+impl herald_core::InterestWaiter for ConsumerInner {
+    fn interest(&self) {
+        self.awaiting_interest.store(false, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+impl ConsumerInner {
+    /// For a push consumer nobody listens to: asks the broker to wake the
+    /// driver when someone subscribes to its deliver subject, so delivery
+    /// starts then rather than at the driver's next timer.
+    fn await_interest(&self, config: &ConsumerConfig) {
+        let Some(deliver) = config
+            .deliver_subject
+            .as_deref()
+            .and_then(|s| Subject::new(s).ok())
+        else {
+            return;
+        };
+        if self.awaiting_interest.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let waiter: Weak<dyn herald_core::InterestWaiter> = self.me.clone();
+        let broker = &self.stream.inner.broker;
+        broker.wake_on_interest(deliver.clone(), waiter);
+        // Registered first, checked second: a subscribe in between is seen here.
+        if broker.has_subscribers(&deliver) {
+            herald_core::InterestWaiter::interest(self);
+        }
+    }
 }
 
 /// What sinks hand to the driver.
@@ -146,6 +182,8 @@ impl Consumer {
             driver_wakes_at: Mutex::new(None),
             subs: Mutex::new(Vec::new()),
             peers: Mutex::new(Vec::new()),
+            awaiting_interest: AtomicBool::new(false),
+            me: me.clone(),
         });
         let filters = config.filters();
         stream.set_interest(&name, Some(filters));
@@ -487,7 +525,13 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
         let (wake_at, idle_for, threshold) = {
             let state = inner.state.lock();
             let threshold = state.config.inactive_threshold;
-            let idle = state.waiting.is_empty() && !push_bound(&inner, &state.config);
+            let unbound_push =
+                state.config.deliver_subject.is_some() && !push_bound(&inner, &state.config);
+            if unbound_push {
+                inner.await_interest(&state.config);
+            }
+            let idle = state.waiting.is_empty()
+                && (unbound_push || state.config.deliver_subject.is_none());
             let next = state.next_wake();
             // The latest it wakes; only ever earlier below.
             *inner.driver_wakes_at.lock() =

@@ -85,7 +85,11 @@ pub(crate) struct ConsumerState {
     /// Entries of `pending` delivered more than once.
     redelivered: u64,
     deadlines: BTreeSet<(Instant, u64)>,
+    /// Due for (re)delivery: redeliveries (also in `pending`) and the
+    /// not yet sent last-per-subject messages a consumer starts with.
     redeliver: BTreeSet<u64>,
+    /// Entries of `redeliver` not in `pending` (first deliveries).
+    initial: u64,
     pub(crate) waiting: VecDeque<Waiting>,
     /// Push: when something was last sent (for idle heartbeats).
     push_last_sent: Instant,
@@ -147,6 +151,7 @@ impl ConsumerState {
             redelivered: 0,
             deadlines: BTreeSet::new(),
             redeliver: BTreeSet::new(),
+            initial: 0,
             waiting: VecDeque::new(),
             push_last_sent: now,
             fc_bytes: 0,
@@ -160,6 +165,7 @@ impl ConsumerState {
         state.delivered.stream_seq = start.saturating_sub(1);
         state.ack_floor.stream_seq = start.saturating_sub(1);
         // Last-per-subject starts from these "initial" messages.
+        state.initial = redeliver.len() as u64;
         state.redeliver = redeliver;
         state
     }
@@ -184,6 +190,7 @@ impl ConsumerState {
         self.delivered = saved.delivered;
         self.ack_floor = saved.ack_floor;
         self.redeliver.clear();
+        self.initial = 0;
         self.pending.clear();
         self.redelivered = 0;
         for (seq, mut p) in saved.pending {
@@ -238,12 +245,7 @@ impl ConsumerState {
     /// index as messages come and go), and last-per-subject messages not
     /// yet sent.
     pub(crate) fn num_pending(&self, data: &StreamData) -> u64 {
-        data.index.cursor_pending(self.cursor)
-            + self
-                .redeliver
-                .iter()
-                .filter(|s| !self.pending.contains_key(s))
-                .count() as u64
+        data.index.cursor_pending(self.cursor) + self.initial
     }
 
     /// Redelivered messages still pending.
@@ -325,12 +327,14 @@ impl ConsumerState {
     }
 
     fn forget(&mut self, seq: u64) -> Option<PendingMsg> {
-        let p = self.pending_remove(seq)?;
-        if let Some(d) = p.deadline {
+        let p = self.pending_remove(seq);
+        if let Some(d) = p.and_then(|p| p.deadline) {
             self.deadlines.remove(&(d, seq));
         }
-        self.redeliver.remove(&seq);
-        Some(p)
+        if self.redeliver.remove(&seq) && p.is_none() {
+            self.initial -= 1;
+        }
+        p
     }
 
     fn unschedule(&mut self, seq: u64) {
@@ -496,7 +500,11 @@ impl ConsumerState {
 
     /// Takes what [`peek_message`](Self::peek_message) returned.
     fn take_message(&mut self, seq: u64, data: &mut StreamData) {
-        if !self.redeliver.remove(&seq) {
+        if self.redeliver.remove(&seq) {
+            if !self.pending.contains_key(&seq) {
+                self.initial -= 1;
+            }
+        } else {
             data.index.cursor_take(self.cursor, seq);
             self.cursor_moved(data);
         }
@@ -561,7 +569,7 @@ impl ConsumerState {
             self.deadlines.insert((at, seq));
         }
         self.dirty = true;
-        let pending = data.index.cursor_pending(self.cursor);
+        let pending = self.num_pending(data);
         let reply = ack_subject(
             stream,
             consumer,

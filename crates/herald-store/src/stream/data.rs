@@ -123,6 +123,7 @@ impl StreamData {
             self.cached_bytes -= freed;
         }
         self.index.remove(seq);
+        self.expiries.forget(seq);
     }
 
     /// Removes messages and records the removal in the log.
@@ -169,29 +170,97 @@ impl StreamData {
     /// the removed sequences (already gone from the index).
     pub(crate) fn enforce_limits(&mut self, now: i64) -> Vec<u64> {
         let mut removed = Vec::new();
+        // Messages whose own TTL ran out.
+        for seq in self.expiries.take_due(now) {
+            self.expire(seq, &mut removed);
+        }
+        // Messages older than `max_age`, except those that never expire.
+        let max_age = self.config.max_age;
+        if !max_age.is_zero() {
+            let cutoff = now.saturating_sub(i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX));
+            if self.expiries.has_never() {
+                let old: Vec<u64> = self
+                    .index
+                    .live_from(self.index.first_seq())
+                    .take_while(|(_, slot)| slot.time < cutoff)
+                    .map(|(seq, _)| seq)
+                    .filter(|&seq| !self.expiries.never_expires(seq))
+                    .collect();
+                for seq in old {
+                    self.expire(seq, &mut removed);
+                }
+            } else {
+                while let Some(seq) = self
+                    .index
+                    .front()
+                    .filter(|(_, slot)| slot.time < cutoff)
+                    .map(|(seq, _)| seq)
+                {
+                    self.expire(seq, &mut removed);
+                }
+            }
+        }
         let config = &self.config;
         let max_msgs = config.max_msgs;
         let max_bytes = config.max_bytes;
-        let max_age = config.max_age;
-        let discard_old = config.discard == Discard::Old;
-        loop {
-            let over_msgs = max_msgs > 0 && self.index.messages() > max_msgs as u64;
-            let over_bytes = max_bytes > 0 && self.index.bytes() > max_bytes as u64;
-            let too_old = !max_age.is_zero()
-                && self.index.front().is_some_and(|(_, s)| {
-                    now.saturating_sub(s.time)
-                        > i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX)
-                });
-            if !(too_old || (discard_old && (over_msgs || over_bytes))) {
-                break;
+        if config.discard == Discard::Old {
+            loop {
+                let over_msgs = max_msgs > 0 && self.index.messages() > max_msgs as u64;
+                let over_bytes = max_bytes > 0 && self.index.bytes() > max_bytes as u64;
+                if !(over_msgs || over_bytes) {
+                    break;
+                }
+                let Some((seq, _)) = self.index.front() else {
+                    break;
+                };
+                self.remove_one(seq);
+                removed.push(seq);
             }
-            let Some((seq, _)) = self.index.front() else {
-                break;
-            };
-            self.remove_one(seq);
-            removed.push(seq);
         }
         removed
+    }
+
+    /// Removes `seq` because it aged out (its TTL or `max_age`); if that
+    /// left its subject empty and the stream keeps markers, queues one.
+    fn expire(&mut self, seq: u64, removed: &mut Vec<u64>) {
+        let Some(subject) = self.index.get(seq).map(|slot| slot.subject.clone()) else {
+            return;
+        };
+        let was_marker = self.expiries.is_marker(seq);
+        self.remove_one(seq);
+        removed.push(seq);
+        if !was_marker
+            && !self.config.subject_delete_marker_ttl.is_zero()
+            && self.index.subject(subject.as_bytes()).is_none()
+        {
+            self.markers_due.push(subject);
+        }
+    }
+
+    /// Reads the TTL of every live message back after recovery (streams
+    /// that allow TTLs only: the headers are on disk).
+    pub(super) fn rebuild_expiries(&mut self) {
+        if !self.config.allow_msg_ttl || self.index.messages() == 0 {
+            return;
+        }
+        let seqs: Vec<u64> = self
+            .index
+            .live_from(self.index.first_seq())
+            .map(|(seq, _)| seq)
+            .collect();
+        for seq in seqs {
+            let Ok(Some(msg)) = self.read(seq) else {
+                continue;
+            };
+            if let Some(ttl) = super::ttl::of_headers(msg.headers.as_ref()) {
+                self.expiries.add(seq, msg.time, ttl);
+            }
+            if !self.config.subject_delete_marker_ttl.is_zero()
+                && super::ttl::is_marker(msg.headers.as_ref())
+            {
+                self.expiries.mark(seq);
+            }
+        }
     }
 
     /// Caches a stored message's body, evicting the oldest cached bodies

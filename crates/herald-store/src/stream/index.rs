@@ -298,7 +298,7 @@ impl MessageIndex {
     }
 
     /// The live sequences from `from` to the end, as far as the slots go.
-    fn live_from(&self, from: u64) -> impl Iterator<Item = (u64, &Slot)> {
+    pub(crate) fn live_from(&self, from: u64) -> impl Iterator<Item = (u64, &Slot)> {
         let start = from.max(self.base);
         let skip = usize::try_from(start - self.base).unwrap_or(usize::MAX);
         self.slots

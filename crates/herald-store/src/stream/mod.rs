@@ -11,6 +11,7 @@
 mod data;
 pub(crate) mod filter;
 mod index;
+mod ttl;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -85,6 +86,11 @@ pub(crate) struct StreamData {
     /// Messages read ahead from disk, in sequence order (only touched under
     /// the state lock): consumers reading in order share one read per window.
     pub(crate) read_ahead: std::cell::RefCell<std::collections::VecDeque<StoredMessage>>,
+    /// Messages with a TTL of their own (`Nats-TTL`).
+    pub(crate) expiries: ttl::Expiries,
+    /// Subjects whose last message aged out, awaiting their marker (stored
+    /// by the writer's next round).
+    pub(crate) markers_due: Vec<herald_core::Subject>,
 }
 
 impl Stream {
@@ -148,8 +154,11 @@ impl Stream {
             failed: None,
             interest: Vec::new(),
             read_ahead: std::cell::RefCell::new(std::collections::VecDeque::new()),
+            expiries: ttl::Expiries::default(),
+            markers_due: Vec::new(),
         };
         data.rebuild_dedup();
+        data.rebuild_expiries();
         let (stored, _) = watch::channel(last);
         let inner = Arc::new(StreamInner {
             name: data.config.name.clone(),
@@ -211,7 +220,12 @@ impl Stream {
         {
             let mut data = self.inner.state.lock();
             let subjects_changed = data.config.subjects != config.subjects;
+            let ttl_enabled = !data.config.allow_msg_ttl && config.allow_msg_ttl;
             data.config = config;
+            if ttl_enabled {
+                // Messages stored before carry their `Nats-TTL` too.
+                data.rebuild_expiries();
+            }
             let removed = data.enforce_limits(now_nanos());
             data.write_removals(removed)?;
             drop(data);
@@ -342,6 +356,7 @@ impl Stream {
             let purged = data.index.messages();
             let next = data.index.last_seq() + 1;
             data.index.clear(next);
+            data.expiries.clear();
             data.cached_bytes = 0;
             data.cache_front = next;
             if let Some(log) = &mut data.log {

@@ -37,6 +37,9 @@ const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
 const EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
 const EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+/// Header asking that a message replace its subject's (`sub`) or the
+/// stream's (`all`) earlier messages.
+const ROLLUP: &str = "Nats-Rollup";
 
 /// Bytes of publishes that may wait for the writer; past this, publishes
 /// are refused at once instead of growing memory without bound.
@@ -360,6 +363,19 @@ fn store_batch(inner: &StreamInner) -> Acks {
         outcomes.push((pending.reply, reply_subject, outcome));
     }
     removed.extend(data.enforce_limits(now));
+    for subject in std::mem::take(&mut data.markers_due) {
+        let marker = marker_message(subject, data.config.subject_delete_marker_ttl);
+        if let Err(e) = store_one(
+            &mut data,
+            &inner.name,
+            &marker,
+            now,
+            &mut records,
+            &mut removed,
+        ) {
+            tracing::warn!(stream = %inner.name, "subject delete marker refused: {e}");
+        }
+    }
     let mut wrote = false;
     if !records.is_empty() {
         wrote = true;
@@ -414,4 +430,17 @@ fn store_batch(inner: &StreamInner) -> Acks {
         wrote,
         last_seq: data.index.last_seq(),
     }
+}
+
+/// The message left on a subject whose last message aged out: no payload,
+/// the reason, a TTL of its own and a rollup (exactly nats-server's bytes).
+fn marker_message(subject: herald_core::Subject, ttl: Duration) -> Message {
+    let mut msg = Message::new(subject, Bytes::new());
+    msg.headers = herald_core::Headers::builder()
+        .insert(super::ttl::MARKER_REASON, "MaxAge")
+        .and_then(|b| b.insert(super::ttl::TTL_HEADER, &super::ttl::go_seconds(ttl)))
+        .and_then(|b| b.insert(ROLLUP, "sub"))
+        .ok()
+        .map(|b| b.build());
+    msg
 }

@@ -1,14 +1,16 @@
 //! The checks a publish passes before a stream stores it, in nats-server's
 //! order: expected stream, expected last subject sequence, expected last
-//! sequence, duplicates, expected last message id, size and limits.
+//! sequence, duplicates, expected last message id, rollup, size and limits.
+//! A rollup (`Nats-Rollup: sub|all`) then removes every earlier message of
+//! its subject (or of the stream) once it is stored.
 
 use bytes::Bytes;
 use herald_core::{Headers, Message};
 
-use super::super::{Body, Slot, StreamData};
+use super::super::{Body, Slot, StreamData, SubjectFilter, ttl};
 use super::{
     EXPECTED_LAST_MSG_ID, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJECT_SEQ,
-    EXPECTED_LAST_SUBJECT_SEQ_SUBJECT, EXPECTED_STREAM, MSG_ID,
+    EXPECTED_LAST_SUBJECT_SEQ_SUBJECT, EXPECTED_STREAM, MSG_ID, ROLLUP,
 };
 use crate::PubAck;
 use crate::api_error::ApiError;
@@ -45,6 +47,14 @@ pub(super) fn store_one(
         && expected != stream
     {
         return Err(ApiError::new(400, 10060, "expected stream does not match"));
+    }
+    // A valid TTL on a stream without TTLs is refused here; an invalid one
+    // after the rollup check (nats-server's order).
+    let ttl = header(ttl::TTL_HEADER).map(ttl::parse);
+    if let Some(Ok(Some(_))) = &ttl
+        && !data.config.allow_msg_ttl
+    {
+        return Err(ttl::disabled());
     }
     if let Some(expected) = header(EXPECTED_LAST_SUBJECT_SEQ) {
         let expected: u64 = expected
@@ -95,6 +105,30 @@ pub(super) fn store_one(
             ));
         }
     }
+    let rollup = match header(ROLLUP) {
+        None => None,
+        Some(_) if !data.config.allow_rollup_hdrs || data.config.deny_purge => {
+            return Err(rollup_failed("rollup not permitted".to_owned()));
+        }
+        Some("sub") => Some(Rollup::Subject),
+        Some("all") => Some(Rollup::All),
+        Some(other) => return Err(rollup_failed(format!("rollup value invalid: {other:?}"))),
+    };
+    let mut ttl = ttl.transpose()?.flatten();
+    // Below the markers' own TTL a TTL is raised to it, the header rewritten.
+    let floor = data.config.subject_delete_marker_ttl.as_secs();
+    let mut raised_headers = None;
+    if let Some(ttl::MessageTtl::After(d)) = ttl
+        && floor > 0
+        && data.config.max_msgs_per_subject != 1
+        && d.as_secs() < floor
+    {
+        ttl = Some(ttl::MessageTtl::After(std::time::Duration::from_secs(
+            floor,
+        )));
+        raised_headers = headers.and_then(|h| ttl::with_ttl(h, floor));
+    }
+    let headers = raised_headers.as_ref().or(headers);
     let headers_len = headers.map_or(0, |h| h.raw().len());
     let size = stored_size(msg.subject.as_bytes().len(), headers_len, msg.payload.len());
     let config = &data.config;
@@ -114,7 +148,9 @@ pub(super) fn store_one(
         if config.max_bytes > 0 && data.index.bytes() + size > config.max_bytes as u64 {
             return Err(ApiError::new(503, 10077, "maximum bytes exceeded"));
         }
+        // A rollup replaces what the subject holds: no per-subject refusal.
         if config.discard_new_per_subject
+            && rollup.is_none()
             && config.max_msgs_per_subject > 0
             && data
                 .index
@@ -147,10 +183,36 @@ pub(super) fn store_one(
         },
     );
     data.cache_body(seq, headers_len + payload.len());
+    if let Some(ttl) = ttl {
+        data.expiries.add(seq, now, ttl);
+    }
+    if !data.config.subject_delete_marker_ttl.is_zero() && ttl::is_marker(headers.as_ref()) {
+        data.expiries.mark(seq);
+    }
     if let Some(id) = msg_id {
         data.dedup.insert(id.to_owned(), seq, now);
     }
     data.dedup.last_id = msg_id.map(str::to_owned);
+    match rollup {
+        Some(Rollup::Subject) => {
+            while let Some(info) = data
+                .index
+                .subject(subject.as_bytes())
+                .filter(|i| i.first() < seq)
+            {
+                let first = info.first();
+                data.remove_one(first);
+                removed.push(first);
+            }
+        }
+        Some(Rollup::All) => {
+            for earlier in data.index.seqs_below(seq, &SubjectFilter::of(None)) {
+                data.remove_one(earlier);
+                removed.push(earlier);
+            }
+        }
+        None => {}
+    }
     let per_subject = data.config.max_msgs_per_subject;
     if per_subject > 0 {
         while let Some(info) = data
@@ -175,4 +237,18 @@ pub(super) fn store_one(
         seq,
         duplicate: false,
     })
+}
+
+/// What a `Nats-Rollup` header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rollup {
+    /// Keep only the new message on its subject.
+    Subject,
+    /// Keep only the new message in the stream.
+    All,
+}
+
+/// nats-server's `JSStreamRollupFailedErrF`.
+fn rollup_failed(description: String) -> ApiError {
+    ApiError::new(500, 10111, description)
 }
