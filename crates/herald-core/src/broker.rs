@@ -64,6 +64,8 @@ struct Inner {
     internal: Mutex<AHashMap<Pattern, usize>>,
     /// Woken when a subject they wait for gains a subscriber.
     interest_waiters: InterestWaiters,
+    /// Each client connection's subscriptions, for monitoring (`/connz`).
+    by_conn: Mutex<AHashMap<ConnId, std::collections::BTreeMap<u64, Weak<Subscriber>>>>,
 }
 
 /// The broker. Clone it freely: every clone is the same broker.
@@ -107,6 +109,7 @@ impl Broker {
                 queues: Mutex::new(AHashMap::new()),
                 internal: Mutex::new(AHashMap::new()),
                 interest_waiters: InterestWaiters::default(),
+                by_conn: Mutex::new(AHashMap::new()),
             }),
         }
     }
@@ -405,7 +408,25 @@ impl Broker {
             Interest::Glob(_) => self.inner.globs.insert(sub.clone()),
         }
         self.inner.interest_waiters.subscribed(&sub.spec.interest);
+        if !sub.spec.internal && sub.spec.conn != LOCAL_CONN {
+            self.inner
+                .by_conn
+                .lock()
+                .entry(sub.spec.conn)
+                .or_default()
+                .insert(id.0, Arc::downgrade(&sub));
+        }
         sub
+    }
+
+    /// The live subscriptions of connection `conn`, in the order made.
+    pub fn subscriptions_of(&self, conn: ConnId) -> Vec<Arc<Subscriber>> {
+        self.inner
+            .by_conn
+            .lock()
+            .get(&conn)
+            .map(|subs| subs.values().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default()
     }
 
     /// Wakes `waiter` once, when `subject` gains a subscriber. Register
@@ -419,6 +440,15 @@ impl Broker {
     pub fn remove_subscriber(&self, sub: &Subscriber) -> bool {
         if !sub.active.swap(false, Ordering::AcqRel) {
             return false;
+        }
+        if !sub.spec.internal && sub.spec.conn != LOCAL_CONN {
+            let mut by_conn = self.inner.by_conn.lock();
+            if let Some(subs) = by_conn.get_mut(&sub.spec.conn) {
+                subs.remove(&sub.id.0);
+                if subs.is_empty() {
+                    by_conn.remove(&sub.spec.conn);
+                }
+            }
         }
         if let (true, Interest::Pattern(p)) = (sub.spec.internal, &sub.spec.interest) {
             let mut internal = self.inner.internal.lock();

@@ -438,6 +438,42 @@ pub struct SubjectIndex<T> {
     /// `seen_before`).
     seen: Box<[AtomicU64]>,
     hasher: ahash::RandomState,
+    /// Inserts, removals, lookups and cache hits since creation (`/subsz`).
+    counters: Counters,
+}
+
+/// [`SubjectIndex`]'s counters, on cache lines of their own: lookups count
+/// from every publisher's thread, and must not make the generation every
+/// publish reads bounce between cores.
+#[derive(Default)]
+#[repr(align(128))]
+struct Counters {
+    inserts: AtomicU64,
+    removes: AtomicU64,
+    lookups: AtomicU64,
+    hits: AtomicU64,
+}
+
+/// What the index has done, as nats-server's `/subsz` reports its sublist.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RoutingStats {
+    /// Subscriptions in the index.
+    pub subscriptions: usize,
+    /// Subjects with a cached result.
+    pub cached: usize,
+    /// Subscriptions inserted since start.
+    pub inserts: u64,
+    /// Subscriptions removed since start.
+    pub removes: u64,
+    /// Subject lookups (publishers' own route caches answer most publishes
+    /// before they get here).
+    pub lookups: u64,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// The most receivers (plain subscriptions and queue groups) of a cached subject.
+    pub max_fanout: usize,
+    /// Their average over the cached subjects.
+    pub avg_fanout: f64,
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for SubjectIndex<T> {
@@ -457,6 +493,7 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
             empty: Arc::new(MatchResult::new()),
             seen: (0..SEEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             hasher: ahash::RandomState::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -464,6 +501,7 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
     /// is given. Inserting a key already present on the same pattern and
     /// queue replaces its value.
     pub fn insert(&self, pattern: &Pattern, queue: Option<&QueueName>, key: u64, value: T) {
+        self.counters.inserts.fetch_add(1, Ordering::Relaxed);
         let mut trie = self.trie.write();
         let mut node = &mut *trie;
         for token in pattern.classified() {
@@ -513,6 +551,7 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
         }
         prune(&mut trie, &tokens);
         self.len.fetch_sub(1, Ordering::Relaxed);
+        self.counters.removes.fetch_add(1, Ordering::Relaxed);
         let mut cache = self.cache.write();
         evict(&mut cache, pattern);
         self.generation.fetch_add(1, Ordering::Release);
@@ -530,7 +569,9 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
     /// by the caller too: it is in this cache, or has just been looked up a
     /// second time (a subject seen once is likely never seen again).
     pub fn lookup(&self, subject: &Subject) -> (Arc<MatchResult<T>>, bool) {
+        self.counters.lookups.fetch_add(1, Ordering::Relaxed);
         if let Some(hit) = self.cache.read().get(subject) {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
             return (Arc::clone(hit), true);
         }
         if !subject.is_token_subject() {
@@ -644,6 +685,27 @@ impl<T: Clone + Send + Sync + 'static> SubjectIndex<T> {
     /// Subjects with a cached result now (for tests and metrics).
     pub fn cache_len(&self) -> usize {
         self.cache.read().len()
+    }
+
+    /// Counts and fan-out, for monitoring.
+    pub fn routing_stats(&self) -> RoutingStats {
+        let cache = self.cache.read();
+        let fanouts = cache.values().map(|r| r.plain.len() + r.groups.len());
+        let (max_fanout, sum) = fanouts.fold((0, 0), |(max, sum), n| (max.max(n), sum + n));
+        RoutingStats {
+            subscriptions: self.len(),
+            cached: cache.len(),
+            inserts: self.counters.inserts.load(Ordering::Relaxed),
+            removes: self.counters.removes.load(Ordering::Relaxed),
+            lookups: self.counters.lookups.load(Ordering::Relaxed),
+            hits: self.counters.hits.load(Ordering::Relaxed),
+            max_fanout,
+            avg_fanout: if cache.is_empty() {
+                0.0
+            } else {
+                sum as f64 / cache.len() as f64
+            },
+        }
     }
 }
 

@@ -45,7 +45,7 @@ pub mod subscription;
 pub use broker::{Broker, BrokerConfig, LOCAL_CONN, Publisher, SubscribeOptions};
 pub use error::Error;
 pub use filter::{FilterError, HeaderFilter};
-pub use index::{MatchResult, QueueGroupMatch, SubjectIndex};
+pub use index::{MatchResult, QueueGroupMatch, RoutingStats, SubjectIndex};
 pub use interest::InterestWaiter;
 pub use message::{Extension, HeaderError, Headers, HeadersBuilder, Message};
 pub use outbox::{FrameWriter, Outbox, OutboxBatch, SoftLimit, wait_for_room_all};

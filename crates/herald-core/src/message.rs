@@ -336,10 +336,20 @@ impl HeadersBuilder {
     /// # Errors
     /// [`HeaderError`] if the name has whitespace, control characters, `:` or
     /// non-ASCII bytes, or the value has CR/LF.
-    pub fn insert(mut self, name: &str, value: &str) -> Result<Self, HeaderError> {
+    pub fn push(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
         check_name(name)?;
         check_value(value)?;
         put_line(&mut self.buf, name, value);
+        Ok(())
+    }
+
+    /// Adds a `name: value` line, consuming the builder (for chains).
+    ///
+    /// # Errors
+    /// [`HeaderError`] if the name is empty or has a colon, space or control
+    /// character, or the value has a line break.
+    pub fn insert(mut self, name: &str, value: &str) -> Result<Self, HeaderError> {
+        self.push(name, value)?;
         Ok(self)
     }
 

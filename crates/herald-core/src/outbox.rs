@@ -79,6 +79,10 @@ pub struct OutboxBatch {
     large: Vec<(usize, Bytes)>,
     /// Bytes in `large`, kept so `len` is O(1) on the hot path.
     large_bytes: usize,
+    /// Messages staged in it (and their frame bytes), counted into the
+    /// outbox's totals when it is handed over.
+    staged_msgs: u64,
+    staged_bytes: u64,
 }
 
 impl OutboxBatch {
@@ -107,6 +111,8 @@ impl OutboxBatch {
         }
         self.large.clear();
         self.large_bytes = 0;
+        self.staged_msgs = 0;
+        self.staged_bytes = 0;
     }
 
     /// The part of the batch after its first `written` bytes (in wire
@@ -284,6 +290,10 @@ pub struct Outbox {
     timed_out: AtomicBool,
     room: Notify,
     soft: Option<SoftLimit>,
+    /// Messages (and their frame bytes) delivered into this outbox, for
+    /// per-connection statistics (`/connz`).
+    delivered_msgs: AtomicU64,
+    delivered_bytes: AtomicU64,
 }
 
 impl Outbox {
@@ -301,6 +311,8 @@ impl Outbox {
             timed_out: AtomicBool::new(false),
             room: Notify::new(),
             soft: None,
+            delivered_msgs: AtomicU64::new(0),
+            delivered_bytes: AtomicU64::new(0),
         }
     }
 
@@ -392,6 +404,8 @@ impl Outbox {
         encode(&mut FrameWriter {
             batch: &mut slot.batch,
         });
+        slot.batch.staged_msgs += 1;
+        slot.batch.staged_bytes += size as u64;
         if slot.batch.len() >= staging::STAGE_LIMIT {
             ctx.flush_slot(index);
         }
@@ -423,6 +437,7 @@ impl Outbox {
         encode(&mut FrameWriter {
             batch: &mut state.pending,
         });
+        self.count_delivered(1, size as u64);
         let held = state.held();
         self.pending_hint.store(held, Ordering::Relaxed);
         // A stuck writer holds nobody up: its publishers go on at full speed.
@@ -456,6 +471,9 @@ impl Outbox {
             batch.clear();
             return false;
         }
+        self.count_delivered(batch.staged_msgs, batch.staged_bytes);
+        batch.staged_msgs = 0;
+        batch.staged_bytes = 0;
         let was_empty = state.pending.is_empty();
         if was_empty {
             // Hand the staged buffer over whole; the empty one comes back.
@@ -472,6 +490,19 @@ impl Outbox {
             self.wake.notify_one();
         }
         congested
+    }
+
+    fn count_delivered(&self, msgs: u64, bytes: u64) {
+        self.delivered_msgs.fetch_add(msgs, Ordering::Relaxed);
+        self.delivered_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Messages delivered into this outbox so far, and their frame bytes.
+    pub fn delivered(&self) -> (u64, u64) {
+        (
+            self.delivered_msgs.load(Ordering::Relaxed),
+            self.delivered_bytes.load(Ordering::Relaxed),
+        )
     }
 
     /// Wakes the writer (what [`DeliveryCtx::wake_all`] calls).

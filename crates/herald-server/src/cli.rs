@@ -40,6 +40,10 @@ pub enum Command {
     Reply(crate::client::ReplyArgs),
     /// Manage streams and read their messages.
     Stream(crate::stream_cmd::StreamArgs),
+    /// Key-Value buckets: put, get, del, watch, ls, history.
+    Kv(crate::kv_cmd::KvArgs),
+    /// Object stores: put, get, ls, rm.
+    Obj(crate::kv_cmd::ObjArgs),
     /// Read a password on standard input and print its hash for the config.
     Passwd,
 }
@@ -68,6 +72,9 @@ pub struct ServeArgs {
     /// Web listen address: pages, REST, WebSocket, SSE, metrics (`host:port`, port 0 = any free port, or `off`) [default: 0.0.0.0:8080].
     #[arg(long, env = "HERALD_HTTP", value_name = "ADDR")]
     pub http: Option<String>,
+    /// Monitoring listen address: nats-server's /varz, /connz, /subsz, /jsz and /healthz on a port of their own, for tools that expect 8222 (`host:port` or `off`) [default: off].
+    #[arg(long, env = "HERALD_MONITOR", value_name = "ADDR")]
+    pub monitor: Option<String>,
     /// Directory for durable state [default: ./herald-data].
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -164,6 +171,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.redis {
             config.redis.listen.clone_from(v);
+        }
+        if let Some(v) = &self.monitor {
+            config.http.monitor.clone_from(v);
         }
         if let Some(v) = &self.mqtt {
             config.mqtt.listen.clone_from(v);

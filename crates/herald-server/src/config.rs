@@ -48,12 +48,18 @@ pub struct Config {
 pub struct HttpConfig {
     /// `host:port` to listen on (port 0 picks a free port), or `off`.
     pub listen: String,
+    /// A second listener serving only nats-server's monitoring endpoints
+    /// (`/varz`, `/connz`, `/subsz`, `/jsz`, `/healthz`), for tools that
+    /// expect them on their own port (8222); `off` by default. The web
+    /// listener serves them too.
+    pub monitor: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".to_owned(),
+            monitor: "off".to_owned(),
         }
     }
 }
@@ -306,6 +312,7 @@ impl Config {
             mqtt: parse_listen("mqtt.listen", &self.mqtt.listen)?,
             mqtt_config: self.mqtt.clone(),
             http: parse_listen("http.listen", &self.http.listen)?,
+            monitor: parse_listen("http.monitor", &self.http.monitor)?,
             users: std::sync::Arc::new(crate::auth::Users::from_config(&self.users)?),
             tls: self.tls.as_ref().map(crate::tls::Tls::load).transpose()?,
             sync: parse_sync(&self.streams.sync)?,
@@ -348,6 +355,8 @@ pub struct Ready {
     pub mqtt_config: MqttConfig,
     /// The web listener's address, if it is on.
     pub http: Option<SocketAddr>,
+    /// The monitoring listener's address, if it is on.
+    pub monitor: Option<SocketAddr>,
     /// Users and their permissions.
     pub users: std::sync::Arc<crate::auth::Users>,
     /// TLS for every listener.
@@ -371,6 +380,7 @@ impl Ready {
             mqtt: any,
             mqtt_config: MqttConfig::default(),
             http: any,
+            monitor: None,
             users: std::sync::Arc::default(),
             tls: None,
             sync: herald_store::SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),

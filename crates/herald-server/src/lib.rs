@@ -8,15 +8,22 @@
 //! | [`config`] | the configuration tree, its defaults, the TOML file, validation |
 //! | [`server`] | starting listeners, graceful shutdown |
 //! | [`shared`] | what every connection shares, connection limits, counters |
+//! | [`clients`] | the open and recently closed connections, for `/connz` |
 //! | [`listener`] | the accept loop and one adapter per protocol |
 //! | [`client`] | `herald pub`, `sub`, `request`, `reply` |
+//! | [`kv_cmd`] | `herald kv`, `herald obj` |
 //! | [`open_files`] | raising the open-file limit at start |
+
+// `/varz` is one large `json!` literal.
+#![recursion_limit = "256"]
 
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod clients;
 pub mod config;
 pub mod jetstream;
+pub mod kv_cmd;
 pub mod listener;
 pub mod open_files;
 pub mod server;

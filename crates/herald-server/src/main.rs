@@ -74,6 +74,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Request(args) => client::request(args).await,
         Command::Reply(args) => client::reply(args).await,
         Command::Stream(args) => herald_server::stream_cmd::run(args).await,
+        Command::Kv(args) => herald_server::kv_cmd::run_kv(args).await,
+        Command::Obj(args) => herald_server::kv_cmd::run_obj(args).await,
         Command::Passwd => passwd(),
     }
 }

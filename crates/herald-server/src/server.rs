@@ -122,16 +122,35 @@ impl RunningServer {
                 listener::redis::serve,
             ));
         }
-        let mut http_addr = None;
-        if let Some(addr) = config.http {
-            let socket = listener::bind("http", addr).await?;
-            http_addr = Some(socket.local_addr()?);
+        let http = match config.http {
+            Some(addr) => Some(listener::bind("http", addr).await?),
+            None => None,
+        };
+        let http_addr = http.as_ref().map(|s| s.local_addr()).transpose()?;
+        let monitor = match config.monitor {
+            Some(addr) => Some(listener::bind("monitor", addr).await?),
+            None => None,
+        };
+        let monitor_addr = monitor.as_ref().map(|s| s.local_addr()).transpose()?;
+        let _ = shared.listeners.set(crate::shared::ListenerAddrs {
+            nats: nats_addr,
+            redis: redis_addr,
+            mqtt: mqtt_addr,
+            http: http_addr,
+            monitor: monitor_addr,
+        });
+        if let Some(socket) = http {
             shared.tracker.spawn(listener::http::serve(
                 socket,
                 shared.clone(),
                 nats_addr.is_some(),
                 mqtt.clone(),
             ));
+        }
+        if let Some(socket) = monitor {
+            shared
+                .tracker
+                .spawn(listener::http::serve_monitor(socket, shared.clone()));
         }
         Ok(Self {
             shared,

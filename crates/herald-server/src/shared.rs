@@ -42,8 +42,29 @@ pub struct Shared {
     pub users: Arc<crate::auth::Users>,
     /// TLS for every listener, when configured.
     pub tls: Option<crate::tls::Tls>,
+    /// Open (and recently closed) client connections, for monitoring.
+    pub clients: crate::clients::ClientRegistry,
+    /// Where the listeners listen, once bound (for monitoring).
+    pub listeners: std::sync::OnceLock<ListenerAddrs>,
+    /// Monitoring requests by path (`/varz`'s `http_req_stats`).
+    pub monitor_requests: Mutex<std::collections::BTreeMap<String, u64>>,
     connections: Arc<Semaphore>,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// The bound address of each listener that is on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListenerAddrs {
+    /// NATS.
+    pub nats: Option<SocketAddr>,
+    /// Redis.
+    pub redis: Option<SocketAddr>,
+    /// MQTT.
+    pub mqtt: Option<SocketAddr>,
+    /// The web port.
+    pub http: Option<SocketAddr>,
+    /// The monitoring port.
+    pub monitor: Option<SocketAddr>,
 }
 
 /// A connection's place under the connection limits; released on drop.
@@ -93,6 +114,9 @@ impl Shared {
             store,
             users,
             tls,
+            clients: crate::clients::ClientRegistry::default(),
+            listeners: std::sync::OnceLock::new(),
+            monitor_requests: Mutex::new(std::collections::BTreeMap::new()),
             per_ip: Arc::new(Mutex::new(HashMap::new())),
         }
     }

@@ -167,6 +167,14 @@ pub struct StreamConfig {
     /// (`Nats-Marker-Reason: MaxAge`) that itself lives this long.
     #[serde(default, with = "nanos", skip_serializing_if = "is_zero_duration")]
     pub subject_delete_marker_ttl: Duration,
+    /// Message schedules (nats-server 2.12+): a message with `Nats-Schedule`
+    /// publishes another on its `Nats-Schedule-Target` later.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
+    pub allow_msg_schedules: bool,
     /// Defaults for its consumers.
     #[serde(default, deserialize_with = "null_default")]
     pub consumer_limits: ConsumerLimits,
@@ -186,6 +194,12 @@ pub struct StreamConfig {
     /// Republish: not supported, refused when set.
     #[serde(default, skip_serializing)]
     pub republish: Option<serde_json::Value>,
+    /// Atomic batch publishes (nats-server 2.12): not supported, refused when true.
+    #[serde(default, deserialize_with = "null_default", skip_serializing)]
+    pub allow_atomic: bool,
+    /// Counter streams (nats-server 2.12): not supported, refused when true.
+    #[serde(default, deserialize_with = "null_default", skip_serializing)]
+    pub allow_msg_counter: bool,
 }
 
 fn compression_none() -> String {
@@ -229,6 +243,16 @@ impl StreamConfig {
                 "republish is not supported by herald",
             ));
         }
+        for (asked, what) in [
+            (self.allow_atomic, "atomic batch publishes"),
+            (self.allow_msg_counter, "message counters"),
+        ] {
+            if asked {
+                return Err(ApiError::stream_config(format!(
+                    "{what} are not supported by herald"
+                )));
+            }
+        }
         if self.allow_rollup_hdrs && self.deny_purge {
             return Err(ApiError::stream_config(
                 "roll-ups require the purge permission",
@@ -243,6 +267,11 @@ impl StreamConfig {
             // Markers expire by TTL and roll their subject up: as nats-server
             // (not pedantic) does, asking for them turns both on.
             self.allow_msg_ttl = true;
+            self.allow_rollup_hdrs = true;
+            self.deny_purge = false;
+        }
+        if self.allow_msg_schedules {
+            // A schedule replaces its subject's earlier one (a rollup).
             self.allow_rollup_hdrs = true;
             self.deny_purge = false;
         }
@@ -342,6 +371,11 @@ impl StreamConfig {
         if old.allow_msg_ttl && !self.allow_msg_ttl {
             return Err(ApiError::stream_config(
                 "message TTL status can not be disabled",
+            ));
+        }
+        if old.allow_msg_schedules && !self.allow_msg_schedules {
+            return Err(ApiError::stream_config(
+                "message schedules can not be disabled",
             ));
         }
         Ok(())

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::clients::ClientKind;
 use crate::shared::ConnectionPermit;
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
@@ -136,7 +137,17 @@ pub(crate) async fn serve(
         };
         // Over TLS the INFO went out before the handshake.
         let info = matches!(stream, Stream::Plain(_)).then_some(info);
-        serve_stream(shared, id, stream, info, permit.is_some(), cert_name).await;
+        let client = (ClientKind::Nats, peer);
+        serve_stream(
+            shared,
+            id,
+            stream,
+            info,
+            permit.is_some(),
+            cert_name,
+            client,
+        )
+        .await;
         drop(permit);
     }
     .instrument(span)
@@ -161,7 +172,8 @@ pub(crate) async fn serve_websocket(
         Box::new(crate::listener::ws_bytes::WsBytes::new(socket)),
         peer.local,
     );
-    serve_stream(shared, id, stream, Some(info), true, peer.cert_name)
+    let client = (ClientKind::NatsWebSocket, addr);
+    serve_stream(shared, id, stream, Some(info), true, peer.cert_name, client)
         .instrument(span)
         .await;
 }
@@ -175,6 +187,7 @@ async fn serve_stream(
     info: Option<ServerInfo>,
     admitted: bool,
     cert_name: Option<String>,
+    (kind, peer): (ClientKind, SocketAddr),
 ) {
     let _count = shared.stats.open(|s: &ServerStats| &s.nats_connections);
     let outbox = Outbox::new(shared.limits.max_pending, shared.limits.slow_consumer);
@@ -189,9 +202,10 @@ async fn serve_stream(
         return;
     }
     debug!("connected");
-    let mut conn = Connection::new(shared.clone(), id, io.outbox.clone());
+    let mut conn = Connection::new(shared.clone(), id, io.outbox.clone(), kind, peer);
     conn.port.certificate(cert_name.as_deref());
     conn.run(&mut io.reader, &io.token).await;
+    conn.port.closing();
     conn.unsubscribe_all();
     io.finish().await;
     debug!("disconnected");
@@ -248,13 +262,19 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(shared: Arc<Shared>, id: ConnId, outbox: Arc<Outbox>) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        id: ConnId,
+        outbox: Arc<Outbox>,
+        kind: ClientKind,
+        peer: SocketAddr,
+    ) -> Self {
         let limits = CodecLimits {
             max_control_line: shared.limits.max_control_line,
             max_payload: shared.limits.max_payload,
         };
         Self {
-            port: ClientPort::new(shared.clone(), id, outbox.clone()),
+            port: ClientPort::new(shared.clone(), id, outbox.clone(), kind, peer),
             sink: Arc::new(NatsSink {
                 outbox: outbox.clone(),
                 headers: AtomicBool::new(false),
@@ -495,6 +515,11 @@ impl Connection {
             tracing::Span::current().record("name", name.as_str());
             debug!(name = %name, lang = ?options.lang, version = ?options.version, "client connected");
         }
+        self.port.record().describe(|d| {
+            d.name = options.name.clone();
+            d.lang = options.lang.clone();
+            d.version = options.version.clone();
+        });
         self.options = options;
         self.ok();
         Flow::Continue

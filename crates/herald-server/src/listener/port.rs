@@ -12,6 +12,7 @@
 //! against; the listener makes it.
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -20,6 +21,7 @@ use herald_core::{
 };
 
 use crate::auth::Identity;
+use crate::clients::{ClientKind, ClientRecord};
 use crate::shared::{ServerStats, Shared};
 
 /// Why the port said no.
@@ -166,20 +168,80 @@ pub(crate) struct ClientPort {
     publisher: Publisher,
     /// `None` until the client authenticates (when users are configured).
     identity: Option<Identity>,
+    /// What monitoring (`/connz`) reports about the connection.
+    record: Arc<ClientRecord>,
+    /// Messages and bytes received in this read batch, not yet in `record`.
+    received: (u64, u64),
+    /// The subscriptions it had when it began to close (for `/connz`).
+    closing: Option<Vec<String>>,
+}
+
+impl Drop for ClientPort {
+    fn drop(&mut self) {
+        self.count_received();
+        let subscriptions = self
+            .closing
+            .take()
+            .unwrap_or_else(|| self.subscription_names());
+        self.shared.clients.close(&self.record, subscriptions);
+    }
 }
 
 impl ClientPort {
     /// The port of connection `id`, writing to `outbox`. Without configured
     /// users the client is anonymous (and may do everything) from the start.
-    pub(crate) fn new(shared: Arc<Shared>, id: ConnId, outbox: Arc<Outbox>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        id: ConnId,
+        outbox: Arc<Outbox>,
+        kind: ClientKind,
+        peer: SocketAddr,
+    ) -> Self {
         let identity = (!shared.users.required()).then(Identity::anonymous);
+        let record = shared.clients.open(id, kind, peer, outbox.clone());
         Self {
             publisher: shared.broker.publisher(id),
             shared,
             id,
             outbox,
             identity,
+            record,
+            received: (0, 0),
+            closing: None,
         }
+    }
+
+    /// Notes the connection's subscriptions before it removes them on
+    /// closing, so `/connz?state=closed` lists what it had.
+    pub(crate) fn closing(&mut self) {
+        self.closing = Some(self.subscription_names());
+    }
+
+    fn subscription_names(&self) -> Vec<String> {
+        self.shared
+            .broker
+            .subscriptions_of(self.id)
+            .iter()
+            .map(|s| String::from_utf8_lossy(s.interest().as_bytes()).into_owned())
+            .collect()
+    }
+
+    /// Adds this batch's received counts to the record.
+    fn count_received(&mut self) {
+        if self.received.0 > 0 {
+            let (msgs, bytes) = std::mem::take(&mut self.received);
+            self.record.received(msgs, bytes);
+        }
+    }
+
+    fn receive(&mut self, msg: &Message) {
+        self.received.0 += 1;
+        self.received.1 += payload_bytes(msg) as u64;
+    }
+
+    /// What monitoring reports about this connection.
+    pub(crate) fn record(&self) -> &ClientRecord {
+        &self.record
     }
 
     pub(crate) fn id(&self) -> ConnId {
@@ -193,6 +255,8 @@ impl ClientPort {
 
     /// The client authenticated as `identity`.
     pub(crate) fn authenticated(&mut self, identity: Identity) {
+        let user = identity.name.clone();
+        self.record.describe(|d| d.user = Some(user));
         self.identity = Some(identity);
     }
 
@@ -202,7 +266,7 @@ impl ClientPort {
     pub(crate) fn certificate(&mut self, cert_name: Option<&str>) {
         if let Some(identity) = cert_name.and_then(|name| self.shared.users.by_certificate(name)) {
             tracing::debug!(user = %identity.name, "authenticated by client certificate");
-            self.identity = Some(identity);
+            self.authenticated(identity);
         }
     }
 
@@ -217,6 +281,7 @@ impl ClientPort {
     /// client may publish on its subject.
     pub(crate) fn publish_shard(&mut self, msg: &Message) -> Result<usize, Refusal> {
         self.gate().publish(&msg.subject)?;
+        self.receive(msg);
         Ok(self.publisher.publish_shard(msg))
     }
 
@@ -252,6 +317,7 @@ impl ClientPort {
     /// Publishes `msg`, its subject already checked by the caller (the
     /// listener, which words a refusal its own way).
     pub(crate) fn publish_checked(&mut self, msg: &Message) -> usize {
+        self.receive(msg);
         let gate = self.gate();
         let msg = gate.stamped(msg);
         self.publisher.publish(&msg)
@@ -268,10 +334,16 @@ impl ClientPort {
     /// 50 ms, for all of them together, and never for a stuck one) for the
     /// receivers this batch congested, as nats-server stalls a fast producer.
     pub(crate) async fn end_batch(&mut self) {
+        self.count_received();
         let congested = self.publisher.finish_batch();
         self.outbox.write_now();
         self.publisher
             .wait_for_congested(congested, &self.outbox)
             .await;
     }
+}
+
+/// What nats-server counts as a message's bytes: payload and headers.
+fn payload_bytes(msg: &Message) -> usize {
+    msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.wire_len())
 }

@@ -11,9 +11,9 @@ use crate::common::reference::nats_server;
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 /// A `herald serve` child process; killed on drop if still running.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    nats: SocketAddr,
+    pub(crate) nats: SocketAddr,
     _data: tempfile::TempDir,
 }
 
@@ -26,7 +26,7 @@ impl Drop for Served {
 
 /// Starts the binary on ephemeral ports and reads the bound address from its
 /// `listening` log line.
-fn serve() -> Served {
+pub(crate) fn serve() -> Served {
     let data = tempfile::tempdir().expect("temp dir");
     let (child, nats) = serve_in(data.path());
     Served {
@@ -154,7 +154,7 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-fn client(addr: SocketAddr, args: &[&str]) -> Command {
+pub(crate) fn client(addr: SocketAddr, args: &[&str]) -> Command {
     let mut cmd = Command::new(HERALD);
     cmd.args(args)
         .args(["--server", &format!("nats://{addr}")])
@@ -217,7 +217,7 @@ fn exercise_client_subcommands(addr: SocketAddr) {
 }
 
 /// Kills a child that is still running when the test fails early.
-struct WaitOnDrop(Child);
+pub(crate) struct WaitOnDrop(pub(crate) Child);
 
 impl Drop for WaitOnDrop {
     fn drop(&mut self) {
@@ -316,7 +316,7 @@ fn help_and_default_config() {
 }
 
 /// Runs a client subcommand to completion and returns its standard output.
-fn run_client(addr: SocketAddr, args: &[&str]) -> String {
+pub(crate) fn run_client(addr: SocketAddr, args: &[&str]) -> String {
     let output = client(addr, args).output().expect("client runs");
     assert!(
         output.status.success(),

@@ -399,3 +399,53 @@ async fn mqtt5_responders_answer_nats_requests() {
     assert_eq!(text(&requester.message().await.payload), "pong");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn user_properties_are_headers_to_nats_and_to_streams() {
+    let server = TestServer::start().await;
+    let nats = server.client().await;
+    let mut sub = nats.subscribe("tagged.>").await.expect("subscribe");
+    sync(&nats).await;
+    let js = async_nats::jetstream::new(nats.clone());
+    let stream = crate::schedules::schedule_stream(&js, "LATER").await;
+    let publisher = V5::connect(&server, "pub").await;
+    let tagged = PublishProperties {
+        user_properties: vec![("Region".into(), "eu".into())],
+        ..PublishProperties::default()
+    };
+    publisher
+        .client
+        .publish_with_properties("tagged/x", QoS::AtMostOnce, false, "hi", tagged)
+        .await
+        .expect("queued");
+    let got = tokio::time::timeout(PATIENCE, sub.next())
+        .await
+        .expect("in time")
+        .expect("message");
+    let headers = got.headers.expect("user properties arrive as headers");
+    assert_eq!(headers.get("Region").map(|v| v.as_str()), Some("eu"));
+
+    // A delayed publish from an MQTT 5 client: the schedule headers as user properties.
+    let at = format!("@at {}", crate::schedules::in_seconds(1));
+    let schedule = PublishProperties {
+        user_properties: vec![
+            ("Nats-Schedule".into(), at),
+            ("Nats-Schedule-Target".into(), "later.due".into()),
+        ],
+        ..PublishProperties::default()
+    };
+    publisher
+        .client
+        .publish_with_properties(
+            "later/schedule",
+            QoS::AtLeastOnce,
+            false,
+            "wake up",
+            schedule,
+        )
+        .await
+        .expect("queued");
+    let fired = crate::schedules::scheduled(&stream, "later.due").await;
+    assert_eq!(fired.payload, Bytes::from("wake up"));
+    server.stop().await;
+}

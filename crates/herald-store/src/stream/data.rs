@@ -124,6 +124,7 @@ impl StreamData {
         }
         self.index.remove(seq);
         self.expiries.forget(seq);
+        self.schedules.forget(seq);
     }
 
     /// Removes messages and records the removal in the log.
@@ -220,6 +221,15 @@ impl StreamData {
         removed
     }
 
+    /// When the next TTL expiry or schedule is due (ns; `i64::MAX`: none).
+    pub(crate) fn next_timer(&self) -> i64 {
+        [self.expiries.next_due(), self.schedules.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
     /// Removes `seq` because it aged out (its TTL or `max_age`); if that
     /// left its subject empty and the stream keeps markers, queues one.
     fn expire(&mut self, seq: u64, removed: &mut Vec<u64>) {
@@ -237,12 +247,13 @@ impl StreamData {
         }
     }
 
-    /// Reads the TTL of every live message back after recovery (streams
-    /// that allow TTLs only: the headers are on disk).
-    pub(super) fn rebuild_expiries(&mut self) {
-        if !self.config.allow_msg_ttl || self.index.messages() == 0 {
+    /// Reads TTLs and schedules back after recovery (streams that allow
+    /// them only: the headers are on disk).
+    pub(super) fn rebuild_timers(&mut self, ttls: bool, schedules: bool) {
+        if !(ttls || schedules) || self.index.messages() == 0 {
             return;
         }
+        let now = crate::time::now_nanos();
         let seqs: Vec<u64> = self
             .index
             .live_from(self.index.first_seq())
@@ -252,13 +263,29 @@ impl StreamData {
             let Ok(Some(msg)) = self.read(seq) else {
                 continue;
             };
-            if let Some(ttl) = super::ttl::of_headers(msg.headers.as_ref()) {
+            if ttls && let Some(ttl) = super::ttl::of_headers(msg.headers.as_ref()) {
                 self.expiries.add(seq, msg.time, ttl);
             }
-            if !self.config.subject_delete_marker_ttl.is_zero()
+            if ttls
+                && !self.config.subject_delete_marker_ttl.is_zero()
                 && super::ttl::is_marker(msg.headers.as_ref())
             {
                 self.expiries.mark(seq);
+            }
+            // A schedule that is still its subject's last message fires again.
+            if schedules
+                && let Some(raw) = super::schedule::pattern_of(msg.headers.as_ref())
+                && self.index.subject(msg.subject.as_bytes()).map(|i| i.last()) == Some(seq)
+            {
+                let zone = super::schedule::has_zone(msg.headers.as_ref());
+                super::schedule::rearm_recovered(
+                    &mut self.schedules,
+                    seq,
+                    raw,
+                    zone,
+                    msg.time,
+                    now,
+                );
             }
         }
     }

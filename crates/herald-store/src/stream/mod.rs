@@ -11,6 +11,7 @@
 mod data;
 pub(crate) mod filter;
 mod index;
+mod schedule;
 mod ttl;
 mod writer;
 
@@ -66,6 +67,9 @@ pub(crate) struct StreamInner {
     capture: Mutex<Vec<Arc<Subscriber>>>,
     pub(crate) sync: SyncPolicy,
     closed: AtomicBool,
+    /// When the next TTL expiry or schedule is due (ns; `i64::MAX`: none),
+    /// so the writer thread wakes for it rather than at its next tick.
+    pub(crate) next_timer: std::sync::atomic::AtomicI64,
 }
 
 /// What the state lock guards.
@@ -91,6 +95,8 @@ pub(crate) struct StreamData {
     /// Subjects whose last message aged out, awaiting their marker (stored
     /// by the writer's next round).
     pub(crate) markers_due: Vec<herald_core::Subject>,
+    /// Message schedules, by fire time.
+    pub(crate) schedules: schedule::Schedules,
 }
 
 impl Stream {
@@ -156,9 +162,12 @@ impl Stream {
             read_ahead: std::cell::RefCell::new(std::collections::VecDeque::new()),
             expiries: ttl::Expiries::default(),
             markers_due: Vec::new(),
+            schedules: schedule::Schedules::default(),
         };
         data.rebuild_dedup();
-        data.rebuild_expiries();
+        let (ttls, schedules) = (data.config.allow_msg_ttl, data.config.allow_msg_schedules);
+        data.rebuild_timers(ttls, schedules);
+        let next_timer = data.next_timer();
         let (stored, _) = watch::channel(last);
         let inner = Arc::new(StreamInner {
             name: data.config.name.clone(),
@@ -171,6 +180,7 @@ impl Stream {
             capture: Mutex::new(Vec::new()),
             sync,
             closed: AtomicBool::new(false),
+            next_timer: std::sync::atomic::AtomicI64::new(next_timer),
         });
         writer::spawn(inner.clone())?;
         let stream = Stream { inner };
@@ -220,12 +230,12 @@ impl Stream {
         {
             let mut data = self.inner.state.lock();
             let subjects_changed = data.config.subjects != config.subjects;
-            let ttl_enabled = !data.config.allow_msg_ttl && config.allow_msg_ttl;
+            let ttls = !data.config.allow_msg_ttl && config.allow_msg_ttl;
+            let schedules = !data.config.allow_msg_schedules && config.allow_msg_schedules;
             data.config = config;
-            if ttl_enabled {
-                // Messages stored before carry their `Nats-TTL` too.
-                data.rebuild_expiries();
-            }
+            // Messages stored before carry their `Nats-TTL` (and schedules) too.
+            data.rebuild_timers(ttls, schedules);
+            writer::set_next_timer(&self.inner, data.next_timer());
             let removed = data.enforce_limits(now_nanos());
             data.write_removals(removed)?;
             drop(data);
@@ -357,6 +367,7 @@ impl Stream {
             let next = data.index.last_seq() + 1;
             data.index.clear(next);
             data.expiries.clear();
+            data.schedules.clear();
             data.cached_bytes = 0;
             data.cache_front = next;
             if let Some(log) = &mut data.log {

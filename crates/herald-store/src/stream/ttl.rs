@@ -68,7 +68,7 @@ pub(crate) fn disabled() -> ApiError {
 
 /// A Go duration string (`300ms`, `1.5h`, `2h45m`): a sequence of decimal
 /// numbers, each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`).
-fn go_duration(s: &str) -> Option<Duration> {
+pub(crate) fn go_duration(s: &str) -> Option<Duration> {
     if s.is_empty() {
         return None;
     }
@@ -175,6 +175,11 @@ impl Expiries {
                 self.never.insert(seq);
             }
         }
+    }
+
+    /// When the first expiry is due.
+    pub(crate) fn next_due(&self) -> Option<i64> {
+        self.due.first().map(|&(at, _)| at)
     }
 
     /// Takes the sequences due at `now` (some may be gone already).

@@ -10,6 +10,7 @@
 //! `always`; with an interval, by whatever the last fsync covered.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use crate::{PubAck, StoreError, SyncPolicy};
 
 mod accept;
 
-use accept::store_one;
+use accept::{Author, store_one};
 
 /// Header carrying a publish's de-duplication id.
 pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
@@ -236,6 +237,10 @@ fn run(inner: &StreamInner) {
                     SyncPolicy::Interval(d) => d.min(Duration::from_secs(1)),
                     SyncPolicy::Always => Duration::from_secs(1),
                 };
+                // An expiry or a schedule due sooner.
+                let timer = inner.next_timer.load(Ordering::Relaxed);
+                let until_timer = u64::try_from(timer.saturating_sub(now_nanos())).unwrap_or(0);
+                let wait = wait.min(Duration::from_nanos(until_timer));
                 inner.queue.ready.wait_for(&mut q, wait);
             }
             q.closing
@@ -356,8 +361,8 @@ fn store_batch(inner: &StreamInner) -> Acks {
                 &inner.name,
                 &pending.msg,
                 now,
-                &mut records,
-                &mut removed,
+                (&mut records, &mut removed),
+                Author::Client,
             )
         };
         outcomes.push((pending.reply, reply_subject, outcome));
@@ -365,15 +370,41 @@ fn store_batch(inner: &StreamInner) -> Acks {
     removed.extend(data.enforce_limits(now));
     for subject in std::mem::take(&mut data.markers_due) {
         let marker = marker_message(subject, data.config.subject_delete_marker_ttl);
-        if let Err(e) = store_one(
+        let stored = store_one(
             &mut data,
             &inner.name,
             &marker,
             now,
-            &mut records,
-            &mut removed,
-        ) {
+            (&mut records, &mut removed),
+            Author::Stream,
+        );
+        if let Err(e) = stored {
             tracing::warn!(stream = %inner.name, "subject delete marker refused: {e}");
+        }
+    }
+    for (seq, due) in data.schedules.take_due(now) {
+        let next = data.schedules.peek_next(seq, due, now);
+        let Some(message) = scheduled_message(&data, seq, next) else {
+            // Its message is gone or replaced: the schedule with it.
+            data.schedules.forget(seq);
+            continue;
+        };
+        let stored = store_one(
+            &mut data,
+            &inner.name,
+            &message,
+            now,
+            (&mut records, &mut removed),
+            Author::Stream,
+        );
+        if let Err(e) = stored {
+            tracing::warn!(stream = %inner.name, seq, "scheduled message refused: {e}");
+        }
+        match next {
+            Some(_) => {
+                data.schedules.rearm(seq, due, now);
+            }
+            None => data.schedules.forget(seq),
         }
     }
     let mut wrote = false;
@@ -425,6 +456,7 @@ fn store_batch(inner: &StreamInner) -> Acks {
             tracing::error!(stream = %inner.name, "removing unwanted messages failed: {e}");
         }
     }
+    set_next_timer(inner, data.next_timer());
     Acks {
         outcomes,
         wrote,
@@ -443,4 +475,37 @@ fn marker_message(subject: herald_core::Subject, ttl: Duration) -> Message {
         .ok()
         .map(|b| b.build());
     msg
+}
+
+/// What the schedule stored at `seq` produces now, if it is still the
+/// schedule of its subject (a later message there ends it, as in nats-server).
+fn scheduled_message(data: &super::StreamData, seq: u64, next: Option<i64>) -> Option<Message> {
+    let subject = data.index.get(seq)?.subject.clone();
+    if data.index.subject(subject.as_bytes())?.last() != seq {
+        return None;
+    }
+    let as_message = |m: crate::record::StoredMessage| Message {
+        subject: m.subject,
+        reply: None,
+        headers: m.headers,
+        payload: m.payload,
+        extension: None,
+    };
+    let schedule = as_message(data.read(seq).ok().flatten()?);
+    let source = super::schedule::source_of(&schedule)
+        .and_then(|s| data.index.subject(s.as_bytes()).map(|i| i.last()))
+        .and_then(|last| data.read(last).ok().flatten())
+        .map(as_message);
+    super::schedule::produced(&schedule, source.as_ref(), next)
+}
+
+/// Records when the next timer is due, waking the writer thread if that is
+/// sooner than it planned. Under the queue lock, which the writer holds from
+/// reading `next_timer` until it sleeps: no wake-up is lost.
+pub(crate) fn set_next_timer(inner: &StreamInner, next_timer: i64) {
+    let _queue = inner.queue.state.lock();
+    let before = inner.next_timer.swap(next_timer, Ordering::Relaxed);
+    if next_timer < before {
+        inner.queue.ready.notify_one();
+    }
 }

@@ -10,12 +10,14 @@
 //! | `GET /v1/ws` (JSON over WebSocket) | [`ws`] |
 //! | `GET /nats`, `GET /mqtt` (NATS, MQTT over WebSocket) | [`protocol_ws`] |
 //! | `/v1/streams…` | [`streams`] |
-//! | `GET /metrics`, `/healthz`, `/v1/stats`, `/v1/stats/live` | [`stats`] |
+//! | `GET /metrics`, `/v1/stats`, `/v1/stats/live` | [`stats`] |
+//! | `GET /varz`, `/connz`, `/subsz`, `/jsz`, `/healthz` (nats-server's) | [`monitor`] |
 //! | `GET /`, `/chat`, `/assets/{file}` | [`pages`] |
 
 mod auth;
 mod error;
 mod incoming;
+mod monitor;
 mod pages;
 mod protocol_ws;
 mod publish;
@@ -69,6 +71,26 @@ pub(crate) async fn serve(
     nats: bool,
     mqtt: Option<Arc<crate::listener::mqtt::MqttServer>>,
 ) {
+    let web = Web {
+        shared: shared.clone(),
+        nats,
+        mqtt,
+    };
+    serve_app(listener, shared, router(web)).await;
+}
+
+/// Serves the monitoring listener (`--monitor`) until shutdown: nats-server's
+/// endpoints only, without authentication, as nats-server's port 8222.
+pub(crate) async fn serve_monitor(listener: TcpListener, shared: Arc<Shared>) {
+    let web = Web {
+        shared: shared.clone(),
+        nats: false,
+        mqtt: None,
+    };
+    serve_app(listener, shared, monitor::router(web)).await;
+}
+
+async fn serve_app(listener: TcpListener, shared: Arc<Shared>, app: Router) {
     let shutdown = shared.shutdown.clone();
     let mut incoming = match incoming::Incoming::start(listener, shared.clone()) {
         Ok(incoming) => incoming,
@@ -78,8 +100,6 @@ pub(crate) async fn serve(
         }
     };
     let tracker = shared.tracker.clone();
-    let web = Web { shared, nats, mqtt };
-    let app = router(web);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
@@ -142,7 +162,6 @@ fn router(web: Web) -> Router {
         .route("/", get(pages::dashboard))
         .route("/chat", get(pages::chat))
         .route("/assets/{file}", get(pages::asset))
-        .route("/healthz", get(stats::healthz))
         .route("/metrics", get(stats::metrics))
         .route("/v1/stats", get(stats::stats))
         .route("/v1/stats/live", get(stats::live))
@@ -164,10 +183,15 @@ fn router(web: Web) -> Router {
             get(streams::message).delete(streams::delete_message),
         )
         .route("/v1/streams/{name}/purge", post(streams::purge))
+        .merge(monitor::routes())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             web.clone(),
             auth::require,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            monitor::count,
         ))
         .layer(axum::middleware::from_fn_with_state(
             web.clone(),

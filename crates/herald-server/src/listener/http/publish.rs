@@ -151,6 +151,10 @@ pub(crate) fn message_headers(request: &HeaderMap) -> Result<Option<Headers>, Ht
 pub(crate) fn title_case(name: &str) -> String {
     name.split('-')
         .map(|word| {
+            // Nats-TTL, Nats-Schedule-TTL: spelled as nats-server reads them.
+            if word.eq_ignore_ascii_case("ttl") {
+                return "TTL".to_owned();
+            }
             let mut chars = word.chars();
             match chars.next() {
                 Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
@@ -169,6 +173,7 @@ mod tests {
     fn header_names_are_title_cased() {
         assert_eq!(title_case("nats-msg-id"), "Nats-Msg-Id");
         assert_eq!(title_case("region"), "Region");
+        assert_eq!(title_case("nats-schedule-ttl"), "Nats-Schedule-TTL");
         assert_eq!(title_case("x--y"), "X--Y");
     }
 }

@@ -17,10 +17,6 @@ use serde_json::{Value, json};
 
 use super::Web;
 
-pub(crate) async fn healthz() -> &'static str {
-    "ok\n"
-}
-
 /// The numbers the dashboard and `/v1/stats` show.
 pub(crate) fn snapshot(web: &Web) -> Value {
     let shared = &web.shared;

@@ -30,6 +30,7 @@ use super::publish::{TOPIC_ALIAS_MAX, will_of};
 use super::session::{Link, Session, Will, WillState};
 use super::{MqttServer, READ_BUFFER_MAX};
 use crate::auth::{Credentials, Identity};
+use crate::clients::ClientKind;
 use crate::listener::port::{ClientPort, Gate};
 use crate::listener::{ConnectionIo, ReadBuffer};
 
@@ -45,7 +46,7 @@ const PACKET_OVERHEAD: usize = 64 * 1024;
 pub(super) async fn accept(
     server: &Arc<MqttServer>,
     io: &mut ConnectionIo,
-    peer: std::net::SocketAddr,
+    (kind, peer): (ClientKind, std::net::SocketAddr),
     cert: Option<Identity>,
     admitted: bool,
 ) -> Option<(Connection, ReadBuffer)> {
@@ -92,7 +93,16 @@ pub(super) async fn accept(
             },
         }
     };
-    let conn = handshake(server, &io.outbox, *connect, peer, cert, admitted, limits).await?;
+    let conn = handshake(
+        server,
+        &io.outbox,
+        *connect,
+        (kind, peer),
+        cert,
+        admitted,
+        limits,
+    )
+    .await?;
     Some((conn, read))
 }
 
@@ -131,7 +141,7 @@ async fn handshake(
     server: &Arc<MqttServer>,
     outbox: &Arc<Outbox>,
     connect: Connect,
-    peer: std::net::SocketAddr,
+    (kind, peer): (ClientKind, std::net::SocketAddr),
     cert: Option<Identity>,
     admitted: bool,
     limits: MqttLimits,
@@ -268,8 +278,11 @@ async fn handshake(
         limits,
         version,
         port: {
-            let mut port = ClientPort::new(shared.clone(), session.conn_id, outbox.clone());
+            let mut port =
+                ClientPort::new(shared.clone(), session.conn_id, outbox.clone(), kind, peer);
             port.authenticated(identity);
+            port.record()
+                .describe(|d| d.mqtt_client = Some(session.client_id.clone()));
             port
         },
         session,

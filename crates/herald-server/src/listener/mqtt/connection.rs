@@ -269,6 +269,7 @@ impl Connection {
     /// detaches the session (publishing the Will unless the client disconnected normally).
     pub(super) async fn close(mut self, exit: Exit) {
         debug!(?exit, "closing");
+        self.port.closing();
         let reason = match exit {
             Exit::Violation(code) => Some(code),
             Exit::KeepAlive => Some(ReasonCode::KeepAliveTimeout),

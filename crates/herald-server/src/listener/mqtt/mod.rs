@@ -41,6 +41,7 @@ use tokio::net::TcpStream;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::auth::Identity;
+use crate::clients::ClientKind;
 use crate::config::MqttConfig;
 use crate::listener::port::Gate;
 use crate::shared::{ConnectionPermit, ServerStats, Shared};
@@ -148,7 +149,8 @@ impl MqttServer {
         else {
             return;
         };
-        self.serve_stream(stream, peer, permit.is_some(), cert_name)
+        let client = (ClientKind::Mqtt, peer);
+        self.serve_stream(stream, client, permit.is_some(), cert_name)
             .await;
         drop(permit);
     }
@@ -167,7 +169,8 @@ impl MqttServer {
             Box::new(crate::listener::ws_bytes::WsBytes::new(socket)),
             peer.local,
         );
-        self.serve_stream(stream, peer.addr, true, peer.cert_name)
+        let client = (ClientKind::MqttWebSocket, peer.addr);
+        self.serve_stream(stream, client, true, peer.cert_name)
             .await;
     }
 
@@ -176,7 +179,7 @@ impl MqttServer {
     async fn serve_stream(
         self: Arc<Self>,
         stream: crate::listener::Stream,
-        peer: SocketAddr,
+        (kind, peer): (ClientKind, SocketAddr),
         admitted: bool,
         cert_name: Option<String>,
     ) {
@@ -189,7 +192,7 @@ impl MqttServer {
                 herald_core::Outbox::new(shared.limits.max_pending, shared.limits.slow_consumer);
             let mut io = crate::listener::ConnectionIo::start(&shared, stream, outbox);
             let cert = cert_name.and_then(|name| shared.users.by_certificate(&name));
-            let accepted = connect::accept(&self, &mut io, peer, cert, admitted).await;
+            let accepted = connect::accept(&self, &mut io, (kind, peer), cert, admitted).await;
             if let Some((mut conn, read)) = accepted {
                 tracing::Span::current().record("client", conn.session.client_id.as_str());
                 let exit = conn.run(&mut io.reader, &io.token, read).await;

@@ -166,6 +166,7 @@ impl Connection {
         let mut msg = Message::new(subject.clone(), publish.payload.clone())
             .with_extension(Extension::new(origin));
         msg.reply = reply_subject(&publish.properties);
+        msg.headers = user_property_headers(&publish.properties.user_properties);
         let receivers = self.port.publish_checked(&msg);
         if publish.retain {
             self.flush_before_wait();
@@ -244,6 +245,10 @@ impl MqttServer {
         let mut msg = Message::new(will.subject.clone(), will.payload.clone())
             .with_extension(Extension::new(origin));
         msg.reply = will.props.as_deref().and_then(reply_subject);
+        msg.headers = will
+            .props
+            .as_deref()
+            .and_then(|p| user_property_headers(&p.user_properties));
         let msg = will.requester.clone().stamp_request(msg);
         self.shared.broker.publish_from(conn, &msg);
         if will.retain {
@@ -254,6 +259,21 @@ impl MqttServer {
                 .await;
         }
     }
+}
+
+/// An MQTT 5 publish's User Properties as message headers, in order, so
+/// NATS subscribers see them and streams act on them (`Nats-Msg-Id`,
+/// `Nats-TTL`, `Nats-Schedule`, ...). Properties that cannot be headers
+/// (a name with a colon, a line break) stay MQTT-only.
+fn user_property_headers(
+    properties: &[herald_protocol::mqtt::UserProperty],
+) -> Option<herald_core::Headers> {
+    let mut builder = herald_core::Headers::builder();
+    let mut any = false;
+    for property in properties {
+        any |= builder.push(&property.name, &property.value).is_ok();
+    }
+    any.then(|| builder.build())
 }
 
 #[cfg(test)]

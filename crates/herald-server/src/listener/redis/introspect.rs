@@ -73,6 +73,8 @@ impl Connection {
             }
         }
         if let Some(name) = name {
+            let text = String::from_utf8_lossy(&name).into_owned();
+            self.port.record().describe(|d| d.name = Some(text));
             self.name = Some(name);
         }
         // The protocol switches before the reply is encoded.
@@ -111,6 +113,11 @@ impl Connection {
                     return;
                 }
                 self.name = (!args[2].is_empty()).then(|| args[2].clone());
+                let name = self
+                    .name
+                    .as_ref()
+                    .map(|n| String::from_utf8_lossy(n).into_owned());
+                self.port.record().describe(|d| d.name = name);
                 resp::simple(self.reply_buf(), b"OK");
             }
             "GETNAME" => {

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::auth::Credentials;
+use crate::clients::ClientKind;
 use crate::shared::ConnectionPermit;
 use bytes::{Bytes, BytesMut};
 use herald_core::{
@@ -104,6 +105,7 @@ pub(crate) async fn serve(
         let mut conn = Connection::new(shared.clone(), id, io.outbox.clone(), peer, io.local);
         conn.port.certificate(cert_name.as_deref());
         conn.run(&mut io.reader, &io.token).await;
+        conn.port.closing();
         conn.unsubscribe_all();
         io.finish().await;
         debug!("disconnected");
@@ -176,7 +178,7 @@ impl Connection {
             ..RespLimits::default()
         };
         Self {
-            port: ClientPort::new(shared.clone(), id, outbox.clone()),
+            port: ClientPort::new(shared.clone(), id, outbox.clone(), ClientKind::Redis, peer),
             sink: Arc::new(RedisSink {
                 outbox: outbox.clone(),
                 resp3: AtomicBool::new(false),

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use herald_core::{Headers, Message};
 
-use super::super::{Body, Slot, StreamData, SubjectFilter, ttl};
+use super::super::{Body, Slot, StreamData, SubjectFilter, schedule, ttl};
 use super::{
     EXPECTED_LAST_MSG_ID, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJECT_SEQ,
     EXPECTED_LAST_SUBJECT_SEQ_SUBJECT, EXPECTED_STREAM, MSG_ID, ROLLUP,
@@ -17,6 +17,14 @@ use crate::api_error::ApiError;
 use crate::config::Discard;
 use crate::record::{Record, StoredMessage, stored_size};
 
+/// Who a message comes from: a client, or the stream itself (a subject
+/// delete marker, a schedule's message), which may say what clients may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Author {
+    Client,
+    Stream,
+}
+
 /// Checks one publish and, if it is accepted, adds it to the index and its
 /// record to `records`.
 pub(super) fn store_one(
@@ -24,8 +32,8 @@ pub(super) fn store_one(
     stream: &str,
     msg: &Message,
     now: i64,
-    records: &mut Vec<Record>,
-    removed: &mut Vec<u64>,
+    (records, removed): (&mut Vec<Record>, &mut Vec<u64>),
+    from: Author,
 ) -> Result<PubAck, ApiError> {
     if let Some(reason) = &data.failed {
         return Err(ApiError::new(
@@ -85,6 +93,28 @@ pub(super) fn store_one(
             ));
         }
     }
+    // Most messages carry no schedule header: one scan to skip the checks.
+    let scheduling = headers.is_some_and(schedule::mentioned);
+    let new_schedule = match scheduling {
+        true => schedule::check(msg, &data.config)?,
+        false => None,
+    };
+    let ends_schedule = match scheduling {
+        true => {
+            schedule::check_scheduler(msg, data.config.allow_msg_schedules, from == Author::Stream)?
+        }
+        false => None,
+    };
+    // `Nats-Schedule-Next: purge` ends the schedule on `Nats-Scheduler`,
+    // which must be one if that subject holds anything.
+    let ended = match ends_schedule {
+        Some(scheduler) => match data.index.subject(scheduler.as_bytes()).map(|i| i.last()) {
+            Some(last) if data.schedules.is_schedule(last) => Some(last),
+            Some(_) => return Err(schedule::invalid_scheduler()),
+            None => None,
+        },
+        None => None,
+    };
     let msg_id = header(MSG_ID).filter(|id| !id.is_empty());
     if let Some(id) = msg_id
         && let Some(&seq) = data.dedup.ids.get(id)
@@ -106,6 +136,8 @@ pub(super) fn store_one(
         }
     }
     let rollup = match header(ROLLUP) {
+        // A schedule replaces its subject's earlier schedule.
+        None if new_schedule.is_some() => Some(Rollup::Subject),
         None => None,
         Some(_) if !data.config.allow_rollup_hdrs || data.config.deny_purge => {
             return Err(rollup_failed("rollup not permitted".to_owned()));
@@ -127,6 +159,10 @@ pub(super) fn store_one(
             floor,
         )));
         raised_headers = headers.and_then(|h| ttl::with_ttl(h, floor));
+    }
+    if new_schedule.is_some() && header(ROLLUP).is_none() {
+        let base = raised_headers.as_ref().or(headers);
+        raised_headers = base.map(schedule_rollup);
     }
     let headers = raised_headers.as_ref().or(headers);
     let headers_len = headers.map_or(0, |h| h.raw().len());
@@ -188,6 +224,15 @@ pub(super) fn store_one(
     }
     if !data.config.subject_delete_marker_ttl.is_zero() && ttl::is_marker(headers.as_ref()) {
         data.expiries.mark(seq);
+    }
+    if let Some(new) = new_schedule {
+        new.arm(&mut data.schedules, seq, now, now);
+    }
+    if let Some(schedule) = ended
+        && data.index.get(schedule).is_some()
+    {
+        data.remove_one(schedule);
+        removed.push(schedule);
     }
     if let Some(id) = msg_id {
         data.dedup.insert(id.to_owned(), seq, now);
@@ -251,4 +296,15 @@ enum Rollup {
 /// nats-server's `JSStreamRollupFailedErrF`.
 fn rollup_failed(description: String) -> ApiError {
     ApiError::new(500, 10111, description)
+}
+
+/// A schedule's headers with the `Nats-Rollup: sub` nats-server appends,
+/// the client's lines kept byte for byte.
+fn schedule_rollup(headers: &Headers) -> Headers {
+    let raw: &[u8] = headers.raw();
+    let body = raw.strip_suffix(b"\r\n").unwrap_or(raw);
+    let mut out = Vec::with_capacity(raw.len() + 20);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"Nats-Rollup: sub\r\n\r\n");
+    Headers::from_raw_unchecked(Bytes::from(out))
 }
