@@ -301,3 +301,46 @@ async fn schedules_come_over_http_and_survive_a_restart() {
     let fired = scheduled(&s, "web.done").await;
     assert_eq!(fired.payload, Bytes::from("from the web"));
 }
+
+#[tokio::test]
+async fn a_cron_schedule_reads_its_time_zone() {
+    let server = TestServer::start().await;
+    let js = jetstream::new(server.client().await);
+    let s = schedule_stream(&js, "CRON").await;
+    let refused = publish(
+        &js,
+        "cron.every",
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "cron.t"),
+            ("Nats-Schedule-Time-Zone", "Asia/Tokyo"),
+        ],
+        "",
+    )
+    .await
+    .expect_err("no zone with @every");
+    assert!(refused.contains("pattern is invalid"), "{refused}");
+    publish(
+        &js,
+        "cron.schedule",
+        &[
+            ("Nats-Schedule", "* * * * * *"),
+            ("Nats-Schedule-Target", "cron.fired"),
+            ("Nats-Schedule-Time-Zone", "Asia/Tokyo"),
+        ],
+        "every second",
+    )
+    .await
+    .expect("cron schedule accepted");
+    let fired = scheduled(&s, "cron.fired").await;
+    let next = fired
+        .headers
+        .get("Nats-Schedule-Next")
+        .map(|v| v.as_str().to_owned())
+        .expect("next");
+    assert!(
+        next.ends_with("+09:00"),
+        "the next fire in Tokyo's offset: {next}"
+    );
+    assert_eq!(fired.payload, Bytes::from("every second"));
+}

@@ -277,7 +277,7 @@ impl StreamData {
                 && let Some(raw) = super::schedule::pattern_of(msg.headers.as_ref())
                 && self.index.subject(msg.subject.as_bytes()).map(|i| i.last()) == Some(seq)
             {
-                let zone = super::schedule::has_zone(msg.headers.as_ref());
+                let zone = super::schedule::zone_of(msg.headers.as_ref());
                 super::schedule::rearm_recovered(
                     &mut self.schedules,
                     seq,

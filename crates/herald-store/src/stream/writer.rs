@@ -384,6 +384,7 @@ fn store_batch(inner: &StreamInner) -> Acks {
     }
     for (seq, due) in data.schedules.take_due(now) {
         let next = data.schedules.peek_next(seq, due, now);
+        let repeats = next.is_some();
         let Some(message) = scheduled_message(&data, seq, next) else {
             // Its message is gone or replaced: the schedule with it.
             data.schedules.forget(seq);
@@ -400,11 +401,10 @@ fn store_batch(inner: &StreamInner) -> Acks {
         if let Err(e) = stored {
             tracing::warn!(stream = %inner.name, seq, "scheduled message refused: {e}");
         }
-        match next {
-            Some(_) => {
-                data.schedules.rearm(seq, due, now);
-            }
-            None => data.schedules.forget(seq),
+        if repeats {
+            data.schedules.rearm(seq, due, now);
+        } else {
+            data.schedules.forget(seq);
         }
     }
     let mut wrote = false;
@@ -479,7 +479,7 @@ fn marker_message(subject: herald_core::Subject, ttl: Duration) -> Message {
 
 /// What the schedule stored at `seq` produces now, if it is still the
 /// schedule of its subject (a later message there ends it, as in nats-server).
-fn scheduled_message(data: &super::StreamData, seq: u64, next: Option<i64>) -> Option<Message> {
+fn scheduled_message(data: &super::StreamData, seq: u64, next: Option<String>) -> Option<Message> {
     let subject = data.index.get(seq)?.subject.clone();
     if data.index.subject(subject.as_bytes())?.last() != seq {
         return None;

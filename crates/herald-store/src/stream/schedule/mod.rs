@@ -112,9 +112,11 @@ impl Schedules {
         Some(next)
     }
 
-    /// The next fire of `seq` after one at `fired`, without re-arming.
-    pub(crate) fn peek_next(&self, seq: u64, fired: i64, now: i64) -> Option<i64> {
-        self.armed.get(&seq)?.pattern.next(fired, now)
+    /// The next fire of `seq` after one at `fired`, without re-arming, as
+    /// `Nats-Schedule-Next` writes it.
+    pub(crate) fn peek_next(&self, seq: u64, fired: i64, now: i64) -> Option<String> {
+        let pattern = &self.armed.get(&seq)?.pattern;
+        pattern.next(fired, now).map(|at| pattern.text(at))
     }
 }
 
@@ -144,16 +146,14 @@ pub(crate) fn check(msg: &Message, config: &StreamConfig) -> Result<Option<NewSc
         return Err(error(10188, "message schedules is disabled"));
     }
     if let Some(zone) = zone
-        && !matches!(zone, "UTC" | "Etc/UTC")
+        && pattern::time_zone(zone).is_none()
     {
-        // herald evaluates schedules in UTC only: another zone is refused
-        // rather than fired at the wrong hour.
         return Err(error(10223, "message schedules time zone is invalid"));
     }
     let Some(raw) = raw else {
         return Ok(None);
     };
-    let pattern = Pattern::parse(raw, zone.is_some())
+    let pattern = Pattern::parse(raw, zone)
         .ok_or_else(|| error(10189, "message schedules pattern is invalid"))?;
     if let Some(ttl) = headers.get(SCHEDULE_TTL) {
         match super::ttl::parse(ttl) {
@@ -233,7 +233,7 @@ pub(crate) fn check_scheduler(
 pub(crate) fn produced(
     schedule: &Message,
     source: Option<&Message>,
-    next: Option<i64>,
+    next: Option<String>,
 ) -> Option<Message> {
     let headers = schedule.headers.as_ref()?;
     let target = literal(headers.get(TARGET)?)?;
@@ -251,10 +251,7 @@ pub(crate) fn produced(
         }
     }
     builder = builder.insert(SCHEDULER, schedule.subject.as_str()?).ok()?;
-    let next = match next {
-        None => "purge".to_owned(),
-        Some(at) => go_rfc3339(at),
-    };
+    let next = next.unwrap_or_else(|| "purge".to_owned());
     builder = builder.insert(NEXT, &next).ok()?;
     if let Some(ttl) = headers.get(SCHEDULE_TTL) {
         builder = builder.insert("Nats-TTL", ttl).ok()?;
@@ -265,11 +262,6 @@ pub(crate) fn produced(
     let mut msg = Message::new(target, body.payload.clone());
     msg.headers = Some(builder.build());
     Some(msg)
-}
-
-/// A time as Go's `time.RFC3339` writes it (whole seconds, `Z`).
-fn go_rfc3339(nanos: i64) -> String {
-    crate::time::rfc3339(nanos.div_euclid(1_000_000_000) * 1_000_000_000)
 }
 
 /// The subject a schedule takes its body from (`Nats-Schedule-Source`).
@@ -287,16 +279,16 @@ pub(crate) fn rearm_recovered(
     schedules: &mut Schedules,
     seq: u64,
     raw: &str,
-    has_zone: bool,
+    zone: Option<&str>,
     stored: i64,
     now: i64,
 ) {
-    if let Some(pattern) = Pattern::parse(raw, has_zone) {
+    if let Some(pattern) = Pattern::parse(raw, zone) {
         schedules.arm(seq, pattern, stored, now);
     }
 }
 
-/// Whether headers carry a time zone (for recovery's parse).
-pub(crate) fn has_zone(headers: Option<&Headers>) -> bool {
-    headers.is_some_and(|h| h.get(TIME_ZONE).is_some())
+/// The time zone a schedule's headers name (for recovery's parse).
+pub(crate) fn zone_of(headers: Option<&Headers>) -> Option<&str> {
+    headers?.get(TIME_ZONE)
 }

@@ -1,10 +1,12 @@
 //! Schedule patterns as nats-server 2.14 reads `Nats-Schedule`: `@at
 //! <RFC 3339>`, `@every <duration>`, the predefined `@hourly`…`@yearly`, and
-//! six-field cron (`sec min hour dom month dow`), evaluated in UTC.
+//! six-field cron (`sec min hour dom month dow`), evaluated in the schedule's
+//! time zone (`Nats-Schedule-Time-Zone`, UTC by default).
 
 use std::time::Duration;
 
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+use jiff::tz::TimeZone;
+use time::{Date, Month, PrimitiveDateTime, Time};
 
 /// Cron searches give up past this many years (the pattern is invalid then).
 const SEARCH_YEARS: i32 = 5;
@@ -23,7 +25,8 @@ pub(crate) enum Pattern {
 impl Pattern {
     /// Parses a `Nats-Schedule` value; `None` if it is not a valid pattern.
     /// A time zone may only come with cron and predefined patterns.
-    pub(crate) fn parse(raw: &str, has_zone: bool) -> Option<Pattern> {
+    pub(crate) fn parse(raw: &str, zone: Option<&str>) -> Option<Pattern> {
+        let has_zone = zone.is_some();
         if let Some(at) = raw.strip_prefix("@at ") {
             if has_zone || !at.contains('T') || at.contains(['t', 'z']) {
                 return None;
@@ -46,7 +49,11 @@ impl Pattern {
             other if other.starts_with('@') => return None,
             other => other,
         };
-        let cron = Cron::parse(cron)?;
+        let zone = match zone {
+            Some(name) => time_zone(name)?,
+            None => TimeZone::UTC,
+        };
+        let cron = Cron::parse(cron, zone)?;
         // A cron that never fires (the 30th of February) is invalid.
         cron.next_after(crate::time::now_nanos() / 1_000_000_000)?;
         Some(Pattern::Cron(Box::new(cron)))
@@ -88,6 +95,33 @@ impl Pattern {
     }
 }
 
+impl Pattern {
+    /// A fire time as `Nats-Schedule-Next` gives it: RFC 3339 in whole
+    /// seconds, with the schedule's zone offset (`Z` at offset zero).
+    pub(crate) fn text(&self, nanos: i64) -> String {
+        let seconds = nanos.div_euclid(1_000_000_000);
+        if let Pattern::Cron(cron) = self
+            && let Ok(at) = jiff::Timestamp::from_second(seconds)
+        {
+            let offset = cron.zone.to_offset(at);
+            if !offset.is_zero() {
+                return at.display_with_offset(offset).to_string();
+            }
+        }
+        crate::time::rfc3339(seconds * 1_000_000_000)
+    }
+}
+
+/// A time zone by its IANA name (`Local`: the server's), as
+/// `Nats-Schedule-Time-Zone` names it.
+pub(crate) fn time_zone(name: &str) -> Option<TimeZone> {
+    match name {
+        "" => None,
+        "Local" => Some(TimeZone::system()),
+        name => TimeZone::get(name).ok(),
+    }
+}
+
 /// Rounds ns to the nearest whole second (half away from zero), as Go's
 /// `Time.Round(time.Second)`.
 fn round_to_second(ns: i64) -> i64 {
@@ -97,6 +131,8 @@ fn round_to_second(ns: i64) -> i64 {
 /// A six-field cron expression: the allowed values of each field as bits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cron {
+    /// The zone whose wall clock the fields read.
+    zone: TimeZone,
     seconds: u64,
     minutes: u64,
     hours: u64,
@@ -114,7 +150,7 @@ const MONTHS: [&str; 12] = [
 const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 impl Cron {
-    fn parse(text: &str) -> Option<Cron> {
+    fn parse(text: &str, zone: TimeZone) -> Option<Cron> {
         let fields: Vec<&str> = text.split_whitespace().collect();
         let [sec, min, hour, dom, month, dow] = fields.as_slice() else {
             return None;
@@ -122,6 +158,7 @@ impl Cron {
         let (days, dom_star) = field(dom, 1, 31, &[])?;
         let (weekdays, dow_star) = field(dow, 0, 6, &WEEKDAYS)?;
         Some(Cron {
+            zone,
             seconds: field(sec, 0, 59, &[])?.0,
             minutes: field(min, 0, 59, &[])?.0,
             hours: field(hour, 0, 23, &[])?.0,
@@ -141,10 +178,22 @@ impl Cron {
     /// The first second after `after` (seconds since the epoch, UTC) the
     /// expression selects, within five years.
     fn next_after(&self, after: i64) -> Option<i64> {
-        let start = OffsetDateTime::from_unix_timestamp(after.checked_add(1)?).ok()?;
-        let limit = start.year() + SEARCH_YEARS;
-        let mut date = start.date();
-        let mut from = Some(start.time());
+        let start = jiff::Timestamp::from_second(after.checked_add(1)?)
+            .ok()?
+            .to_zoned(self.zone.clone())
+            .datetime();
+        let month = Month::try_from(u8::try_from(start.month()).ok()?).ok()?;
+        let day = u8::try_from(start.day()).ok()?;
+        let mut date = Date::from_calendar_date(i32::from(start.year()), month, day).ok()?;
+        let mut from = Some(
+            Time::from_hms(
+                u8::try_from(start.hour()).ok()?,
+                u8::try_from(start.minute()).ok()?,
+                u8::try_from(start.second()).ok()?,
+            )
+            .ok()?,
+        );
+        let limit = date.year() + SEARCH_YEARS;
         while date.year() <= limit {
             if self.months & (1 << u8::from(date.month())) == 0 {
                 // To the first day of the next month.
@@ -156,19 +205,47 @@ impl Cron {
                 from = None;
                 continue;
             }
-            if self.day_matches(date)
-                && let Some(time) = self.time_on_or_after(from.unwrap_or(Time::MIDNIGHT))
+            let mut first = from.unwrap_or(Time::MIDNIGHT);
+            while self.day_matches(date)
+                && let Some(time) = self.time_on_or_after(first)
             {
-                return Some(
-                    PrimitiveDateTime::new(date, time)
-                        .assume_utc()
-                        .unix_timestamp(),
-                );
+                let wall = PrimitiveDateTime::new(date, time);
+                let at = self.instant(wall)?;
+                if at > after {
+                    return Some(at);
+                }
+                // A wall time a clock going back repeats: the next one.
+                if (time.hour(), time.minute(), time.second()) == (23, 59, 59) {
+                    break;
+                }
+                first = (wall + time::Duration::SECOND).time();
             }
             date = date.next_day()?;
             from = None;
         }
         None
+    }
+
+    /// The instant (seconds since the epoch) of a wall time in the zone; a
+    /// time a clock change skips counts as the instant after the gap.
+    fn instant(&self, wall: PrimitiveDateTime) -> Option<i64> {
+        let civil = jiff::civil::DateTime::new(
+            i16::try_from(wall.year()).ok()?,
+            i8::try_from(u8::from(wall.month())).ok()?,
+            i8::try_from(wall.day()).ok()?,
+            i8::try_from(wall.hour()).ok()?,
+            i8::try_from(wall.minute()).ok()?,
+            i8::try_from(wall.second()).ok()?,
+            0,
+        )
+        .ok()?;
+        Some(
+            civil
+                .to_zoned(self.zone.clone())
+                .ok()?
+                .timestamp()
+                .as_second(),
+        )
     }
 
     /// The first selected time of day at or after `from`.
@@ -259,11 +336,11 @@ mod tests {
     #[test]
     fn patterns_parse_as_nats_server_reads_them() {
         assert!(matches!(
-            Pattern::parse("@at 2030-01-01T00:00:00Z", false),
+            Pattern::parse("@at 2030-01-01T00:00:00Z", None),
             Some(Pattern::At(_))
         ));
         assert_eq!(
-            Pattern::parse("@every 1m30s", false),
+            Pattern::parse("@every 1m30s", None),
             Some(Pattern::Every(Duration::from_secs(90)))
         );
         for bad in [
@@ -284,46 +361,69 @@ mod tests {
             "5-1 * * * * *",
             "*/0 * * * * *",
         ] {
-            assert_eq!(Pattern::parse(bad, false), None, "{bad:?}");
+            assert_eq!(Pattern::parse(bad, None), None, "{bad:?}");
         }
         assert_eq!(
-            Pattern::parse("@every 1s", true),
+            Pattern::parse("@every 1s", Some("UTC")),
             None,
             "no zone with @every"
         );
-        assert!(Pattern::parse("0 30 9 * * mon-fri", false).is_some());
-        assert!(Pattern::parse("@hourly", true).is_some());
+        assert!(Pattern::parse("0 30 9 * * mon-fri", None).is_some());
+        assert!(Pattern::parse("@hourly", Some("Asia/Tokyo")).is_some());
     }
 
     #[test]
     fn cron_finds_the_next_second() {
-        let cron = Cron::parse("*/3 * * * * *").unwrap();
+        let cron = Cron::parse("*/3 * * * * *", TimeZone::UTC).unwrap();
         assert_eq!(
             cron.next_after(at("2026-12-07T17:36:39Z")),
             Some(at("2026-12-07T17:36:42Z"))
         );
-        let weekdays = Cron::parse("0 30 9 * * mon-fri").unwrap();
+        let weekdays = Cron::parse("0 30 9 * * mon-fri", TimeZone::UTC).unwrap();
         // Saturday the 5th of December 2026: next Monday.
         assert_eq!(
             weekdays.next_after(at("2026-12-05T10:00:00Z")),
             Some(at("2026-12-07T09:30:00Z"))
         );
         // Day of month or day of week (neither is *): the 1st or any Sunday.
-        let either = Cron::parse("0 0 0 1 * sun").unwrap();
+        let either = Cron::parse("0 0 0 1 * sun", TimeZone::UTC).unwrap();
         assert_eq!(
             either.next_after(at("2026-12-01T12:00:00Z")),
             Some(at("2026-12-06T00:00:00Z"))
         );
-        let yearly = Cron::parse("0 0 0 1 1 *").unwrap();
+        let yearly = Cron::parse("0 0 0 1 1 *", TimeZone::UTC).unwrap();
         assert_eq!(
             yearly.next_after(at("2026-12-07T00:00:00Z")),
             Some(at("2027-01-01T00:00:00Z"))
         );
-        let leap = Cron::parse("0 0 0 29 feb *").unwrap();
+        let leap = Cron::parse("0 0 0 29 feb *", TimeZone::UTC).unwrap();
         assert_eq!(
             leap.next_after(at("2026-01-01T00:00:00Z")),
             Some(at("2028-02-29T00:00:00Z"))
         );
+    }
+
+    #[test]
+    fn cron_reads_the_zones_wall_clock() {
+        let tokyo = TimeZone::get("Asia/Tokyo").unwrap();
+        let nine = Cron::parse("0 0 9 * * *", tokyo).unwrap();
+        // 09:00 in Tokyo is 00:00 UTC.
+        assert_eq!(
+            nine.next_after(at("2026-12-07T01:00:00Z")),
+            Some(at("2026-12-08T00:00:00Z"))
+        );
+        let p = Pattern::parse("0 0 9 * * *", Some("Asia/Tokyo")).unwrap();
+        assert_eq!(
+            p.text(at("2026-12-08T00:00:00Z") * 1_000_000_000),
+            "2026-12-08T09:00:00+09:00"
+        );
+        // Paris skips 02:30 on 2027-03-28: the instant after the gap.
+        let paris = Cron::parse("0 30 2 * * *", TimeZone::get("Europe/Paris").unwrap()).unwrap();
+        assert_eq!(
+            paris.next_after(at("2027-03-27T12:00:00Z")),
+            Some(at("2027-03-28T01:30:00Z"))
+        );
+        assert!(time_zone("Mars/Olympus").is_none());
     }
 
     #[test]
