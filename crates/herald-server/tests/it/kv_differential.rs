@@ -1,4 +1,5 @@
-//! Differential test of Key-Value, Object Store and per-message TTL: one
+//! Differential test of Key-Value, Object Store, per-message TTL and
+//! message schedules: one
 //! script of unmodified async-nats `kv` / `object_store` / `jetstream` calls
 //! runs against the newest nats-server and against herald, and what a
 //! client observes must be the same line for line (revisions, operations,
@@ -264,6 +265,186 @@ async fn message_ttl(t: &mut Transcript, js: &jetstream::Context) {
     after_expiry(t, js, "TTL", (2, 4)).await;
 }
 
+/// A stored message's header names (values may hold times), sorted.
+fn header_names(msg: &jetstream::message::StreamMessage) -> String {
+    let mut names: Vec<String> = msg.headers.iter().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    format!("{} seq={} {:?}", msg.subject, msg.sequence, names)
+}
+
+async fn schedules(t: &mut Transcript, js: &jetstream::Context) {
+    publish(
+        t,
+        js,
+        "nottl.s",
+        "",
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "nottl.t"),
+        ],
+    )
+    .await;
+    create_stream(
+        t,
+        js,
+        stream::Config {
+            name: "SCHED".into(),
+            subjects: vec!["sched.>".into()],
+            allow_message_schedules: true,
+            allow_message_ttl: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let cases: &[&[(&'static str, &str)]] = &[
+        &[
+            ("Nats-Schedule", "@every 500ms"),
+            ("Nats-Schedule-Target", "sched.t"),
+        ],
+        &[
+            ("Nats-Schedule", "* * * * *"),
+            ("Nats-Schedule-Target", "sched.t"),
+        ],
+        &[
+            ("Nats-Schedule", "0 0 0 30 2 *"),
+            ("Nats-Schedule-Target", "sched.t"),
+        ],
+        &[("Nats-Schedule", "@every 1s")],
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "sched.*"),
+        ],
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "elsewhere"),
+        ],
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "sched.s"),
+        ],
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "sched.t"),
+            ("Nats-Schedule-TTL", "soon"),
+        ],
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "sched.t"),
+            ("Nats-Schedule-Rollup", "all"),
+        ],
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "sched.t"),
+            ("Nats-Schedule-Time-Zone", "Europe/Paris"),
+        ],
+        &[
+            ("Nats-Schedule", "@hourly"),
+            ("Nats-Schedule-Target", "sched.t"),
+            ("Nats-Schedule-Time-Zone", "Mars/Olympus"),
+        ],
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "sched.t"),
+            ("Nats-Schedule-Source", "sched.s"),
+        ],
+        &[("Nats-Scheduler", "sched.s")],
+        &[
+            ("Nats-Scheduler", "sched.s"),
+            ("Nats-Schedule-Next", "soon"),
+        ],
+    ];
+    for with in cases {
+        publish(t, js, "sched.s", "", with).await;
+    }
+    // A schedule that would not fire for an hour, stopped by a client.
+    publish(
+        t,
+        js,
+        "sched.hourly",
+        "h",
+        &[
+            ("Nats-Schedule", "@every 1h"),
+            ("Nats-Schedule-Target", "sched.t"),
+        ],
+    )
+    .await;
+    publish(
+        t,
+        js,
+        "sched.stop",
+        "",
+        &[
+            ("Nats-Scheduler", "sched.hourly"),
+            ("Nats-Schedule-Next", "purge"),
+        ],
+    )
+    .await;
+    publish(t, js, "sched.plain", "p", &[]).await;
+    publish(
+        t,
+        js,
+        "sched.stop",
+        "",
+        &[
+            ("Nats-Scheduler", "sched.plain"),
+            ("Nats-Schedule-Next", "purge"),
+        ],
+    )
+    .await;
+    // A one-shot two seconds out.
+    let at = {
+        let now = herald_store::time::now_nanos() / 1_000_000_000;
+        format!(
+            "@at {}",
+            herald_store::time::rfc3339((now + 2) * 1_000_000_000)
+        )
+    };
+    let with: &[(&'static str, &str)] = &[
+        ("Nats-Schedule", at.as_str()),
+        ("Nats-Schedule-Target", "sched.done"),
+        ("Nats-Schedule-TTL", "1h"),
+        ("Custom", "yes"),
+    ];
+    let sent = js
+        .publish_with_headers(
+            "sched.once",
+            crate::jetstream_differential::headers(with),
+            "later".into(),
+        )
+        .await;
+    let acked = match sent {
+        Ok(ack) => ack.await.map(|a| a.sequence).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    t.outcome("publish @at schedule", acked, |seq| format!("seq {seq}"));
+    let Ok(s) = js.get_stream("SCHED").await else {
+        return t.note("no SCHED stream");
+    };
+    if let Ok(schedule) = s.get_last_raw_message_by_subject("sched.once").await {
+        t.note(format!("stored schedule {}", header_names(&schedule)));
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let fired = loop {
+        match s.get_last_raw_message_by_subject("sched.done").await {
+            Ok(m) => break Some(m),
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => break None,
+        }
+    };
+    match fired {
+        Some(m) => t.note(format!("fired {}", stored_line(&m))),
+        None => t.note("the @at schedule never fired"),
+    }
+    let gone = s
+        .get_last_raw_message_by_subject("sched.once")
+        .await
+        .is_err();
+    t.note(format!("schedule gone after firing: {gone}"));
+    note_stream(t, js, "SCHED").await;
+}
+
 async fn scenario(url: &str) -> Vec<String> {
     let client = async_nats::connect(url).await.expect("connects");
     let js = jetstream::new(client);
@@ -271,6 +452,7 @@ async fn scenario(url: &str) -> Vec<String> {
     key_value(&mut t, &js).await;
     objects(&mut t, &js).await;
     message_ttl(&mut t, &js).await;
+    schedules(&mut t, &js).await;
     t.lines
 }
 
