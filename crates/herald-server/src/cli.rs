@@ -9,11 +9,15 @@ use herald_core::SlowConsumerPolicy;
 
 use crate::config::Config;
 
+/// `herald --version`: the package version and, built from a checkout, the
+/// commit (see `build.rs`).
+const VERSION: &str = env!("HERALD_VERSION");
+
 /// herald: one pub/sub broker for NATS, Redis, MQTT and web clients.
 ///
 /// Run with no subcommand to serve with every listener on its default port.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, args_conflicts_with_subcommands = true)]
+#[command(name = "herald", version = VERSION, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]
@@ -46,6 +50,13 @@ pub enum Command {
     Obj(crate::kv_cmd::ObjArgs),
     /// Read a password on standard input and print its hash for the config.
     Passwd,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `herald man > herald.1`.
+    Man,
 }
 
 /// Flags of `herald serve`.
@@ -108,9 +119,16 @@ pub struct ServeArgs {
     /// Worker threads that serve connections [default: 0 = one per CPU].
     #[arg(long, env = "HERALD_THREADS", value_name = "N")]
     pub threads: Option<usize>,
-    /// Log filter, e.g. `info` or `herald=debug` [default: info; RUST_LOG also works].
+    /// Log filter, e.g. `info` or `herald=debug` [default: info]. This flag
+    /// (or HERALD_LOG) wins over RUST_LOG, which wins over the config file.
     #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Log line format: `text` (for people; colours only on a terminal) or `json` (one object per line) [default: text].
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_name = "text|json")]
+    pub log_format: Option<crate::config::LogFormat>,
+    /// Check the configuration (file, variables, flags) and exit: 0 if it would start.
+    #[arg(long)]
+    pub check_config: bool,
     /// Largest payload accepted, in bytes [default: 1048576].
     #[arg(long, env = "HERALD_MAX_PAYLOAD", value_name = "BYTES")]
     pub max_payload: Option<usize>,
@@ -189,6 +207,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.data_dir {
             config.data_dir.clone_from(v);
+        }
+        if let Some(v) = self.log_format {
+            config.log_format = v;
         }
         if let Some(v) = &self.log {
             config.log.clone_from(v);

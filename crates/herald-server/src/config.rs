@@ -20,6 +20,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log filter (`info`, `herald=debug`, ...), as `RUST_LOG` takes it.
     pub log: String,
+    /// Log line format: `text` or `json`.
+    pub log_format: LogFormat,
     /// Worker threads serving connections; 0 means one per CPU.
     pub threads: usize,
     /// The NATS listener.
@@ -40,6 +42,17 @@ pub struct Config {
     /// Users; with none, every client is anonymous and may do everything.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<crate::auth::UserConfig>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: aligned text, colours only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// The web listener.
@@ -217,6 +230,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./herald-data"),
             log: "info".to_owned(),
+            log_format: LogFormat::Text,
             threads: 0,
             nats: NatsConfig::default(),
             redis: RedisConfig::default(),

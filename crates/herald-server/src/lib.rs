@@ -32,6 +32,37 @@ pub mod stream_cmd;
 pub mod tls;
 
 pub use config::{Config, Ready};
+
+/// What to warn an operator of at start: a listener reachable beyond this
+/// machine while no users are configured (anyone who reaches it may publish,
+/// subscribe to everything and read every stream).
+pub fn exposure_warning(ready: &Ready) -> Option<String> {
+    if ready.users.required() {
+        return None;
+    }
+    let open: Vec<String> = [
+        ("nats", ready.nats),
+        ("redis", ready.redis),
+        ("mqtt", ready.mqtt),
+        ("http", ready.http),
+        ("monitor", ready.monitor),
+    ]
+    .into_iter()
+    .filter_map(|(name, addr)| {
+        addr.filter(|a| !a.ip().is_loopback())
+            .map(|a| format!("{name} on {a}"))
+    })
+    .collect();
+    (!open.is_empty()).then(|| {
+        format!(
+            "no users are configured and {} can be reached from other machines: anyone who \
+             connects may publish, subscribe to every subject and read every stream. Add \
+             [[users]] to the config (`herald config` shows an example, `herald passwd` \
+             hashes a password) or bind the listeners to 127.0.0.1.",
+            open.join(", ")
+        )
+    })
+}
 pub use server::RunningServer;
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.

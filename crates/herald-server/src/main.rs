@@ -4,17 +4,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use herald_server::cli::{Cli, Command};
-use herald_server::{client, config::Config};
+use herald_server::client;
+use herald_server::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server's configuration sizes the runtime, so it is read first.
+    let check_only = cli.serve.check_config;
     let (serve_args, tool) = match cli.command {
         None => (Some(cli.serve), None),
         Some(Command::Serve(args)) => (Some(*args), None),
         Some(tool) => (None, Some(tool)),
     };
+    // A `--log` flag (or HERALD_LOG) wins over RUST_LOG; RUST_LOG over the file.
+    let log_flag = serve_args.as_ref().is_some_and(|a| a.log.is_some());
+    let check_only = check_only || serve_args.as_ref().is_some_and(|a| a.check_config);
     let config = match serve_args.map(|args| args.to_config()).transpose() {
         Ok(config) => config,
         Err(error) => {
@@ -22,6 +27,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if check_only {
+        return check_config(config.as_ref());
+    }
     let threads = config.as_ref().map_or(0, |c| c.threads);
     let runtime = match build_runtime(threads) {
         Ok(runtime) => runtime,
@@ -31,7 +39,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match (config, tool) {
-        (Some(config), _) => runtime.block_on(serve(config)),
+        (Some(config), _) => runtime.block_on(serve(config, log_flag)),
         (None, Some(tool)) => runtime.block_on(run(tool)),
         (None, None) => Ok(()),
     };
@@ -64,7 +72,10 @@ fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// The client and tool subcommands.
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve(args.to_config()?).await,
+        Command::Serve(args) => {
+            let log_flag = args.log.is_some();
+            serve(args.to_config()?, log_flag).await
+        }
         Command::Config => {
             print!("{}", Config::default_toml());
             Ok(())
@@ -77,6 +88,54 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Kv(args) => herald_server::kv_cmd::run_kv(args).await,
         Command::Obj(args) => herald_server::kv_cmd::run_obj(args).await,
         Command::Passwd => passwd(),
+        Command::Completions { shell } => {
+            use std::io::Write;
+            let mut command = <Cli as clap::CommandFactory>::command();
+            // Into a buffer: the generator panics on a closed pipe (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "herald", &mut script);
+            std::io::stdout().write_all(&script)?;
+            Ok(())
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+    }
+}
+
+/// `--check-config`: validates what the server would start with.
+fn check_config(config: Option<&Config>) -> ExitCode {
+    let Some(config) = config else {
+        eprintln!("herald: --check-config checks the serve configuration");
+        return ExitCode::FAILURE;
+    };
+    match config.validate() {
+        Ok(ready) => {
+            println!("configuration OK");
+            for (name, addr) in [
+                ("nats", ready.nats),
+                ("redis", ready.redis),
+                ("mqtt", ready.mqtt),
+                ("http", ready.http),
+                ("monitor", ready.monitor),
+            ] {
+                match addr {
+                    Some(addr) => println!("  {name:<8} {addr}"),
+                    None => println!("  {name:<8} off"),
+                }
+            }
+            println!("  data     {}", ready.data_dir.display());
+            if let Some(warning) = herald_server::exposure_warning(&ready) {
+                println!("warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("herald: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -97,18 +156,32 @@ fn passwd() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    init_logging(&config.log);
+async fn serve(config: Config, log_flag: bool) -> anyhow::Result<()> {
+    init_logging(&config.log, log_flag, config.log_format);
     let ready = config.validate()?;
+    if let Some(warning) = herald_server::exposure_warning(&ready) {
+        tracing::warn!("{warning}");
+    }
     herald_server::serve(ready).await
 }
 
-fn init_logging(default: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(default))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+/// Logging to stderr: `filter` from the flag if one was given, else
+/// RUST_LOG, else the config; colours only when stderr is a terminal.
+fn init_logging(filter: &str, from_flag: bool, format: LogFormat) {
+    let env = (!from_flag)
+        .then(|| EnvFilter::try_from_default_env().ok())
+        .flatten();
+    let filter = env
+        .or_else(|| EnvFilter::try_new(filter).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            builder.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::reference::nats_server;
 
-const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+pub(crate) const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
 /// A `herald serve` child process; killed on drop if still running.
 pub(crate) struct Served {
@@ -45,8 +45,8 @@ fn serve_in(data: &std::path::Path) -> (Child, SocketAddr) {
 
 /// Starts `cmd` (a herald server) and reads its log until the NATS
 /// listener's `listening` line; returns the child, that address and the log
-/// lines before it (without colours).
-fn start_logged(mut cmd: Command) -> (Child, SocketAddr, Vec<String>) {
+/// lines before it (as written).
+pub(crate) fn start_logged(mut cmd: Command) -> (Child, SocketAddr, Vec<String>) {
     let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -60,7 +60,8 @@ fn start_logged(mut cmd: Command) -> (Child, SocketAddr, Vec<String>) {
             .next()
             .expect("herald logs before exiting")
             .expect("readable log");
-        let line = strip_ansi(&line);
+        let raw = line;
+        let line = strip_ansi(&raw);
         if line.contains("listening") && line.contains("nats") {
             let addr = line
                 .split("addr=")
@@ -69,7 +70,8 @@ fn start_logged(mut cmd: Command) -> (Child, SocketAddr, Vec<String>) {
                 .expect("addr field");
             break addr.parse().expect("socket address");
         }
-        seen.push(line);
+        // As written: a test checks there are no colour codes.
+        seen.push(raw);
     };
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
@@ -77,7 +79,7 @@ fn start_logged(mut cmd: Command) -> (Child, SocketAddr, Vec<String>) {
 }
 
 /// The `herald serve` command line the tests use.
-fn herald_serve(data: &std::path::Path) -> Command {
+pub(crate) fn herald_serve(data: &std::path::Path) -> Command {
     let mut cmd = Command::new(HERALD);
     cmd.args([
         "--nats",

@@ -28,6 +28,7 @@ mod nats_differential;
 mod nats_raw;
 mod natsjs;
 mod object_store;
+mod operate;
 mod redis_client;
 mod redis_differential;
 mod robustness;

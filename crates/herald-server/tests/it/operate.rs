@@ -1,0 +1,134 @@
+//! What an operator touches: `--version`, completions and the man page,
+//! `--check-config`, log formats and which log filter wins, the warning
+//! about listeners open to the network without users.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::binary::{HERALD, WaitOnDrop, herald_serve, start_logged};
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = Command::new(HERALD).args(args).output().expect("runs");
+    assert!(
+        out.status.success(),
+        "herald {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn version_completions_and_man_page() {
+    let version = stdout_of(&["--version"]);
+    assert!(
+        version.starts_with(&format!("herald {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    for (shell, marker) in [
+        ("bash", "_herald()"),
+        ("zsh", "#compdef herald"),
+        ("fish", "complete -c herald"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let script = stdout_of(&["completions", shell]);
+        assert!(
+            script.contains(marker),
+            "{shell}: {}",
+            &script[..script.len().min(200)]
+        );
+        assert!(
+            script.contains("check-config"),
+            "{shell} completes the serve flags"
+        );
+    }
+    let man = stdout_of(&["man"]);
+    assert!(
+        man.contains(".TH herald 1"),
+        "{}",
+        &man[..man.len().min(200)]
+    );
+    assert!(
+        man.contains("check\\-config"),
+        "the man page lists the flags"
+    );
+}
+
+#[test]
+fn check_config_validates_and_exits() {
+    let ok = stdout_of(&[
+        "--check-config",
+        "--nats",
+        "127.0.0.1:4999",
+        "--redis",
+        "off",
+    ]);
+    assert!(ok.starts_with("configuration OK"), "{ok}");
+    assert!(
+        ok.contains("127.0.0.1:4999") && ok.contains("redis    off"),
+        "{ok}"
+    );
+    let bad = Command::new(HERALD)
+        .args(["--check-config", "--max-payload", "0"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("limits.max_payload"), "names the key: {err}");
+}
+
+#[test]
+fn json_logs_parse_and_the_log_flag_wins_over_rust_log() {
+    let data = tempfile::tempdir().expect("dir");
+    let mut cmd = herald_serve(data.path());
+    // The flag (`info`) wins over RUST_LOG (`off`): the listening lines appear.
+    cmd.args(["--log-format", "json", "--log", "info"])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = WaitOnDrop(cmd.spawn().expect("starts"));
+    let stderr = child.0.stderr.take().expect("stderr");
+    let mut seen = 0;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("readable");
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            value["level"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+        if value["fields"]["message"] == "listening" {
+            seen += 1;
+            if seen == 4 {
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, 4, "every listener logged, as JSON");
+}
+
+#[test]
+fn text_logs_have_no_colours_in_a_pipe_and_open_listeners_are_warned_of() {
+    let data = tempfile::tempdir().expect("dir");
+    let mut cmd = Command::new(HERALD);
+    cmd.args([
+        "--nats",
+        "0.0.0.0:0",
+        "--redis",
+        "off",
+        "--mqtt",
+        "off",
+        "--http",
+        "off",
+    ])
+    .arg("--data-dir")
+    .arg(data.path())
+    .env("RUST_LOG", "info");
+    let (child, _, seen) = start_logged(cmd);
+    let _child = WaitOnDrop(child);
+    let log = seen.join("\n");
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log}");
+    assert!(
+        log.contains("no users are configured") && log.contains("nats on 0.0.0.0"),
+        "{log}"
+    );
+}
