@@ -57,6 +57,12 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `herald man > herald.1`.
     Man,
+    /// Ask a running herald's /healthz; exit 0 if it is ready (for container health checks).
+    Health {
+        /// The web (or monitor) port's address.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+        addr: String,
+    },
 }
 
 /// Flags of `herald serve`.

@@ -12,6 +12,7 @@
 //! | [`listener`] | the accept loop and one adapter per protocol |
 //! | [`client`] | `herald pub`, `sub`, `request`, `reply` |
 //! | [`kv_cmd`] | `herald kv`, `herald obj` |
+//! | [`systemd`] | readiness for `Type=notify` units |
 //! | [`open_files`] | raising the open-file limit at start |
 
 // `/varz` is one large `json!` literal.
@@ -29,6 +30,7 @@ pub mod open_files;
 pub mod server;
 pub mod shared;
 pub mod stream_cmd;
+pub mod systemd;
 pub mod tls;
 
 pub use config::{Config, Ready};
@@ -76,7 +78,10 @@ pub async fn serve(ready: Ready) -> anyhow::Result<()> {
     let stop = ShutdownSignal::install();
     open_files::raise_limit(ready.limits.max_connections);
     let server = RunningServer::start(ready).await?;
+    // Streams are recovered and every listener is up.
+    systemd::notify("READY=1");
     stop.wait().await;
+    systemd::notify("STOPPING=1");
     server.shutdown().await;
     Ok(())
 }

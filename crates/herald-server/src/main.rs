@@ -97,11 +97,38 @@ async fn run(command: Command) -> anyhow::Result<()> {
             std::io::stdout().write_all(&script)?;
             Ok(())
         }
+        Command::Health { addr } => health(&addr),
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
             clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
             Ok(())
         }
+    }
+}
+
+/// `herald health`: GET /healthz with a short timeout; fails unless 200.
+fn health(addr: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(3);
+    let target = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{addr}: no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        println!("ok");
+        Ok(())
+    } else {
+        anyhow::bail!("{addr}: {status}")
     }
 }
 

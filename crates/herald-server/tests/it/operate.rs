@@ -132,3 +132,85 @@ fn text_logs_have_no_colours_in_a_pipe_and_open_listeners_are_warned_of() {
         "{log}"
     );
 }
+
+#[test]
+fn systemd_hears_ready_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&path).expect("bind");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let data = tempfile::tempdir().expect("dir");
+    let mut cmd = herald_serve(data.path());
+    cmd.env("NOTIFY_SOCKET", &path);
+    let (child, _, _) = start_logged(cmd);
+    let child = WaitOnDrop(child);
+    let mut buf = [0u8; 64];
+    let n = socket.recv(&mut buf).expect("READY=1 arrives");
+    assert_eq!(&buf[..n], b"READY=1");
+    let pid = child.0.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let n = socket.recv(&mut buf).expect("STOPPING=1 arrives");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}
+
+#[test]
+fn the_systemd_units_command_lines_are_valid() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dist/herald.service"
+    ))
+    .expect("dist/herald.service");
+    assert!(unit.contains("Type=notify"));
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("herald.toml");
+    std::fs::write(&config, stdout_of(&["config"])).expect("write config");
+    for line in unit.lines().filter(|l| l.starts_with("ExecStart")) {
+        let command = line.split_once('=').expect("key=value").1;
+        let mut args: Vec<String> = command
+            .split_whitespace()
+            .skip(1)
+            .map(|a| a.replace("/etc/herald/herald.toml", config.to_str().expect("path")))
+            .collect();
+        if !args.iter().any(|a| a == "--check-config") {
+            args.push("--check-config".into());
+        }
+        let out = Command::new(HERALD).args(&args).output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn herald_health_answers_for_container_health_checks() {
+    let server = crate::common::TestServer::start().await;
+    let addr = server.http.to_string();
+    let up = tokio::task::spawn_blocking(move || {
+        Command::new(HERALD)
+            .args(["health", "--addr", &addr])
+            .output()
+    })
+    .await
+    .expect("joined")
+    .expect("runs");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let closed = crate::common::reference::free_port();
+    let down = Command::new(HERALD)
+        .args(["health", "--addr", &format!("127.0.0.1:{closed}")])
+        .output()
+        .expect("runs");
+    assert!(!down.status.success(), "nothing listens there");
+}
