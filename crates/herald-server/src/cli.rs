@@ -135,14 +135,14 @@ pub struct ServeArgs {
     /// Check the configuration (file, variables, flags) and exit: 0 if it would start.
     #[arg(long)]
     pub check_config: bool,
-    /// Largest payload accepted, in bytes [default: 1048576].
-    #[arg(long, env = "HERALD_MAX_PAYLOAD", value_name = "BYTES")]
+    /// Largest payload accepted: bytes, or with a unit (`2MiB`) [default: 1MiB].
+    #[arg(long, env = "HERALD_MAX_PAYLOAD", value_name = "SIZE", value_parser = crate::size::parse)]
     pub max_payload: Option<usize>,
-    /// Longest protocol control line, in bytes [default: 4096].
-    #[arg(long, env = "HERALD_MAX_CONTROL_LINE", value_name = "BYTES")]
+    /// Longest protocol control line: bytes or with a unit [default: 4096].
+    #[arg(long, env = "HERALD_MAX_CONTROL_LINE", value_name = "SIZE", value_parser = crate::size::parse)]
     pub max_control_line: Option<usize>,
-    /// Bytes a connection may have waiting before it is a slow consumer [default: 67108864].
-    #[arg(long, env = "HERALD_MAX_PENDING", value_name = "BYTES")]
+    /// Output a connection may have waiting before it is a slow consumer: bytes or with a unit [default: 64MiB].
+    #[arg(long, env = "HERALD_MAX_PENDING", value_name = "SIZE", value_parser = crate::size::parse)]
     pub max_pending: Option<usize>,
     /// Slow-consumer policy: `close` or `drop-newest` [default: close].
     #[arg(long, env = "HERALD_SLOW_CONSUMER", value_enum, value_name = "POLICY")]

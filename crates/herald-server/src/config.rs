@@ -129,9 +129,12 @@ pub struct NatsConfig {
 pub struct RedisConfig {
     /// `host:port` to listen on (port 0 picks a free port), or `off`.
     pub listen: String,
-    /// Output a subscriber may have waiting before it is closed at once.
+    /// Output a subscriber may have waiting before it is closed at once
+    /// (bytes, or with a unit: `32MiB`).
+    #[serde(deserialize_with = "crate::size::deserialize")]
     pub output_buffer_hard: usize,
     /// Output a subscriber may have waiting for at most `output_buffer_soft_window`.
+    #[serde(deserialize_with = "crate::size::deserialize")]
     pub output_buffer_soft: usize,
     /// How long output may stay above the soft limit.
     #[serde(with = "humantime_serde")]
@@ -197,11 +200,15 @@ impl Default for MqttConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Largest message payload accepted, in bytes (headers included).
+    /// Largest message payload accepted, in bytes (headers included); sizes
+    /// take units: `1MiB`.
+    #[serde(deserialize_with = "crate::size::deserialize")]
     pub max_payload: usize,
     /// Longest protocol control line accepted, in bytes.
+    #[serde(deserialize_with = "crate::size::deserialize")]
     pub max_control_line: usize,
     /// Bytes a connection may have waiting to be written before it is a slow consumer.
+    #[serde(deserialize_with = "crate::size::deserialize")]
     pub max_pending: usize,
     /// What to do with a slow consumer: `close` or `drop_newest`.
     pub slow_consumer: SlowConsumerPolicy,

@@ -29,6 +29,7 @@ pub mod listener;
 pub mod open_files;
 pub mod server;
 pub mod shared;
+pub mod size;
 pub mod stream_cmd;
 pub mod systemd;
 pub mod tls;

@@ -214,3 +214,39 @@ async fn herald_health_answers_for_container_health_checks() {
         .expect("runs");
     assert!(!down.status.success(), "nothing listens there");
 }
+
+#[test]
+fn sizes_take_units_in_the_file_and_on_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_payload = \"2MiB\"\n\n[redis]\noutput_buffer_hard = \"32mb\"\n",
+    )
+    .expect("write");
+    let ok = stdout_of(&[
+        "--check-config",
+        "--config",
+        config.to_str().expect("path"),
+        "--max-pending",
+        "64MiB",
+    ]);
+    assert!(ok.starts_with("configuration OK"), "{ok}");
+    std::fs::write(&config, "[limits]\nmax_payload = \"12XB\"\n").expect("write");
+    let bad = Command::new(HERALD)
+        .args(["--check-config", "--config", config.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("unknown unit") && err.contains("max_payload"),
+        "{err}"
+    );
+    let bad = Command::new(HERALD)
+        .args(["--check-config", "--max-payload", "lots"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a size"));
+}
