@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | [`cli`] | command-line flags and how they override the config |
 //! | [`config`] | the configuration tree, its defaults, the TOML file, validation |
+//! | [`config_doc`] | `herald config`: the defaults with a comment on every key |
 //! | [`server`] | starting listeners, graceful shutdown |
 //! | [`shared`] | what every connection shares, connection limits, counters |
 //! | [`clients`] | the open and recently closed connections, for `/connz` |
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod client;
 pub mod clients;
 pub mod config;
+pub mod config_doc;
 pub mod jetstream;
 pub mod kv_cmd;
 pub mod listener;

@@ -77,7 +77,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             serve(args.to_config()?, log_flag).await
         }
         Command::Config => {
-            print!("{}", Config::default_toml());
+            print!("{}", herald_server::config_doc::commented_default());
             Ok(())
         }
         Command::Pub(args) => client::publish(args).await,
