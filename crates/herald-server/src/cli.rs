@@ -59,8 +59,14 @@ pub enum Command {
     Man,
     /// Ask a running herald's /healthz; exit 0 if it is ready (for container health checks).
     Health {
-        /// The web (or monitor) port's address.
-        #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+        /// The web (or monitor) port's address; plain HTTP (with TLS on, use
+        /// a `--monitor` port).
+        #[arg(
+            long,
+            env = "HERALD_HTTP",
+            default_value = "127.0.0.1:8080",
+            value_name = "HOST:PORT"
+        )]
         addr: String,
     },
 }

@@ -298,6 +298,9 @@ impl Config {
     /// # Errors
     /// Names the key whose value is wrong.
     pub fn validate(&self) -> anyhow::Result<Ready> {
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            bail!("log: {:?} is not a log filter ({error})", self.log);
+        }
         if self.limits.max_payload == 0 {
             bail!("limits.max_payload must be greater than 0");
         }

@@ -1,7 +1,8 @@
-//! Sizes as people write them: `1048576`, `64MiB`, `512 KiB`, `1MB`, `4k`.
-//! Binary units (`KiB`, `MiB`, `GiB`, and `k`/`K`, `m`/`M`, `g`/`G` as
-//! Redis reads them) are powers of 1024; `KB`, `MB`, `GB` are powers of
-//! 1000. Used by the config file (a number or a string) and by flags.
+//! Sizes as people write them: `1048576`, `64MiB`, `512 KiB`, `32mb`.
+//! Units follow Redis's config (case does not matter): `k`, `m`, `g` are
+//! powers of 1000, `kb`, `mb`, `gb` powers of 1024; and the IEC `KiB`,
+//! `MiB`, `GiB` are powers of 1024. Used by the config file (a number or a
+//! string) and by flags.
 
 use serde::{Deserialize, Deserializer};
 
@@ -12,20 +13,26 @@ pub fn parse(text: &str) -> Result<usize, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    if unit.starts_with(['.', ',']) {
+        return Err(format!(
+            "{text:?}: a whole number of bytes or units (1536KiB, not 1.5MiB)"
+        ));
+    }
     let number: u64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a size (e.g. 1048576, 64MiB, 512KiB)"))?;
-    let multiplier: u64 = match unit.trim() {
-        "" | "B" | "b" => 1,
-        "KiB" | "k" | "K" | "kb" => 1 << 10,
-        "MiB" | "m" | "M" | "mb" => 1 << 20,
-        "GiB" | "g" | "G" | "gb" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => {
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "m" => 1_000_000,
+        "g" => 1_000_000_000,
+        "kb" | "kib" => 1 << 10,
+        "mb" | "mib" => 1 << 20,
+        "gb" | "gib" => 1 << 30,
+        _ => {
             return Err(format!(
-                "{text:?}: unknown unit {other:?} (B, KiB, MiB, GiB, KB, MB, GB)"
+                "{text:?}: unknown unit {:?} (KiB, MiB, GiB; or Redis's k, kb, m, mb, g, gb)",
+                unit.trim()
             ));
         }
     };
@@ -58,10 +65,12 @@ mod tests {
         assert_eq!(parse("1048576"), Ok(1_048_576));
         assert_eq!(parse("64MiB"), Ok(64 << 20));
         assert_eq!(parse("512 KiB"), Ok(512 << 10));
-        assert_eq!(parse("32mb"), Ok(32 << 20), "Redis's spelling");
-        assert_eq!(parse("1MB"), Ok(1_000_000));
-        assert_eq!(parse("2G"), Ok(2 << 30));
+        assert_eq!(parse("32mb"), Ok(32 << 20), "as Redis reads it");
+        assert_eq!(parse("1MB"), Ok(1 << 20), "case does not matter");
+        assert_eq!(parse("4k"), Ok(4_000), "Redis: k is 1000");
+        assert_eq!(parse("2mib"), Ok(2 << 20));
         assert!(parse("12XB").unwrap_err().contains("unknown unit"));
+        assert!(parse("1.5MiB").unwrap_err().contains("whole number"));
         assert!(parse("MiB").is_err());
         assert!(parse("99999999999GiB").is_err());
     }

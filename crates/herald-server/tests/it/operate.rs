@@ -87,9 +87,17 @@ fn json_logs_parse_and_the_log_flag_wins_over_rust_log() {
         .stderr(Stdio::piped());
     let mut child = WaitOnDrop(cmd.spawn().expect("starts"));
     let stderr = child.0.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
     let mut seen = 0;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.expect("readable");
+    // A filter that lost to RUST_LOG=off would log nothing: fail, not hang.
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
         let value: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(
@@ -103,6 +111,7 @@ fn json_logs_parse_and_the_log_flag_wins_over_rust_log() {
             }
         }
     }
+    drop(child);
     assert_eq!(seen, 4, "every listener logged, as JSON");
 }
 
@@ -232,6 +241,12 @@ fn sizes_take_units_in_the_file_and_on_the_command_line() {
         "64MiB",
     ]);
     assert!(ok.starts_with("configuration OK"), "{ok}");
+    let bad = Command::new(HERALD)
+        .args(["--check-config", "--log", "herald=loud"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success(), "a bad log filter is refused");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("log:"));
     std::fs::write(&config, "[limits]\nmax_payload = \"12XB\"\n").expect("write");
     let bad = Command::new(HERALD)
         .args(["--check-config", "--config", config.to_str().expect("path")])
