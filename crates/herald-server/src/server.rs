@@ -44,6 +44,13 @@ impl RunningServer {
         // Before anything reads or writes the directory: a second process
         // on it would append to the same segment files.
         let dir_lock = herald_store::DataDirLock::acquire(&config.data_dir)?;
+        // The web port first: it says 503 until everything below is ready.
+        let starting = match config.http {
+            Some(addr) => Some(listener::http::Starting::serve(
+                listener::bind("http", addr).await?,
+            )),
+            None => None,
+        };
         let limits = config.limits.clone();
         let broker = Broker::with_config(BrokerConfig {
             pending: PendingLimits {
@@ -122,8 +129,8 @@ impl RunningServer {
                 listener::redis::serve,
             ));
         }
-        let http = match config.http {
-            Some(addr) => Some(listener::bind("http", addr).await?),
+        let http = match starting {
+            Some(starting) => Some(starting.ready().await?),
             None => None,
         };
         let http_addr = http.as_ref().map(|s| s.local_addr()).transpose()?;

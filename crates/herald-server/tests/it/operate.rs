@@ -7,6 +7,20 @@ use std::process::{Command, Stdio};
 
 use crate::binary::{HERALD, WaitOnDrop, herald_serve, start_logged};
 
+/// A child's output, line by line, on a channel (so a test can wait with a
+/// deadline instead of blocking on a read).
+fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 fn stdout_of(args: &[&str]) -> String {
     let out = Command::new(HERALD).args(args).output().expect("runs");
     assert!(
@@ -87,14 +101,7 @@ fn json_logs_parse_and_the_log_flag_wins_over_rust_log() {
         .stderr(Stdio::piped());
     let mut child = WaitOnDrop(cmd.spawn().expect("starts"));
     let stderr = child.0.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = lines_of(stderr);
     let mut seen = 0;
     // A filter that lost to RUST_LOG=off would log nothing: fail, not hang.
     while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
@@ -264,4 +271,122 @@ fn sizes_take_units_in_the_file_and_on_the_command_line() {
         .expect("runs");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a size"));
+}
+
+/// GET `/healthz` on `addr`: (status, body).
+fn healthz(addr: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sends");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reads");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn healthz_is_503_until_the_streams_are_recovered() {
+    use futures::StreamExt;
+    let data = tempfile::tempdir().expect("dir");
+    // A stream large enough that recovering it takes a moment.
+    let (child, nats, _) = start_logged(herald_serve(data.path()));
+    {
+        let mut child = WaitOnDrop(child);
+        let client = async_nats::connect(format!("nats://{nats}"))
+            .await
+            .expect("connects");
+        let js = async_nats::jetstream::new(client);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "BIG".into(),
+            subjects: vec!["big.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+        let mut acks = futures::stream::FuturesUnordered::new();
+        for i in 0..200_000u32 {
+            let ack = js
+                .publish(format!("big.{}", i % 1000), bytes::Bytes::from_static(b"x"))
+                .await
+                .expect("sent");
+            acks.push(ack.into_future());
+            if acks.len() >= 2_000 {
+                acks.next().await.expect("one").expect("acked");
+            }
+        }
+        while let Some(ack) = acks.next().await {
+            ack.expect("acked");
+        }
+        let pid = child.0.id().to_string();
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        let _ = child.0.wait();
+    }
+    // Restart: the web port answers 503 from the moment it listens until
+    // the streams are recovered and the other listeners are up.
+    let mut cmd = herald_serve(data.path());
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = WaitOnDrop(cmd.spawn().expect("restarts"));
+    let stderr = child.0.stderr.take().expect("stderr");
+    let rx = lines_of(stderr);
+    let next = || {
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("herald logs")
+    };
+    let addr_of = |line: &str| {
+        line.split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("addr")
+            .to_owned()
+    };
+    let http = loop {
+        let line = next();
+        if line.contains("listening") && line.contains("http") {
+            break addr_of(&line);
+        }
+        assert!(
+            !line.contains("stream recovered"),
+            "the web port listens first: {line}"
+        );
+    };
+    let (status, body) = healthz(&http);
+    assert_eq!(status, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["status"], "unavailable");
+    loop {
+        let line = next();
+        if line.contains("listening") && line.contains("nats") {
+            break;
+        }
+    }
+    // The NATS port listens before the web port is handed over: wait for 200.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) = healthz(&http);
+        if status == 200 {
+            assert_eq!(body, r#"{"status":"ok"}"#);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready: {status} {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -22,6 +22,7 @@ mod pages;
 mod protocol_ws;
 mod publish;
 mod sse;
+mod starting;
 mod stats;
 mod streams;
 mod wire;
@@ -45,6 +46,7 @@ use crate::shared::Shared;
 
 pub(crate) use error::HttpError;
 pub(crate) use incoming::Peer;
+pub(crate) use starting::Starting;
 
 /// What every handler gets.
 #[derive(Clone)]
