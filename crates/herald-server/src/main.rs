@@ -205,7 +205,12 @@ fn init_logging(filter: &str, from_flag: bool, format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().with_current_span(false).init(),
+        // The connection's span (protocol, address) on each line, not the whole stack.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
         LogFormat::Text => {
             use std::io::IsTerminal;
             builder.with_ansi(std::io::stderr().is_terminal()).init();

@@ -23,7 +23,7 @@ use herald_protocol::nats::{self as codec, ClientOp, ConnectOptions, ProtocolErr
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::auth::Credentials;
 use crate::listener::port::{ClientPort, Refusal};
@@ -100,7 +100,7 @@ pub(crate) async fn serve(
     permit: Option<ConnectionPermit>,
 ) {
     let id = shared.broker.new_conn_id();
-    let span = debug_span!("nats", conn = id.0, %peer, name = tracing::field::Empty);
+    let span = info_span!("nats", conn = id.0, %peer, name = tracing::field::Empty);
     async move {
         let local = stream.local_addr().ok();
         let mut info = server_info(&shared, id, peer, local);
@@ -166,7 +166,7 @@ pub(crate) async fn serve_websocket(
 ) {
     let id = shared.broker.new_conn_id();
     let addr = peer.addr;
-    let span = debug_span!("nats-ws", conn = id.0, peer = %addr, name = tracing::field::Empty);
+    let span = info_span!("nats-ws", conn = id.0, peer = %addr, name = tracing::field::Empty);
     let info = server_info(&shared, id, addr, peer.local);
     let stream = Stream::Other(
         Box::new(crate::listener::ws_bytes::WsBytes::new(socket)),
@@ -208,7 +208,7 @@ async fn serve_stream(
     conn.port.closing();
     conn.unsubscribe_all();
     io.finish().await;
-    debug!("disconnected");
+    debug!(user = conn.port.user(), "disconnected");
 }
 
 fn server_info(

@@ -57,7 +57,8 @@ impl<'a> Gate<'a> {
             _ => &self.stats.permission_refusals,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(user = %self.identity.name, ?refusal, "refused");
+        // At info, inside the connection's span (protocol, address).
+        tracing::info!(user = %self.identity.name, ?refusal, "refused");
         refusal
     }
 
@@ -246,6 +247,11 @@ impl ClientPort {
 
     pub(crate) fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// The user's name for logs (`-` before authentication).
+    pub(crate) fn user(&self) -> &str {
+        self.identity.as_ref().map_or("-", |i| i.name.as_str())
     }
 
     /// Who the client is, once it authenticated.

@@ -21,6 +21,24 @@ fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiv
     rx
 }
 
+/// `herald` serving only NATS on `addr`, data in `data`.
+fn nats_only(addr: &str, data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(HERALD);
+    cmd.args([
+        "--nats", addr, "--redis", "off", "--mqtt", "off", "--http", "off",
+    ])
+    .arg("--data-dir")
+    .arg(data);
+    cmd
+}
+
+/// `text` as `herald.toml` in `dir`.
+fn config_file(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("herald.toml");
+    std::fs::write(&path, text).expect("write the config");
+    path
+}
+
 fn stdout_of(args: &[&str]) -> String {
     let out = Command::new(HERALD).args(args).output().expect("runs");
     assert!(
@@ -125,20 +143,8 @@ fn json_logs_parse_and_the_log_flag_wins_over_rust_log() {
 #[test]
 fn text_logs_have_no_colours_in_a_pipe_and_open_listeners_are_warned_of() {
     let data = tempfile::tempdir().expect("dir");
-    let mut cmd = Command::new(HERALD);
-    cmd.args([
-        "--nats",
-        "0.0.0.0:0",
-        "--redis",
-        "off",
-        "--mqtt",
-        "off",
-        "--http",
-        "off",
-    ])
-    .arg("--data-dir")
-    .arg(data.path())
-    .env("RUST_LOG", "info");
+    let mut cmd = nats_only("0.0.0.0:0", data.path());
+    cmd.env("RUST_LOG", "info");
     let (child, _, seen) = start_logged(cmd);
     let _child = WaitOnDrop(child);
     let log = seen.join("\n");
@@ -234,12 +240,10 @@ async fn herald_health_answers_for_container_health_checks() {
 #[test]
 fn sizes_take_units_in_the_file_and_on_the_command_line() {
     let dir = tempfile::tempdir().expect("dir");
-    let config = dir.path().join("herald.toml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        &dir,
         "[limits]\nmax_payload = \"2MiB\"\n\n[redis]\noutput_buffer_hard = \"32mb\"\n",
-    )
-    .expect("write");
+    );
     let ok = stdout_of(&[
         "--check-config",
         "--config",
@@ -389,4 +393,56 @@ async fn healthz_is_503_until_the_streams_are_recovered() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+#[tokio::test]
+async fn a_refusal_is_logged_at_info_with_user_protocol_and_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config_file(
+        &dir,
+        "[[users]]\nname = \"sensor\"\ntoken = \"a-sensor-token-0123456789\"\npublish = { allow = [\"telemetry.>\"] }\n",
+    );
+    let mut cmd = nats_only("127.0.0.1:0", &dir.path().join("data"));
+    cmd.args(["--config", config.to_str().expect("path")])
+        .args(["--log-format", "json", "--log", "info"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = WaitOnDrop(cmd.spawn().expect("starts"));
+    let rx = lines_of(child.0.stderr.take().expect("stderr"));
+    let next = || -> serde_json::Value {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a log line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    let nats = loop {
+        let line = next();
+        if line["fields"]["message"] == "listening" && line["fields"]["protocol"] == "nats" {
+            break line["fields"]["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    let client = async_nats::ConnectOptions::with_token("a-sensor-token-0123456789".into())
+        .connect(format!("nats://{nats}"))
+        .await
+        .expect("connects");
+    client
+        .publish("admin.reboot", bytes::Bytes::from_static(b"x"))
+        .await
+        .expect("sent");
+    client.flush().await.expect("flushed");
+    let refused = loop {
+        let line = next();
+        if line["fields"]["message"] == "refused" {
+            break line;
+        }
+    };
+    assert_eq!(refused["level"], "INFO", "{refused}");
+    assert_eq!(refused["fields"]["user"], "sensor", "{refused}");
+    assert_eq!(refused["span"]["name"], "nats", "the protocol: {refused}");
+    assert!(
+        refused["span"]["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "the client's address: {refused}"
+    );
 }

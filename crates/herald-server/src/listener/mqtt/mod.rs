@@ -38,7 +38,7 @@ use std::time::Duration;
 use herald_core::Subscriber;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
-use tracing::{Instrument, debug, debug_span, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::auth::Identity;
 use crate::clients::ClientKind;
@@ -185,7 +185,7 @@ impl MqttServer {
     ) {
         let shared = self.shared.clone();
         let id = shared.broker.new_conn_id();
-        let span = debug_span!("mqtt", conn = id.0, %peer, client = tracing::field::Empty);
+        let span = info_span!("mqtt", conn = id.0, %peer, client = tracing::field::Empty);
         async move {
             let _count = shared.stats.open(|s: &ServerStats| &s.mqtt_connections);
             let outbox =

@@ -27,7 +27,7 @@ use herald_core::{
 use herald_protocol::resp::{self, Proto, RequestParser, RespLimits};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 use subscriptions::SubscriptionSet;
 
@@ -79,7 +79,7 @@ pub(crate) async fn serve(
     permit: Option<ConnectionPermit>,
 ) {
     let id = shared.broker.new_conn_id();
-    let span = debug_span!("redis", conn = id.0, %peer);
+    let span = info_span!("redis", conn = id.0, %peer);
     async move {
         let _count = shared.stats.open(|s: &ServerStats| &s.redis_connections);
         let config = &shared.redis;
@@ -108,7 +108,7 @@ pub(crate) async fn serve(
         conn.port.closing();
         conn.unsubscribe_all();
         io.finish().await;
-        debug!("disconnected");
+        debug!(user = conn.port.user(), "disconnected");
         drop(permit);
     }
     .instrument(span)
