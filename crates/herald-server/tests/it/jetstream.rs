@@ -29,7 +29,7 @@ fn pull(name: &str) -> consumer::pull::Config {
 }
 
 /// Fetches what is there now (no wait) and returns the messages.
-async fn fetch(
+pub(crate) async fn fetch(
     consumer: &consumer::Consumer<consumer::pull::Config>,
     max: usize,
 ) -> Vec<jetstream::Message> {

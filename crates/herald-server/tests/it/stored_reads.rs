@@ -39,22 +39,13 @@ fn rules(allow: &[&str], deny: &[&str]) -> Option<Rules> {
 /// (2), `data.open.2` (3).
 async fn setup() -> (TestServer, async_nats::Client, async_nats::Client) {
     let users = Users::from_config(&[
-        UserConfig {
-            name: "admin".into(),
-            password: None,
-            token: Some(ADMIN.into()),
-            token_expires: None,
-            publish: None,
-            subscribe: None,
-        },
-        UserConfig {
-            name: "reader".into(),
-            password: None,
-            token: Some(READER.into()),
-            token_expires: None,
-            publish: rules(&[">"], &[]),
-            subscribe: rules(&[">"], &["data.secret.>"]),
-        },
+        token_user("admin", ADMIN, None, None),
+        token_user(
+            "reader",
+            READER,
+            rules(&[">"], &[]),
+            rules(&[">"], &["data.secret.>"]),
+        ),
     ])
     .expect("valid users");
     let server = TestServer::start_with(move |ready| {
@@ -95,22 +86,28 @@ async fn fetch_acked(
     consumer: &consumer::Consumer<consumer::pull::Config>,
     max: usize,
 ) -> Vec<jetstream::Message> {
-    let mut batch = consumer
-        .fetch()
-        .max_messages(max)
-        .messages()
-        .await
-        .expect("fetch");
-    let mut got = Vec::new();
-    while let Some(msg) = tokio::time::timeout(WAIT, batch.next())
-        .await
-        .expect("fetch ends")
-    {
-        let msg = msg.expect("message");
+    let got = crate::jetstream::fetch(consumer, max).await;
+    for msg in &got {
         msg.double_ack().await.expect("acked");
-        got.push(msg);
     }
     got
+}
+
+/// A user who logs in with `token`.
+fn token_user(
+    name: &str,
+    token: &str,
+    publish: Option<herald_core::Rules>,
+    subscribe: Option<herald_core::Rules>,
+) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        password: None,
+        token: Some(token.into()),
+        token_expires: None,
+        publish,
+        subscribe,
+    }
 }
 
 async fn api(client: &async_nats::Client, call: &str, body: Value) -> Value {
@@ -394,20 +391,11 @@ async fn web_reads_of_stored_messages_follow_the_same_rule() {
 #[tokio::test]
 async fn the_documented_reader_grant_and_private_inboxes_work() {
     let users = Users::from_config(&[
-        UserConfig {
-            name: "admin".into(),
-            password: None,
-            token: Some(ADMIN.into()),
-            token_expires: None,
-            publish: None,
-            subscribe: None,
-        },
-        UserConfig {
-            name: "reader".into(),
-            password: None,
-            token: Some(READER.into()),
-            token_expires: None,
-            publish: rules(
+        token_user("admin", ADMIN, None, None),
+        token_user(
+            "reader",
+            READER,
+            rules(
                 &[
                     "$JS.API.STREAM.INFO.ORDERS",
                     "$JS.API.CONSUMER.*.ORDERS.>",
@@ -419,8 +407,8 @@ async fn the_documented_reader_grant_and_private_inboxes_work() {
                 ],
                 &[],
             ),
-            subscribe: rules(&["orders.>", "_INBOX_reader.>"], &[]),
-        },
+            rules(&["orders.>", "_INBOX_reader.>"], &[]),
+        ),
         UserConfig {
             name: "bob".into(),
             password: None,

@@ -383,9 +383,9 @@ fn store_batch(inner: &StreamInner) -> Acks {
         }
     }
     for (seq, due) in data.schedules.take_due(now) {
-        let next = data.schedules.peek_next(seq, due, now);
-        let repeats = next.is_some();
-        let Some(message) = scheduled_message(&data, seq, next) else {
+        let next = data.schedules.next(seq, due, now);
+        let next_at = next.as_ref().map(|(at, _)| *at);
+        let Some(message) = scheduled_message(&data, seq, next.map(|(_, text)| text)) else {
             // Its message is gone or replaced: the schedule with it.
             data.schedules.forget(seq);
             continue;
@@ -401,10 +401,9 @@ fn store_batch(inner: &StreamInner) -> Acks {
         if let Err(e) = stored {
             tracing::warn!(stream = %inner.name, seq, "scheduled message refused: {e}");
         }
-        if repeats {
-            data.schedules.rearm(seq, due, now);
-        } else {
-            data.schedules.forget(seq);
+        match next_at {
+            Some(at) => data.schedules.rearm(seq, at),
+            None => data.schedules.forget(seq),
         }
     }
     let mut wrote = false;

@@ -102,21 +102,19 @@ impl Schedules {
         out
     }
 
-    /// Re-arms a repeating schedule after its fire at `fired`; returns the
-    /// next time (`None`: it was a one-shot, or is gone).
-    pub(crate) fn rearm(&mut self, seq: u64, fired: i64, now: i64) -> Option<i64> {
-        let armed = self.armed.get_mut(&seq)?;
-        let next = armed.pattern.next(fired, now)?;
-        armed.at = next;
-        self.due.insert((next, seq));
-        Some(next)
+    /// Re-arms a repeating schedule for `at` (from [`next`](Self::next)).
+    pub(crate) fn rearm(&mut self, seq: u64, at: i64) {
+        if let Some(armed) = self.armed.get_mut(&seq) {
+            armed.at = at;
+            self.due.insert((at, seq));
+        }
     }
 
-    /// The next fire of `seq` after one at `fired`, without re-arming, as
-    /// `Nats-Schedule-Next` writes it.
-    pub(crate) fn peek_next(&self, seq: u64, fired: i64, now: i64) -> Option<String> {
+    /// The next fire of `seq` after one at `fired` (`None` for a one-shot),
+    /// with its text as `Nats-Schedule-Next` writes it.
+    pub(crate) fn next(&self, seq: u64, fired: i64, now: i64) -> Option<(i64, String)> {
         let pattern = &self.armed.get(&seq)?.pattern;
-        pattern.next(fired, now).map(|at| pattern.text(at))
+        pattern.next(fired, now).map(|at| (at, pattern.text(at)))
     }
 }
 

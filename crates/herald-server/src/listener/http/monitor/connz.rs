@@ -5,11 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{BadQuery, Web, answer, bad_request, between, flag_param, now, paging, time, uptime};
+use super::{BadQuery, Web, bad_request, between, flag_param, now, paging, time, uptime};
 use crate::clients::{ClientSnapshot, ClosedClient};
 
 /// One connection as the page lists it.
@@ -40,14 +38,7 @@ enum State_ {
     All,
 }
 
-pub(super) async fn connz(
-    State(web): State<Web>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    answer(page(&web, &query))
-}
-
-fn page(web: &Web, query: &HashMap<String, String>) -> Result<Value, BadQuery> {
+pub(super) fn page(web: &Web, query: &HashMap<String, String>) -> Result<Value, BadQuery> {
     let shared = &web.shared;
     let (offset, mut limit) = paging(query)?;
     let auth = flag_param(query, "auth")?;

@@ -4,20 +4,11 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
-use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{BadQuery, Web, answer, flag_param, now, paging, time};
+use super::{BadQuery, Web, flag_param, now, paging, time};
 
-pub(super) async fn jsz(
-    State(web): State<Web>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    answer(page(&web, &query))
-}
-
-fn page(web: &Web, query: &HashMap<String, String>) -> Result<Value, BadQuery> {
+pub(super) fn page(web: &Web, query: &HashMap<String, String>) -> Result<Value, BadQuery> {
     let shared = &web.shared;
     let store = &shared.store;
     let (offset, limit) = paging(query)?;
@@ -71,12 +62,7 @@ fn page(web: &Web, query: &HashMap<String, String>) -> Result<Value, BadQuery> {
     let mut value = json!({
         "server_id": shared.server_id,
         "now": time(now()),
-        "config": {
-            "max_memory": -1,
-            "max_storage": -1,
-            "store_dir": "",
-            "sync_interval": 0,
-        },
+        "config": super::jetstream_config(),
         "memory": usage.memory,
         "storage": usage.storage,
         "reserved_memory": 0,

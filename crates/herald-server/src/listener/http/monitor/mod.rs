@@ -36,10 +36,10 @@ use super::Web;
 pub(super) fn routes() -> Router<Web> {
     Router::new()
         .route("/varz", get(varz::varz))
-        .route("/connz", get(connz::connz))
-        .route("/subsz", get(subsz::subsz))
-        .route("/subscriptionsz", get(subsz::subsz))
-        .route("/jsz", get(jsz::jsz))
+        .route("/connz", page(connz::page))
+        .route("/subsz", page(subsz::page))
+        .route("/subscriptionsz", page(subsz::page))
+        .route("/jsz", page(jsz::page))
         .route("/healthz", get(healthz))
         .layer(axum::middleware::from_fn(
             |request: Request, next: Next| async move {
@@ -94,12 +94,30 @@ async fn healthz(Query(query): Query<HashMap<String, String>>) -> Response {
         .into_response()
 }
 
-/// A page, or the reason its query was refused.
-fn answer(page: Result<Value, BadQuery>) -> Response {
-    match page {
-        Ok(value) => json(&value),
-        Err(bad) => bad.into_response(),
-    }
+/// A page built from the query string: JSON, or the reason the query was refused.
+type Page = fn(&Web, &HashMap<String, String>) -> Result<Value, BadQuery>;
+
+/// The GET route serving `build`.
+fn page(build: Page) -> axum::routing::MethodRouter<Web> {
+    get(
+        move |State(web): State<Web>, Query(query): Query<HashMap<String, String>>| async move {
+            match build(&web, &query) {
+                Ok(value) => json(&value),
+                Err(bad) => bad.into_response(),
+            }
+        },
+    )
+}
+
+/// JetStream's `config` as nats-server reports it (`/varz`, `/jsz`): no
+/// memory or storage limits.
+fn jetstream_config() -> Value {
+    serde_json::json!({
+        "max_memory": -1,
+        "max_storage": -1,
+        "store_dir": "",
+        "sync_interval": 0,
+    })
 }
 
 /// A JSON answer as nats-server writes it (indented two spaces).

@@ -4,21 +4,12 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
-use axum::response::Response;
 use herald_core::Subject;
 use serde_json::{Value, json};
 
-use super::{BadQuery, Web, answer, bad_request, flag_param, now, paging, time};
+use super::{BadQuery, Web, bad_request, flag_param, now, paging, time};
 
-pub(super) async fn subsz(
-    State(web): State<Web>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    answer(page(&web, &query))
-}
-
-fn page(web: &Web, query: &HashMap<String, String>) -> Result<Value, BadQuery> {
+pub(super) fn page(web: &Web, query: &HashMap<String, String>) -> Result<Value, BadQuery> {
     let shared = &web.shared;
     let (offset, limit) = paging(query)?;
     let subs = flag_param(query, "subs")?;

@@ -76,12 +76,7 @@ pub(super) async fn varz(State(web): State<Web>) -> Response {
         "mqtt": mqtt,
         "websocket": websocket,
         "jetstream": {
-            "config": {
-                "max_memory": -1,
-                "max_storage": -1,
-                "store_dir": "",
-                "sync_interval": 0,
-            },
+            "config": super::jetstream_config(),
             "stats": {
                 "memory": usage.memory,
                 "storage": usage.storage,
