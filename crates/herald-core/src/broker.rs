@@ -274,12 +274,7 @@ impl Broker {
         if sub.spec.filter.as_ref().is_some_and(|f| !f.matches(msg)) {
             return false;
         }
-        if sub
-            .spec
-            .read_check
-            .as_ref()
-            .is_some_and(|p| !p.may_receive(&msg.subject))
-        {
+        if !sub.read_check.allows(&msg.subject) {
             return false;
         }
         let max = sub.max.load(Ordering::Relaxed);

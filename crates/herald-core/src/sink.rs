@@ -379,11 +379,56 @@ pub struct Subscriber {
     pub(crate) max: AtomicU64,
     pub(crate) delivered: AtomicU64,
     pub(crate) active: AtomicBool,
+    pub(crate) read_check: ReadCheck,
+}
+
+/// The permissions a subscription's deliveries are checked against, which
+/// a configuration reload may change while the subscription lives. Most
+/// subscriptions have none: they pay one relaxed load of a flag that is
+/// only ever read, not the swap's bookkeeping.
+#[derive(Default)]
+pub(crate) struct ReadCheck {
+    on: AtomicBool,
+    permissions: arc_swap::ArcSwapOption<crate::Permissions>,
+}
+
+impl ReadCheck {
+    fn new(permissions: Option<Arc<crate::Permissions>>) -> Self {
+        Self {
+            on: AtomicBool::new(permissions.is_some()),
+            permissions: arc_swap::ArcSwapOption::new(permissions),
+        }
+    }
+
+    /// Whether a message on `subject` may be delivered.
+    #[inline]
+    pub(crate) fn allows(&self, subject: &crate::Subject) -> bool {
+        !self.on.load(Ordering::Relaxed)
+            || self
+                .permissions
+                .load()
+                .as_ref()
+                .is_none_or(|p| p.may_receive(subject))
+    }
+
+    fn set(&self, permissions: Option<Arc<crate::Permissions>>) {
+        // A delivery racing the change sees either check, never none
+        // where one was set: the permissions are in place before the flag.
+        let on = permissions.is_some();
+        if on {
+            self.permissions.store(permissions);
+            self.on.store(true, Ordering::Release);
+        } else {
+            self.on.store(false, Ordering::Release);
+            self.permissions.store(None);
+        }
+    }
 }
 
 impl Subscriber {
-    pub(crate) fn new(id: SubId, spec: SubscribeSpec, sink: Arc<dyn Sink>) -> Self {
+    pub(crate) fn new(id: SubId, mut spec: SubscribeSpec, sink: Arc<dyn Sink>) -> Self {
         let max = spec.max_messages;
+        let read_check = ReadCheck::new(spec.read_check.take());
         Self {
             id,
             spec,
@@ -391,7 +436,19 @@ impl Subscriber {
             max: AtomicU64::new(max),
             delivered: AtomicU64::new(0),
             active: AtomicBool::new(true),
+            read_check,
         }
+    }
+
+    /// The permissions its deliveries are checked against, if any.
+    pub fn read_check(&self) -> Option<Arc<crate::Permissions>> {
+        self.read_check.permissions.load_full()
+    }
+
+    /// Checks its deliveries against `permissions` from now on (`None`: no
+    /// check): what a reload that changed its user's permissions sets.
+    pub fn set_read_check(&self, permissions: Option<Arc<crate::Permissions>>) {
+        self.read_check.set(permissions);
     }
 
     /// The subscription's id.

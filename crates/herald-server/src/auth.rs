@@ -48,6 +48,9 @@ pub struct Identity {
     pub name: String,
     /// Its permissions; `None` = may do everything.
     pub permissions: Option<Arc<Permissions>>,
+    /// Which configured credentials it proved (a digest of them; 0 for
+    /// anonymous): a reload that changes them logs the client out.
+    pub(crate) credentials: u64,
 }
 
 impl Identity {
@@ -56,6 +59,7 @@ impl Identity {
         Self {
             name: "anonymous".to_owned(),
             permissions: None,
+            credentials: 0,
         }
     }
 
@@ -105,6 +109,18 @@ struct User {
     /// Nanoseconds since the epoch after which the token is refused.
     token_expires: Option<i64>,
     permissions: Option<Arc<Permissions>>,
+    /// A digest of the credentials as configured (never 0).
+    credentials: u64,
+}
+
+impl User {
+    fn identity(&self) -> Identity {
+        Identity {
+            name: self.name.clone(),
+            permissions: self.permissions.clone(),
+            credentials: self.credentials,
+        }
+    }
 }
 
 /// Every configured user.
@@ -179,6 +195,12 @@ impl Users {
                 })?),
                 None => None,
             };
+            let credentials = {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::hash::DefaultHasher::new();
+                (&c.password, &c.token, token_expires).hash(&mut hasher);
+                hasher.finish().max(1)
+            };
             users.by_name.insert(c.name.clone(), users.users.len());
             users.users.push(User {
                 name: c.name.clone(),
@@ -186,6 +208,7 @@ impl Users {
                 token: c.token.clone(),
                 token_expires,
                 permissions,
+                credentials,
             });
         }
         Ok(users)
@@ -194,10 +217,29 @@ impl Users {
     /// The user named by a verified client certificate's common name.
     pub fn by_certificate(&self, common_name: &str) -> Option<Identity> {
         let user = &self.users[*self.by_name.get(common_name)?];
-        Some(Identity {
-            name: user.name.clone(),
-            permissions: user.permissions.clone(),
-        })
+        Some(user.identity())
+    }
+
+    /// `identity`, proved before a reload, under these users: the same user
+    /// with its permissions as configured now, or `None` when the user is
+    /// gone or its credentials changed (the client must log in again).
+    /// With no users configured any more, everyone is anonymous.
+    pub fn reauthorize(&self, identity: &Identity) -> Option<Identity> {
+        if !self.required() {
+            return Some(Identity::anonymous());
+        }
+        let user = &self.users[*self.by_name.get(&identity.name)?];
+        (user.credentials == identity.credentials).then(|| user.identity())
+    }
+
+    /// How many users are configured.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether no user is configured.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
     }
 
     /// Whether clients must authenticate (some user is configured).
@@ -233,10 +275,7 @@ impl Users {
                 user
             }
         };
-        Some(Identity {
-            name: user.name.clone(),
-            permissions: user.permissions.clone(),
-        })
+        Some(user.identity())
     }
 }
 
@@ -359,6 +398,37 @@ mod tests {
         assert_eq!(svc.name, "svc");
         assert!(svc.permissions.is_none());
         assert!(users.authenticate(Credentials::Token("wrong")).is_none());
+    }
+
+    #[test]
+    fn reauthorize_keeps_a_user_only_while_its_credentials_stand() {
+        let user = |token: &str, subscribe: Option<Rules>| UserConfig {
+            name: "svc".into(),
+            password: None,
+            token: Some(token.into()),
+            token_expires: None,
+            publish: None,
+            subscribe,
+        };
+        let before = Users::from_config(&[user("t0k3n-0123456789abcdef", None)]).unwrap();
+        let svc = before
+            .authenticate(Credentials::Token("t0k3n-0123456789abcdef"))
+            .unwrap();
+        let narrowed = Rules {
+            allow: vec![herald_core::Pattern::new("a.>").unwrap()],
+            deny: vec![],
+        };
+        let same_token =
+            Users::from_config(&[user("t0k3n-0123456789abcdef", Some(narrowed))]).unwrap();
+        let now = same_token.reauthorize(&svc).expect("still svc");
+        assert!(!now.may_subscribe(&herald_core::Pattern::new("b.>").unwrap()));
+        let new_token = Users::from_config(&[user("another-token-0123456789", None)]).unwrap();
+        assert!(new_token.reauthorize(&svc).is_none(), "its token changed");
+        assert!(
+            Users::default().reauthorize(&svc).is_some(),
+            "no users: anonymous"
+        );
+        assert!(before.reauthorize(&Identity::anonymous()).is_none());
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum Command {
     Kv(crate::kv_cmd::KvArgs),
     /// Object stores: put, get, ls, rm.
     Obj(crate::kv_cmd::ObjArgs),
+    /// Make a running herald re-read its users, permissions and TLS
+    /// certificates (as SIGHUP does), through a request on $SYS.REQ.SERVER.RELOAD.
+    Reload(crate::client::ReloadArgs),
     /// Read a password on standard input and print its hash for the config.
     Passwd,
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).

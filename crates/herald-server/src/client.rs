@@ -22,6 +22,39 @@ pub struct ServerArg {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub server: String,
+    /// User name (with --password); `nats://user:password@host` works too.
+    #[arg(long, global = true, env = "HERALD_USER", requires = "password")]
+    pub user: Option<String>,
+    /// Password of --user.
+    #[arg(long, global = true, env = "HERALD_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Bearer token; `nats://token@host` works too.
+    #[arg(
+        long,
+        global = true,
+        env = "HERALD_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "user"
+    )]
+    pub token: Option<String>,
+}
+
+impl ServerArg {
+    /// The credentials to log in with: the flags, else the URL's user part.
+    fn credentials(&self) -> Option<(String, Option<String>)> {
+        if let Some(token) = &self.token {
+            return Some((token.clone(), None));
+        }
+        if let (Some(user), Some(password)) = (&self.user, &self.password) {
+            return Some((user.clone(), Some(password.clone())));
+        }
+        let (_, rest) = self.server.split_once("://")?;
+        let (userinfo, _) = rest.split_once('@')?;
+        Some(match userinfo.split_once(':') {
+            Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
+            None => (userinfo.to_owned(), None),
+        })
+    }
 }
 
 /// Flags of `herald pub`.
@@ -81,6 +114,35 @@ pub struct RequestArgs {
     timeout: Duration,
 }
 
+/// Flags of `herald reload`.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The server (with credentials of a user allowed to publish on
+    /// $SYS.REQ.SERVER.RELOAD, e.g. `nats://admin:secret@host:4222`).
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+/// `herald reload`: asks the server to re-read its configuration and
+/// prints what it did; fails if the server refused the new configuration.
+pub async fn reload(args: ReloadArgs) -> anyhow::Result<()> {
+    let client = connect(&args.server).await?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(crate::reload::RELOAD_SUBJECT, Bytes::new()),
+    )
+    .await
+    .context("no answer to the reload request within 10s")?
+    .context("reload request")?;
+    let answer: serde_json::Value =
+        serde_json::from_slice(&reply.payload).context("the server's answer is not JSON")?;
+    if let Some(error) = answer.get("error").and_then(serde_json::Value::as_str) {
+        bail!("the server kept its configuration: {error}");
+    }
+    println!("{answer}");
+    Ok(())
+}
+
 /// Flags of `herald reply`.
 #[derive(Debug, Args)]
 pub struct ReplyArgs {
@@ -99,7 +161,14 @@ pub struct ReplyArgs {
 }
 
 pub(crate) async fn connect(server: &ServerArg) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+    let options = match server.credentials() {
+        Some((user, Some(password))) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        Some((token, None)) => async_nats::ConnectOptions::with_token(token),
+        None => async_nats::ConnectOptions::new(),
+    };
+    options
         .name("herald-cli")
         .connect(server.server.as_str())
         .await

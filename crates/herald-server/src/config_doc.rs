@@ -147,7 +147,7 @@ const EXAMPLES: &str = r#"
 # name = "dashboard"
 # token = "a-long-random-token"
 # token_expires = "2027-01-01T00:00:00Z"
-# publish = { allow = [] }
+# publish = { deny = [">"] }        # may publish nothing (an empty allow is everything)
 # subscribe = { allow = [">"] }
 "#;
 

@@ -13,6 +13,7 @@
 //! | [`listener`] | the accept loop and one adapter per protocol |
 //! | [`client`] | `herald pub`, `sub`, `request`, `reply` |
 //! | [`kv_cmd`] | `herald kv`, `herald obj` |
+//! | [`reload`] | re-reading users and TLS on `SIGHUP` or `herald reload` |
 //! | [`systemd`] | readiness for `Type=notify` units |
 //! | [`open_files`] | raising the open-file limit at start |
 
@@ -29,6 +30,7 @@ pub mod jetstream;
 pub mod kv_cmd;
 pub mod listener;
 pub mod open_files;
+pub mod reload;
 pub mod server;
 pub mod shared;
 pub mod size;
@@ -71,16 +73,23 @@ pub fn exposure_warning(ready: &Ready) -> Option<String> {
 pub use server::RunningServer;
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
+/// On SIGHUP (or `herald reload`) it reads the configuration again from
+/// `source` (see [`reload`]).
 ///
 /// # Errors
 /// Invalid configuration or a listener that cannot bind.
-pub async fn serve(ready: Ready) -> anyhow::Result<()> {
+pub async fn serve(ready: Ready, source: reload::ConfigSource) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while the listeners start (the
     // log already says one is listening) must stop the server gracefully,
-    // not kill it.
+    // not kill it; a SIGHUP must not kill it either.
     let stop = ShutdownSignal::install();
+    let hangups = reload::hangups();
     open_files::raise_limit(ready.limits.max_connections);
-    let server = RunningServer::start(ready).await?;
+    let server = RunningServer::start(ready.clone()).await?;
+    let shared = server.shared().clone();
+    shared
+        .tracker
+        .spawn(reload::serve(shared.clone(), ready, source, hangups));
     // Streams are recovered and every listener is up.
     systemd::notify("READY=1");
     stop.wait().await;

@@ -20,6 +20,11 @@ fn main() -> ExitCode {
     // A `--log` flag (or HERALD_LOG) wins over RUST_LOG; RUST_LOG over the file.
     let log_flag = serve_args.as_ref().is_some_and(|a| a.log.is_some());
     let check_only = check_only || serve_args.as_ref().is_some_and(|a| a.check_config);
+    let source = serve_args.clone().map(|args| {
+        let source: herald_server::reload::ConfigSource =
+            std::sync::Arc::new(move || args.to_config());
+        source
+    });
     let config = match serve_args.map(|args| args.to_config()).transpose() {
         Ok(config) => config,
         Err(error) => {
@@ -38,10 +43,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match (config, tool) {
-        (Some(config), _) => runtime.block_on(serve(config, log_flag)),
-        (None, Some(tool)) => runtime.block_on(run(tool)),
-        (None, None) => Ok(()),
+    let result = match (config, source, tool) {
+        (Some(config), Some(source), _) => runtime.block_on(serve(config, log_flag, source)),
+        (None, _, Some(tool)) => runtime.block_on(run(tool)),
+        _ => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,9 +78,14 @@ fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
+            // Taken in `main`: listed here for completeness.
             let log_flag = args.log.is_some();
-            serve(args.to_config()?, log_flag).await
+            let config = args.to_config()?;
+            let source: herald_server::reload::ConfigSource =
+                std::sync::Arc::new(move || args.to_config());
+            serve(config, log_flag, source).await
         }
+        Command::Reload(args) => client::reload(args).await,
         Command::Config => {
             print!("{}", herald_server::config_doc::commented_default());
             Ok(())
@@ -183,13 +193,17 @@ fn passwd() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, log_flag: bool) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    log_flag: bool,
+    source: herald_server::reload::ConfigSource,
+) -> anyhow::Result<()> {
     init_logging(&config.log, log_flag, config.log_format);
     let ready = config.validate()?;
     if let Some(warning) = herald_server::exposure_warning(&ready) {
         tracing::warn!("{warning}");
     }
-    herald_server::serve(ready).await
+    herald_server::serve(ready, source).await
 }
 
 /// Logging to stderr: `filter` from the flag if one was given, else

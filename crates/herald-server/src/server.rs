@@ -24,6 +24,8 @@ pub struct RunningServer {
     mqtt: Option<Arc<listener::mqtt::MqttServer>>,
     /// This process's hold on the data directory, released after shutdown.
     dir_lock: herald_store::DataDirLock,
+    /// The configuration it started with (a reload compares against it).
+    started_with: Ready,
 }
 
 /// How long shutdown waits for connections to flush before giving up on them.
@@ -35,6 +37,7 @@ impl RunningServer {
     /// # Errors
     /// A listener cannot bind its address.
     pub async fn start(config: Ready) -> anyhow::Result<Self> {
+        let started_with = config.clone();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot create data directory {}: {e}",
@@ -167,6 +170,7 @@ impl RunningServer {
             http_addr,
             mqtt,
             dir_lock,
+            started_with,
         })
     }
 
@@ -193,6 +197,15 @@ impl RunningServer {
     /// The broker behind every listener.
     pub fn broker(&self) -> &Broker {
         &self.shared.broker
+    }
+
+    /// Applies `config`'s users and TLS now (what SIGHUP does; see
+    /// [`reload`](crate::reload)).
+    ///
+    /// # Errors
+    /// `config` does not validate; nothing changed.
+    pub fn reload(&self, config: &crate::Config) -> anyhow::Result<crate::reload::Reloaded> {
+        crate::reload::apply(&self.shared, &self.started_with, config)
     }
 
     /// State shared with the connection tasks.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use herald_core::Broker;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,10 +38,15 @@ pub struct Shared {
     pub started: std::time::Instant,
     /// Durable streams.
     pub store: herald_store::Store,
-    /// Users and their permissions.
-    pub users: Arc<crate::auth::Users>,
-    /// TLS for every listener, when configured.
-    pub tls: Option<crate::tls::Tls>,
+    /// Users and their permissions; a reload swaps them.
+    users: RwLock<Arc<crate::auth::Users>>,
+    /// Whether `users` has any (read on every Redis command: no lock).
+    users_required: std::sync::atomic::AtomicBool,
+    /// TLS for every listener, when configured; a reload swaps it.
+    tls: RwLock<Option<crate::tls::Tls>>,
+    /// Counts reloads; every connection task watches it and re-checks its
+    /// user and subscriptions when it moves.
+    reloads: tokio::sync::watch::Sender<u64>,
     /// Open (and recently closed) client connections, for monitoring.
     pub clients: crate::clients::ClientRegistry,
     /// Where the listeners listen, once bound (for monitoring).
@@ -112,13 +117,64 @@ impl Shared {
             redis,
             started: std::time::Instant::now(),
             store,
-            users,
-            tls,
+            users_required: std::sync::atomic::AtomicBool::new(users.required()),
+            users: RwLock::new(users),
+            tls: RwLock::new(tls),
+            reloads: tokio::sync::watch::Sender::new(0),
             clients: crate::clients::ClientRegistry::default(),
             listeners: std::sync::OnceLock::new(),
             monitor_requests: Mutex::new(std::collections::BTreeMap::new()),
             per_ip: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The users as configured now.
+    pub fn users(&self) -> Arc<crate::auth::Users> {
+        self.users.read().clone()
+    }
+
+    /// Whether clients must authenticate (some user is configured).
+    pub fn users_required(&self) -> bool {
+        self.users_required.load(Ordering::Relaxed)
+    }
+
+    /// TLS as configured now (`None`: plain text).
+    pub fn tls(&self) -> Option<crate::tls::Tls> {
+        self.tls.read().clone()
+    }
+
+    /// Installs reloaded users and TLS: new connections use them at once,
+    /// open ones re-check their user and subscriptions (see
+    /// [`reloaded`](Self::reloaded)).
+    pub fn reload(&self, users: Arc<crate::auth::Users>, tls: Option<crate::tls::Tls>) {
+        self.users_required
+            .store(users.required(), Ordering::Relaxed);
+        *self.users.write() = users;
+        *self.tls.write() = tls;
+        self.reloads.send_modify(|n| *n += 1);
+    }
+
+    /// Changes when the configuration is reloaded: a connection task
+    /// selects on it to re-check its user and subscriptions.
+    pub fn reloaded(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
+    }
+
+    /// Resolves when a reload removes `identity`'s user or changes its
+    /// credentials or permissions: for web streams (JSON WebSocket, SSE),
+    /// which end then and let the client connect again under the new rules.
+    pub async fn identity_changed(&self, identity: &crate::auth::Identity) {
+        let mut reloads = self.reloaded();
+        while reloads.changed().await.is_ok() {
+            let same = self
+                .users()
+                .reauthorize(identity)
+                .is_some_and(|now| now.permissions == identity.permissions);
+            if !same {
+                return;
+            }
+        }
+        std::future::pending().await
     }
 
     /// A permit for one more connection from `peer`, or `None` if the server

@@ -176,7 +176,7 @@ pub(crate) async fn secure(
     stream: TcpStream,
     refusal: &[u8],
 ) -> Option<(Stream, Option<String>)> {
-    let Some(tls) = &shared.tls else {
+    let Some(tls) = shared.tls() else {
         return Some((Stream::Plain(stream), None));
     };
     if !crate::tls::starts_with_tls(&stream).await {

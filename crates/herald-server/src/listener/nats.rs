@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::auth::Credentials;
-use crate::listener::port::{ClientPort, Refusal};
+use crate::listener::port::{ClientPort, Reauthorized, Refusal};
 use crate::listener::{ConnectionIo, ReadBuffer, Stream};
 use crate::shared::{ServerStats, Shared};
 
@@ -104,7 +104,7 @@ pub(crate) async fn serve(
     async move {
         let local = stream.local_addr().ok();
         let mut info = server_info(&shared, id, peer, local);
-        let (stream, cert_name) = match &shared.tls {
+        let (stream, cert_name) = match shared.tls() {
             None => (Stream::Plain(stream), None),
             Some(tls) => {
                 // NATS: INFO in plain text first, then the client starts TLS.
@@ -230,7 +230,7 @@ fn server_info(
         client_id: id.0,
         client_ip: peer.ip().to_string(),
         jetstream: true,
-        auth_required: shared.users.required(),
+        auth_required: shared.users_required(),
         ..ServerInfo::default()
     }
 }
@@ -297,6 +297,7 @@ impl Connection {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let auth_deadline = tokio::time::Instant::now() + self.shared.limits.auth_timeout;
+        let mut reloads = self.shared.reloaded();
         loop {
             loop {
                 match codec::parse_client(&mut read.buf, &self.limits) {
@@ -345,6 +346,11 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = token.cancelled() => return,
+                Ok(()) = reloads.changed() => {
+                    if let Flow::Close = self.reloaded() {
+                        return;
+                    }
+                }
                 () = tokio::time::sleep_until(auth_deadline), if self.port.identity().is_none() => {
                     debug!("no authentication in time");
                     self.send_err("Authentication Timeout");
@@ -466,7 +472,7 @@ impl Connection {
     /// Checks a CONNECT's credentials (argon2 runs on a blocking thread),
     /// then handles it as usual.
     async fn authenticate(&mut self, options: ConnectOptions) -> Flow {
-        let users = self.shared.users.clone();
+        let users = self.shared.users();
         let (user, pass, token) = (
             options.user.clone(),
             options.pass.clone(),
@@ -633,6 +639,40 @@ impl Connection {
         let sub = self.shared.broker.subscribe_sink(spec, self.sink.clone());
         self.subs.insert(sid, sub);
         self.ok();
+    }
+
+    /// The configuration was reloaded: a client whose user is gone (or
+    /// whose credentials changed) is closed with `Authorization Violation`;
+    /// one whose permissions changed loses the subscriptions it may no
+    /// longer make, each with nats-server's error naming subject and sid.
+    fn reloaded(&mut self) -> Flow {
+        match self.port.reauthorize() {
+            Reauthorized::Same => Flow::Continue,
+            Reauthorized::Gone => {
+                self.send_err("Authorization Violation");
+                Flow::Close
+            }
+            Reauthorized::Changed => {
+                let gate = self.port.gate();
+                let refused: Vec<(Bytes, Arc<Subscriber>)> = self
+                    .subs
+                    .iter()
+                    .filter(|(_, sub)| sub.is_active() && !gate.recheck(sub))
+                    .map(|(sid, sub)| (sid.clone(), sub.clone()))
+                    .collect();
+                for (sid, sub) in refused {
+                    self.subs.remove(&sid);
+                    self.shared.broker.remove_subscriber(&sub);
+                    let text = format!(
+                        "Permissions Violation for Subscription to {:?} (sid {:?})",
+                        String::from_utf8_lossy(sub.interest().as_bytes()),
+                        String::from_utf8_lossy(&sid)
+                    );
+                    self.send_err(&text);
+                }
+                Flow::Continue
+            }
+        }
     }
 
     /// Forgets subscriptions that ended by reaching their message limit, so

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use herald_core::{
-    ConnId, Message, Outbox, Pattern, Permissions, Publisher, QueueName, Requester, Subject,
+    ConnId, Interest, Message, Outbox, Pattern, Permissions, Publisher, QueueName, Requester,
+    Subject, Subscriber,
 };
 
 use crate::auth::Identity;
@@ -37,6 +38,17 @@ pub(crate) enum Refusal {
     },
     /// The connection holds `--max-subscriptions` already.
     TooManySubscriptions,
+}
+
+/// What a reload did to a connection's user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reauthorized {
+    /// Nothing that matters to the connection changed.
+    Same,
+    /// Its permissions changed: re-check the subscriptions.
+    Changed,
+    /// The user is gone or its credentials changed: close.
+    Gone,
 }
 
 /// The permission checks for one identity, counting refusals.
@@ -97,6 +109,34 @@ impl<'a> Gate<'a> {
         self.identity
             .may_subscribe(pattern)
             .then(|| self.identity.read_check(pattern))
+    }
+
+    /// Re-checks a live subscription after a reload changed the user's
+    /// permissions: false (a refusal, counted and logged) when the user may
+    /// no longer make it — the listener then removes it; otherwise its
+    /// per-delivery check is brought up to date. Redis channels and globs
+    /// are checked as `SUBSCRIBE`/`PSUBSCRIBE` check them, and per delivery
+    /// against every permission.
+    pub(crate) fn recheck(&self, sub: &Subscriber) -> bool {
+        match sub.interest() {
+            Interest::Pattern(pattern) => match self.subscribe(pattern, sub.queue()) {
+                Ok(check) => {
+                    sub.set_read_check(check);
+                    true
+                }
+                Err(_) => false,
+            },
+            Interest::Channel(name) | Interest::Glob(name) | Interest::Shard(name) => {
+                let allowed = match Pattern::from_bytes(name.clone()) {
+                    Ok(pattern) => self.subscribe(&pattern, None).is_ok(),
+                    Err(_) => self.subscribe_name(name).is_ok(),
+                };
+                if allowed {
+                    sub.set_read_check(self.identity.permissions.clone());
+                }
+                allowed
+            }
+        }
     }
 
     /// Whether the user may receive a message on `subject` (what a
@@ -198,7 +238,7 @@ impl ClientPort {
         kind: ClientKind,
         peer: SocketAddr,
     ) -> Self {
-        let identity = (!shared.users.required()).then(Identity::anonymous);
+        let identity = (!shared.users_required()).then(Identity::anonymous);
         let record = shared.clients.open(id, kind, peer, outbox.clone());
         Self {
             publisher: shared.broker.publisher(id),
@@ -270,15 +310,43 @@ impl ClientPort {
     /// names a user, the client is that user from now on (it may still log
     /// in as another with the protocol's own login).
     pub(crate) fn certificate(&mut self, cert_name: Option<&str>) {
-        if let Some(identity) = cert_name.and_then(|name| self.shared.users.by_certificate(name)) {
+        if let Some(identity) = cert_name.and_then(|name| self.shared.users().by_certificate(name))
+        {
             tracing::debug!(user = %identity.name, "authenticated by client certificate");
             self.authenticated(identity);
         }
     }
 
+    /// Re-checks the client's user after a configuration reload (see
+    /// [`Shared::reload`](crate::shared::Shared::reload)). The listener then
+    /// closes the connection ([`Reauthorized::Gone`]) or re-checks its
+    /// subscriptions with [`gate`](Self::gate) ([`Reauthorized::Changed`]).
+    pub(crate) fn reauthorize(&mut self) -> Reauthorized {
+        // Not logged in yet: it will be checked against the new users.
+        let Some(current) = &self.identity else {
+            return Reauthorized::Same;
+        };
+        match self.shared.users().reauthorize(current) {
+            None => {
+                tracing::info!(user = %current.name, "user removed or credentials changed by a reload: closing");
+                self.shared
+                    .stats
+                    .auth_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                Reauthorized::Gone
+            }
+            Some(identity) if identity.permissions == current.permissions => Reauthorized::Same,
+            Some(identity) => {
+                tracing::info!(user = %identity.name, "permissions changed by a reload");
+                self.authenticated(identity);
+                Reauthorized::Changed
+            }
+        }
+    }
+
     /// Back to unauthenticated (Redis `RESET` when users are configured).
     pub(crate) fn forget_identity(&mut self) {
-        if self.shared.users.required() {
+        if self.shared.users_required() {
             self.identity = None;
         }
     }
@@ -308,6 +376,7 @@ impl ClientPort {
                         publish: nothing.clone(),
                         subscribe: nothing,
                     })),
+                    credentials: 0,
                 }
             })
         });

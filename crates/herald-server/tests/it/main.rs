@@ -31,6 +31,7 @@ mod object_store;
 mod operate;
 mod redis_client;
 mod redis_differential;
+mod reload;
 mod robustness;
 mod schedules;
 mod slow_consumers;

@@ -82,7 +82,7 @@ fn unauthorized(message: &str) -> Response {
 
 /// Puts the client's [`Identity`] into the request, or answers 401.
 pub(crate) async fn require(State(web): State<Web>, mut request: Request, next: Next) -> Response {
-    let users = web.shared.users.clone();
+    let users = web.shared.users();
     let path = request.uri().path();
     // Page assets hold no data; pages opened with `?access_token=` need them.
     if !users.required() || path == "/healthz" || path == "/nats" || path.starts_with("/assets/") {

@@ -202,7 +202,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tx: mpsc::Sende
             });
             continue;
         };
-        let Some(tls) = shared.tls.clone() else {
+        let Some(tls) = shared.tls() else {
             let io = Io::new(Stream::Plain(tcp), permit, shared.clone());
             if tx
                 .send((

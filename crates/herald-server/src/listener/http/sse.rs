@@ -91,9 +91,17 @@ pub(crate) async fn subscribe(
         Some(stream) => from_stream(stream, pattern, filter, read_check, resume, gauge),
         None => live(&web, pattern, filter, read_check, query.queue, gauge)?,
     };
-    // Ends with the server, so shutdown does not wait on open streams.
-    let stream: EventStream =
-        Box::pin(stream.take_until(async move { shutdown.cancelled().await }));
+    // Ends with the server, so shutdown does not wait on open streams; and
+    // when a reload removes the user or changes what it may do (the
+    // browser's EventSource connects again, under the new rules).
+    let shared = web.shared.clone();
+    let ended = async move {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = shared.identity_changed(&identity) => {}
+        }
+    };
+    let stream: EventStream = Box::pin(stream.take_until(ended));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

@@ -37,8 +37,8 @@ use crate::listener::port::Gate;
 const OUTGOING: usize = 1024;
 /// How often the server pings.
 const PING_EVERY: Duration = Duration::from_secs(30);
-/// Close code for a slow consumer (policy violation).
-const SLOW_CONSUMER: u16 = 1008;
+/// Close code for a slow consumer, or a user a reload changed.
+const POLICY_VIOLATION: u16 = 1008;
 
 pub(crate) async fn upgrade(
     State(web): State<Web>,
@@ -107,11 +107,20 @@ async fn session(web: Web, identity: Identity, mut socket: WebSocket) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut close: Option<(u16, &'static str)> = None;
+    let identity = session.identity.clone();
+    let identity_changed = web.shared.identity_changed(&identity);
+    tokio::pin!(identity_changed);
     if send(&mut socket, &hello).await {
         loop {
             tokio::select! {
                 () = web.shared.shutdown.cancelled() => {
                     close = Some((1001, "server shutting down"));
+                    break;
+                }
+                () = &mut identity_changed => {
+                    // A reload removed the user or changed what it may do:
+                    // the client connects again under the new rules.
+                    close = Some((POLICY_VIOLATION, "permissions changed"));
                     break;
                 }
                 incoming = socket.recv() => match incoming {
@@ -138,7 +147,7 @@ async fn session(web: Web, identity: Identity, mut socket: WebSocket) {
                     }
                     Some(Out::Slow) => {
                         web.shared.broker.record_slow_consumer();
-                        close = Some((SLOW_CONSUMER, "slow consumer"));
+                        close = Some((POLICY_VIOLATION, "slow consumer"));
                         break;
                     }
                     None => break,

@@ -54,7 +54,7 @@ pub(super) async fn accept(
     let limits = MqttLimits {
         max_packet_size: shared.limits.max_payload.saturating_add(PACKET_OVERHEAD),
     };
-    let timeout = if shared.users.required() {
+    let timeout = if shared.users_required() {
         shared.limits.auth_timeout
     } else {
         CONNECT_TIMEOUT
@@ -78,7 +78,7 @@ pub(super) async fn accept(
             () = io.token.cancelled() => return None,
             () = tokio::time::sleep_until(deadline) => {
                 debug!("no CONNECT in time");
-                if shared.users.required() {
+                if shared.users_required() {
                     shared.stats.auth_timeouts.fetch_add(1, Ordering::Relaxed);
                 }
                 return None;
@@ -301,7 +301,7 @@ async fn authenticate(
     cert: Option<Identity>,
     connect: &Connect,
 ) -> Result<Identity, ReasonCode> {
-    let users = server.shared.users.clone();
+    let users = server.shared.users();
     if !users.required() {
         return Ok(Identity::anonymous());
     }

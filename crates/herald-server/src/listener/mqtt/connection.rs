@@ -22,7 +22,7 @@ use super::MqttServer;
 use super::delivery::now_ms;
 use super::session::{Session, State, Will, WillState};
 use crate::listener::ReadBuffer;
-use crate::listener::port::ClientPort;
+use crate::listener::port::{ClientPort, Reauthorized};
 use crate::shared::Shared;
 
 /// Why a connection ended.
@@ -114,6 +114,7 @@ impl Connection {
         mut read: ReadBuffer,
     ) -> Exit {
         let mut deadline = self.keep_alive.map(|k| Instant::now() + k);
+        let mut reloads = self.shared.reloaded();
         loop {
             let mut received = false;
             loop {
@@ -152,6 +153,11 @@ impl Connection {
                     };
                 }
                 () = self.kick.cancelled() => return Exit::TakenOver,
+                Ok(()) = reloads.changed() => match self.port.reauthorize() {
+                    Reauthorized::Same => {}
+                    Reauthorized::Changed => self.recheck_subscriptions(),
+                    Reauthorized::Gone => return Exit::Violation(ReasonCode::NotAuthorized),
+                },
                 () = keep_alive => {
                     debug!("keep-alive expired");
                     return Exit::KeepAlive;

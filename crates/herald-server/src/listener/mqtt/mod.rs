@@ -191,7 +191,7 @@ impl MqttServer {
             let outbox =
                 herald_core::Outbox::new(shared.limits.max_pending, shared.limits.slow_consumer);
             let mut io = crate::listener::ConnectionIo::start(&shared, stream, outbox);
-            let cert = cert_name.and_then(|name| shared.users.by_certificate(&name));
+            let cert = cert_name.and_then(|name| shared.users().by_certificate(&name));
             let accepted = connect::accept(&self, &mut io, (kind, peer), cert, admitted).await;
             if let Some((mut conn, read)) = accepted {
                 tracing::Span::current().record("client", conn.session.client_id.as_str());
@@ -216,10 +216,10 @@ impl MqttServer {
 
     /// The identity that owns a restored session, by its user name.
     fn owner(&self, user: &str) -> Option<Identity> {
-        if !self.shared.users.required() {
+        if !self.shared.users_required() {
             return Some(Identity::anonymous());
         }
-        self.shared.users.by_certificate(user)
+        self.shared.users().by_certificate(user)
     }
 
     /// Rebuilds a saved session: its subscriptions go back into the broker at once.

@@ -303,6 +303,34 @@ impl Connection {
         }
     }
 
+    /// After a reload changed the user's permissions: drops the session's
+    /// subscriptions the user may no longer make (MQTT has no way to tell
+    /// the client; their messages stop, as under mosquitto's ACL check at
+    /// delivery) and brings the per-delivery checks of the rest up to date.
+    pub(super) fn recheck_subscriptions(&mut self) {
+        let gate = self.port.gate();
+        let mut removed = Vec::new();
+        self.session.state.lock().subs.retain(|_, entry| {
+            let main = Routes::of(&entry.filter)
+                .ok()
+                .and_then(|r| Some((r.patterns.first()?.clone(), r.queue)));
+            let keep =
+                main.is_some_and(|(main, queue)| gate.subscribe(&main, queue.as_ref()).is_ok());
+            entry.subscribers.retain(|sub| {
+                let readable = keep && gate.recheck(sub);
+                if !readable {
+                    removed.push(sub.clone());
+                }
+                readable
+            });
+            keep
+        });
+        // Outside the session's lock, which deliveries take.
+        for sub in removed {
+            self.shared.broker.remove_subscriber(&sub);
+        }
+    }
+
     /// Whether `filter` may be subscribed: valid for a subject, allowed for the user,
     /// within the subscription limit (`count` subscriptions so far; an `existing` filter
     /// is replaced, not added). Returns its broker routes.

@@ -446,7 +446,7 @@ impl Connection {
     /// command got here (see `Connection::authenticate`); without any, Redis's
     /// answers for a default user that has no password.
     fn auth(&mut self, args: &[Bytes]) {
-        if self.shared.users.required() {
+        if self.shared.users_required() {
             match args.len() {
                 2 | 3 => self.ok(),
                 _ => self.err("ERR syntax error"),

@@ -44,7 +44,7 @@ impl Connection {
             match option.as_str() {
                 "AUTH" if i + 2 < args.len() => {
                     // With users configured the credentials were checked already.
-                    if !self.shared.users.required() && args[i + 1].as_ref() != b"default" {
+                    if !self.shared.users_required() && args[i + 1].as_ref() != b"default" {
                         self.err_text(
                             "WRONGPASS invalid username-password pair or user is disabled.",
                         );

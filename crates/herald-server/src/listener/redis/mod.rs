@@ -31,7 +31,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use subscriptions::SubscriptionSet;
 
-use crate::listener::port::{ClientPort, Refusal};
+use crate::listener::port::{ClientPort, Reauthorized, Refusal};
 use crate::listener::{ConnectionIo, ReadBuffer};
 use crate::shared::{ServerStats, Shared};
 
@@ -248,6 +248,7 @@ impl Connection {
         let mut args = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reloads = self.shared.reloaded();
         loop {
             loop {
                 let authenticated = self.port.identity().is_some();
@@ -259,7 +260,7 @@ impl Connection {
                         if args.is_empty() {
                             continue;
                         }
-                        if self.shared.users.required() && self.authenticates(&args) {
+                        if self.shared.users_required() && self.authenticates(&args) {
                             // AUTH and HELLO … AUTH check passwords off the async workers.
                             if !self.authenticate(&args).await {
                                 continue;
@@ -289,6 +290,11 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = token.cancelled() => return,
+                Ok(()) = reloads.changed() => {
+                    if !self.still_authorized() {
+                        return;
+                    }
+                }
                 _ = tick.tick() => {
                     // Redis checks the soft output limit in its cron too.
                     self.outbox.check_soft_limit();
@@ -302,6 +308,24 @@ impl Connection {
                         return;
                     }
                 },
+            }
+        }
+    }
+
+    /// After a configuration reload, whether the client may stay: as Redis
+    /// does when an ACL change removes its user or a channel it is
+    /// subscribed to, the connection is closed otherwise; the
+    /// subscriptions it keeps are checked under the new permissions.
+    fn still_authorized(&mut self) -> bool {
+        match self.port.reauthorize() {
+            Reauthorized::Same => true,
+            Reauthorized::Gone => false,
+            Reauthorized::Changed => {
+                let gate = self.port.gate();
+                [&self.channels, &self.patterns, &self.shards]
+                    .iter()
+                    .flat_map(|set| set.subscribers())
+                    .all(|sub| gate.recheck(sub))
             }
         }
     }
@@ -329,7 +353,7 @@ impl Connection {
                 _ => return true,
             }
         };
-        let users = self.shared.users.clone();
+        let users = self.shared.users();
         let identity = tokio::task::spawn_blocking(move || {
             let password = std::str::from_utf8(&password).ok()?;
             match user.as_deref().map(std::str::from_utf8) {

@@ -35,6 +35,11 @@ impl SubscriptionSet {
         self.by_name.insert(name, (self.made, sub));
     }
 
+    /// Every subscription, in no particular order.
+    pub(super) fn subscribers(&self) -> impl Iterator<Item = &Arc<Subscriber>> {
+        self.by_name.values().map(|(_, sub)| sub)
+    }
+
     pub(super) fn remove(&mut self, name: &[u8]) -> Option<Arc<Subscriber>> {
         self.by_name.remove(name).map(|(_, sub)| sub)
     }

@@ -117,10 +117,10 @@ pub(super) async fn varz(State(web): State<Web>) -> Response {
         "slow_consumer_stats": {"clients": slow, "routes": 0, "gateways": 0, "leafs": 0},
     });
     // Present only when true, as nats-server writes them.
-    if shared.users.required() {
+    if shared.users_required() {
         value["auth_required"] = Value::Bool(true);
     }
-    if shared.tls.is_some() {
+    if shared.tls().is_some() {
         value["tls_required"] = Value::Bool(true);
     }
     json(&value)
