@@ -186,3 +186,33 @@ async fn nats_over_secure_websocket_reaches_the_nats_port() {
         .expect("a message");
     assert_eq!(msg.payload.as_ref(), b"through TLS and a WebSocket");
 }
+
+/// A reload swaps the certificate: new connections get the new one (a
+/// client trusting only the new CA is refused before, accepted after),
+/// while a connection made before keeps working.
+#[tokio::test]
+async fn a_reload_swaps_the_certificate_for_new_connections() {
+    let old = Pki::new("alice");
+    let new = Pki::new("alice");
+    let server = serve(&old, false, Users::default()).await;
+    let connect = |pki: &Pki| {
+        async_nats::ConnectOptions::new()
+            .add_root_certificates(pki.path("ca.pem"))
+            .require_tls(true)
+            .connect(format!("tls://localhost:{}", server.nats.port()))
+    };
+    let before = connect(&old).await.expect("the old CA is trusted");
+    sync(&before).await;
+    assert!(
+        connect(&new).await.is_err(),
+        "the new CA does not vouch for the old certificate"
+    );
+
+    let mut config = herald_server::Config::default();
+    config.tls = Some(new.config(false));
+    let done = server.server().reload(&config).expect("reloads");
+    assert!(done.tls);
+    let after = connect(&new).await.expect("the new certificate is served");
+    sync(&after).await;
+    sync(&before).await;
+}
