@@ -1,13 +1,14 @@
 //! Command-line flags. Each flag of `serve` also reads a `HERALD_*`
-//! environment variable and overrides the matching key of the config file.
+//! environment variable of its own and sets one key of the configuration,
+//! over the file and the key's `HERALD_<TABLE>__<KEY>` variable (the one
+//! rule is in [`layers`](crate::layers)).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::{Config, LogFormat};
+use crate::layers::Layer;
 use clap::{Args, Parser, Subcommand};
-use herald_core::SlowConsumerPolicy;
-
-use crate::config::Config;
 
 /// `herald --version`: the package version and, built from a checkout, the
 /// commit (see `build.rs`).
@@ -190,96 +191,98 @@ pub enum SlowConsumerArg {
 }
 
 impl ServeArgs {
-    /// The configuration: defaults, then the file, then these flags.
+    /// The configuration: defaults, the file, `HERALD_*` variables, then
+    /// these flags (see [`layers`](crate::layers) for the one rule).
     ///
     /// # Errors
-    /// The config file cannot be read or parsed.
+    /// The config file cannot be read or parsed, or a variable does not fit
+    /// its key.
     pub fn to_config(&self) -> anyhow::Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
-        if let Some(v) = &self.nats {
-            config.nats.listen.clone_from(v);
+        crate::layers::layered(
+            self.config.as_deref(),
+            &crate::layers::environment(),
+            self.flags(),
+        )
+    }
+
+    /// The flags that were given, by the key each sets.
+    fn flags(&self) -> Layer {
+        let mut flags = Layer::flags();
+        let text = [
+            ("nats.listen", &self.nats),
+            ("redis.listen", &self.redis),
+            ("mqtt.listen", &self.mqtt),
+            ("http.listen", &self.http),
+            ("http.monitor", &self.monitor),
+            ("streams.sync", &self.sync),
+            ("log", &self.log),
+        ];
+        for (key, value) in text {
+            if let Some(value) = value {
+                flags.set(key, value.as_str());
+            }
         }
-        if let Some(v) = &self.redis {
-            config.redis.listen.clone_from(v);
+        let paths = [
+            ("data_dir", &self.data_dir),
+            ("tls.cert", &self.tls_cert),
+            ("tls.key", &self.tls_key),
+            ("tls.client_ca", &self.tls_client_ca),
+        ];
+        for (key, value) in paths {
+            if let Some(value) = value {
+                flags.set(key, value.to_string_lossy().as_ref());
+            }
         }
-        if let Some(v) = &self.monitor {
-            config.http.monitor.clone_from(v);
+        let counts = [
+            ("threads", self.threads),
+            ("mqtt.max_queued", self.mqtt_max_queued),
+            ("limits.max_payload", self.max_payload),
+            ("limits.max_control_line", self.max_control_line),
+            ("limits.max_pending", self.max_pending),
+            ("limits.max_subscriptions", self.max_subscriptions),
+            ("limits.max_connections", self.max_connections),
+            ("limits.max_connections_per_ip", self.max_connections_per_ip),
+        ];
+        for (key, value) in counts {
+            if let Some(value) = value {
+                flags.set(key, value);
+            }
         }
-        if let Some(v) = &self.mqtt {
-            config.mqtt.listen.clone_from(v);
+        if let Some(value) = self.mqtt_max_inflight {
+            flags.set("mqtt.max_inflight", value);
         }
-        if let Some(v) = self.mqtt_max_inflight {
-            config.mqtt.max_inflight = v;
+        if let Some(value) = self.max_pings_out {
+            flags.set("limits.max_pings_out", value);
         }
-        if let Some(v) = self.mqtt_max_queued {
-            config.mqtt.max_queued = v;
+        let durations = [
+            ("limits.write_deadline", self.write_deadline),
+            ("limits.ping_interval", self.ping_interval),
+            ("limits.auth_timeout", self.auth_timeout),
+        ];
+        for (key, value) in durations {
+            if let Some(value) = value {
+                flags.set(key, humantime::format_duration(value).to_string());
+            }
         }
-        if let Some(v) = &self.http {
-            config.http.listen.clone_from(v);
+        if let Some(format) = self.log_format {
+            flags.set(
+                "log_format",
+                match format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                },
+            );
         }
-        if let Some(v) = &self.data_dir {
-            config.data_dir.clone_from(v);
+        if let Some(policy) = self.slow_consumer {
+            flags.set(
+                "limits.slow_consumer",
+                match policy {
+                    SlowConsumerArg::Close => "close",
+                    SlowConsumerArg::DropNewest => "drop_newest",
+                },
+            );
         }
-        if let Some(v) = self.log_format {
-            config.log_format = v;
-        }
-        if let Some(v) = &self.log {
-            config.log.clone_from(v);
-        }
-        if let Some(v) = self.threads {
-            config.threads = v;
-        }
-        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            config.tls = Some(crate::tls::TlsConfig {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: self.tls_client_ca.clone(),
-            });
-        }
-        if let Some(v) = &self.sync {
-            config.streams.sync.clone_from(v);
-        }
-        let limits = &mut config.limits;
-        if let Some(v) = self.max_payload {
-            limits.max_payload = v;
-        }
-        if let Some(v) = self.max_control_line {
-            limits.max_control_line = v;
-        }
-        if let Some(v) = self.max_pending {
-            limits.max_pending = v;
-        }
-        if let Some(v) = self.slow_consumer {
-            limits.slow_consumer = match v {
-                SlowConsumerArg::Close => SlowConsumerPolicy::Close,
-                SlowConsumerArg::DropNewest => SlowConsumerPolicy::DropNewest,
-            };
-        }
-        if let Some(v) = self.write_deadline {
-            limits.write_deadline = v;
-        }
-        if let Some(v) = self.max_subscriptions {
-            limits.max_subscriptions = v;
-        }
-        if let Some(v) = self.max_connections {
-            limits.max_connections = v;
-        }
-        if let Some(v) = self.ping_interval {
-            limits.ping_interval = v;
-        }
-        if let Some(v) = self.max_pings_out {
-            limits.max_pings_out = v;
-        }
-        if let Some(v) = self.max_connections_per_ip {
-            limits.max_connections_per_ip = v;
-        }
-        if let Some(v) = self.auth_timeout {
-            limits.auth_timeout = v;
-        }
-        Ok(config)
+        flags
     }
 }
 

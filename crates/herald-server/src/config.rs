@@ -1,6 +1,6 @@
 //! Configuration: one serde tree with defaults in code, overridden by the
-//! TOML file (`--config`), then by `HERALD_*` environment variables and flags
-//! (clap merges those two, flags winning). [`Config::validate`] turns the raw
+//! TOML file (`--config`), then by `HERALD_*` environment variables, then by
+//! flags ([`layers`](crate::layers) holds the rule). [`Config::validate`] turns the raw
 //! tree into [`Ready`] form before anything starts, failing fast with the
 //! key's name.
 

@@ -13,7 +13,7 @@ const COMMENTS: &[(&str, &str)] = &[
     ),
     (
         "log",
-        "Log filter (`info`, `herald=debug`, ...). --log / HERALD_LOG win over RUST_LOG, which wins over this.",
+        "Log filter (`info`, `herald=debug`, ...). --log and HERALD_LOG win over RUST_LOG, which wins over this.",
     ),
     (
         "log_format",
@@ -155,10 +155,12 @@ const EXAMPLES: &str = r#"
 pub fn commented_default() -> String {
     let plain = Config::default_toml();
     let mut out = String::from(
-        "# herald configuration: every key with its default value. A key that has a\n\
-         # flag (`herald --help`) can also come from it or its HERALD_* variable:\n\
-         # the flag wins, then the variable, then this file. Sizes take units\n\
-         # (`64MiB`), durations are written `10s`, `2m`.\n\n",
+        "# herald configuration: every key with its default value.\n\
+         # Every key can also come from a variable, HERALD_ and its path in upper\n\
+         # case with tables joined by __ (limits.max_payload: HERALD_LIMITS__MAX_PAYLOAD),\n\
+         # and many from a flag (`herald --help`). One rule: flag (or the flag's own\n\
+         # variable) > HERALD_* variable > this file > default; RUST_LOG stands for\n\
+         # `log` below HERALD_LOG. Sizes take units (`64MiB`), durations `10s`, `2m`.\n\n",
     );
     let mut table = String::new();
     for line in plain.lines() {

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | [`cli`] | command-line flags and how they override the config |
 //! | [`config`] | the configuration tree, its defaults, the TOML file, validation |
+//! | [`layers`] | which source of a setting wins: flag, variable, file, default |
 //! | [`config_doc`] | `herald config`: the defaults with a comment on every key |
 //! | [`server`] | starting listeners, graceful shutdown |
 //! | [`shared`] | what every connection shares, connection limits, counters |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod config_doc;
 pub mod jetstream;
 pub mod kv_cmd;
+pub mod layers;
 pub mod listener;
 pub mod open_files;
 pub mod reload;

@@ -17,8 +17,6 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => (Some(*args), None),
         Some(tool) => (None, Some(tool)),
     };
-    // A `--log` flag (or HERALD_LOG) wins over RUST_LOG; RUST_LOG over the file.
-    let log_flag = serve_args.as_ref().is_some_and(|a| a.log.is_some());
     let check_only = check_only || serve_args.as_ref().is_some_and(|a| a.check_config);
     let source = serve_args.clone().map(|args| {
         let source: herald_server::reload::ConfigSource =
@@ -44,7 +42,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match (config, source, tool) {
-        (Some(config), Some(source), _) => runtime.block_on(serve(config, log_flag, source)),
+        (Some(config), Some(source), _) => runtime.block_on(serve(config, source)),
         (None, _, Some(tool)) => runtime.block_on(run(tool)),
         _ => Ok(()),
     };
@@ -79,11 +77,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             // Taken in `main`: listed here for completeness.
-            let log_flag = args.log.is_some();
             let config = args.to_config()?;
             let source: herald_server::reload::ConfigSource =
                 std::sync::Arc::new(move || args.to_config());
-            serve(config, log_flag, source).await
+            serve(config, source).await
         }
         Command::Reload(args) => client::reload(args).await,
         Command::Config => {
@@ -193,12 +190,8 @@ fn passwd() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(
-    config: Config,
-    log_flag: bool,
-    source: herald_server::reload::ConfigSource,
-) -> anyhow::Result<()> {
-    init_logging(&config.log, log_flag, config.log_format);
+async fn serve(config: Config, source: herald_server::reload::ConfigSource) -> anyhow::Result<()> {
+    init_logging(&config.log, config.log_format);
     let ready = config.validate()?;
     if let Some(warning) = herald_server::exposure_warning(&ready) {
         tracing::warn!("{warning}");
@@ -206,15 +199,11 @@ async fn serve(
     herald_server::serve(ready, source).await
 }
 
-/// Logging to stderr: `filter` from the flag if one was given, else
-/// RUST_LOG, else the config; colours only when stderr is a terminal.
-fn init_logging(filter: &str, from_flag: bool, format: LogFormat) {
-    let env = (!from_flag)
-        .then(|| EnvFilter::try_from_default_env().ok())
-        .flatten();
-    let filter = env
-        .or_else(|| EnvFilter::try_new(filter).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+/// Logging to stderr with `filter` (the `log` key: flag, HERALD_LOG,
+/// RUST_LOG, file, in that order); colours only when stderr is a terminal.
+fn init_logging(filter: &str, format: LogFormat) {
+    // Validation refused a bad filter before this runs.
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
