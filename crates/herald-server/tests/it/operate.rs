@@ -108,6 +108,37 @@ fn check_config_validates_and_exits() {
     assert!(err.contains("limits.max_payload"), "names the key: {err}");
 }
 
+/// The one rule, through the binary: flag > HERALD_* variable > file.
+#[test]
+fn flags_beat_variables_beat_the_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = config_file(
+        &dir,
+        "[nats]\nlisten = \"127.0.0.1:4001\"\n[redis]\nlisten = \"127.0.0.1:4002\"\n[mqtt]\nlisten = \"127.0.0.1:4003\"\n",
+    );
+    let out = Command::new(HERALD)
+        .args(["--check-config", "--nats", "127.0.0.1:4011"])
+        .arg("--config")
+        .arg(&file)
+        .env("HERALD_NATS__LISTEN", "127.0.0.1:4021")
+        .env("HERALD_REDIS__LISTEN", "127.0.0.1:4022")
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for (listener, addr) in [
+        ("nats", "127.0.0.1:4011"),  // the flag
+        ("redis", "127.0.0.1:4022"), // the variable
+        ("mqtt", "127.0.0.1:4003"),  // the file
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().eq([listener, addr])),
+            "{listener} on {addr}: {text}"
+        );
+    }
+}
+
 #[test]
 fn json_logs_parse_and_the_log_flag_wins_over_rust_log() {
     let data = tempfile::tempdir().expect("dir");
