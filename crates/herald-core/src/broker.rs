@@ -66,6 +66,8 @@ struct Inner {
     interest_waiters: InterestWaiters,
     /// Each client connection's subscriptions, for monitoring (`/connz`).
     by_conn: Mutex<AHashMap<ConnId, std::collections::BTreeMap<u64, Weak<Subscriber>>>>,
+    /// Latency histograms for metrics, shared with outboxes and the store.
+    timings: Arc<crate::Timings>,
 }
 
 /// The broker. Clone it freely: every clone is the same broker.
@@ -110,6 +112,7 @@ impl Broker {
                 internal: Mutex::new(AHashMap::new()),
                 interest_waiters: InterestWaiters::default(),
                 by_conn: Mutex::new(AHashMap::new()),
+                timings: Arc::default(),
             }),
         }
     }
@@ -556,6 +559,12 @@ impl Broker {
         for queue in queues {
             queue.wait_drained().await;
         }
+    }
+
+    /// Latency histograms (outbox queueing, stream writes, acks) for metrics;
+    /// hand them to outboxes with [`Outbox::with_timings`](crate::Outbox::with_timings).
+    pub fn timings(&self) -> &Arc<crate::Timings> {
+        &self.inner.timings
     }
 
     /// The counters since start.

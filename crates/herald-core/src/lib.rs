@@ -41,6 +41,7 @@ pub mod sink;
 pub mod stats;
 pub mod subject;
 pub mod subscription;
+pub mod timings;
 
 pub use broker::{Broker, BrokerConfig, LOCAL_CONN, Publisher, SubscribeOptions};
 pub use error::Error;
@@ -57,3 +58,4 @@ pub use sink::{
 pub use stats::StatsSnapshot;
 pub use subject::{Pattern, QueueName, Subject, SubjectError};
 pub use subscription::{JsonSubscription, Subscription};
+pub use timings::{HistogramSnapshot, LatencyHistogram, Timings};

@@ -243,6 +243,11 @@ struct State {
     /// The writer passed its write deadline under the drop-newest policy:
     /// messages are dropped until it makes progress again.
     timed_out: bool,
+    /// When deliveries arrived in the empty pending batch, if this batch is
+    /// one that is timed (see [`Outbox::with_timings`]).
+    queued_since: Option<Instant>,
+    /// Empty-to-queued transitions until the next timed one.
+    sample_countdown: u8,
 }
 
 impl State {
@@ -294,6 +299,8 @@ pub struct Outbox {
     /// per-connection statistics (`/connz`).
     delivered_msgs: AtomicU64,
     delivered_bytes: AtomicU64,
+    /// Where sampled queueing times go ([`Timings::delivery`]).
+    timings: Option<Arc<crate::Timings>>,
 }
 
 impl Outbox {
@@ -313,6 +320,37 @@ impl Outbox {
             soft: None,
             delivered_msgs: AtomicU64::new(0),
             delivered_bytes: AtomicU64::new(0),
+            timings: None,
+        }
+    }
+
+    /// Samples how long deliveries wait here before they are written, into
+    /// `timings` ([`Timings::delivery`](crate::Timings::delivery)).
+    #[must_use]
+    pub fn with_timings(mut self, timings: Arc<crate::Timings>) -> Self {
+        self.timings = Some(timings);
+        self
+    }
+
+    /// Deliveries arrived in an empty outbox: every
+    /// [`DELIVERY_SAMPLE`](crate::timings::DELIVERY_SAMPLE)th time, note
+    /// when (one clock read per sampled batch, none per message).
+    fn queued(&self, state: &mut State) {
+        if self.timings.is_some() {
+            if state.sample_countdown == 0 {
+                state.sample_countdown = crate::timings::DELIVERY_SAMPLE - 1;
+                state.queued_since = Some(Instant::now());
+            } else {
+                state.sample_countdown -= 1;
+            }
+        }
+    }
+
+    /// The pending batch is being taken for writing: records how long a
+    /// sampled one waited.
+    fn taken(&self, state: &mut State) {
+        if let (Some(since), Some(timings)) = (state.queued_since.take(), &self.timings) {
+            timings.delivery.record(since.elapsed());
         }
     }
 
@@ -434,6 +472,9 @@ impl Outbox {
             return delivery;
         }
         let was_empty = state.pending.is_empty();
+        if was_empty {
+            self.queued(&mut state);
+        }
         encode(&mut FrameWriter {
             batch: &mut state.pending,
         });
@@ -476,6 +517,7 @@ impl Outbox {
         batch.staged_bytes = 0;
         let was_empty = state.pending.is_empty();
         if was_empty {
+            self.queued(&mut state);
             // Hand the staged buffer over whole; the empty one comes back.
             std::mem::swap(&mut state.pending, batch);
         } else {
@@ -676,6 +718,7 @@ impl Outbox {
                 let free = state.right == WriteRight::Free;
                 match state.closed {
                     Some(CloseReason::Finished) | None if free && !state.pending.is_empty() => {
+                        self.taken(&mut state);
                         std::mem::swap(&mut state.pending, batch);
                         state.right = WriteRight::Task;
                         state.in_flight = batch.len();

@@ -15,6 +15,7 @@
 //! | [`client`] | `herald pub`, `sub`, `request`, `reply` |
 //! | [`kv_cmd`] | `herald kv`, `herald obj` |
 //! | [`reload`] | re-reading users and TLS on `SIGHUP` or `herald reload` |
+//! | [`metrics`] | `/metrics`: counters, latency histograms, streams, consumers, `process_*` |
 //! | [`systemd`] | readiness for `Type=notify` units |
 //! | [`open_files`] | raising the open-file limit at start |
 
@@ -31,6 +32,7 @@ pub mod jetstream;
 pub mod kv_cmd;
 pub mod layers;
 pub mod listener;
+pub mod metrics;
 pub mod open_files;
 pub mod reload;
 pub mod server;

@@ -59,6 +59,7 @@ impl Outbox {
             // Without a socket `push_reply` woke the writer task already.
             return;
         };
+        self.taken(&mut state);
         let batch = std::mem::take(&mut state.pending);
         state.right = WriteRight::Inline;
         // Counted toward the limit while it is being written (a write

@@ -218,6 +218,8 @@ impl ConnectionIo {
     /// Splits `stream` and starts the writer for `outbox`.
     pub(crate) fn start(shared: &Shared, stream: Stream, outbox: Outbox) -> Self {
         let token = shared.shutdown.child_token();
+        // Sampled queueing times for the delivery latency histogram.
+        let outbox = outbox.with_timings(shared.broker.timings().clone());
         match stream {
             Stream::Plain(tcp) => {
                 let local = tcp.local_addr().ok();

@@ -17,6 +17,7 @@ mod kv;
 mod kv_cli;
 mod kv_differential;
 mod message_ttl;
+mod metrics;
 mod monitoring;
 mod mqtt_client;
 mod mqtt_differential;

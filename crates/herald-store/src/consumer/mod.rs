@@ -401,7 +401,8 @@ impl ConsumerInner {
                     reply,
                     requester,
                 } => {
-                    effects.extend(state.ack(seq, &kind, now));
+                    let acked = &broker.timings().consumer_ack;
+                    effects.extend(state.ack(seq, &kind, now, acked));
                     match (kind, reply) {
                         (AckKind::Next(_), Some(reply))
                             if !self.readable_by(&requester, &state.config) =>

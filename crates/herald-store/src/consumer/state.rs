@@ -26,6 +26,9 @@ pub(crate) struct PendingMsg {
     /// When to redeliver; `None` while queued for redelivery.
     #[serde(skip)]
     pub(crate) deadline: Option<Instant>,
+    /// When it was last delivered (unknown for one restored from disk).
+    #[serde(skip)]
+    pub(crate) delivered_at: Option<Instant>,
 }
 
 /// A waiting pull request.
@@ -277,19 +280,34 @@ impl ConsumerState {
         at
     }
 
-    /// Applies an ack. Returns effects (retention, dead letters).
-    pub(crate) fn ack(&mut self, seq: u64, kind: &AckKind, now: Instant) -> Vec<Effect> {
+    /// Applies an ack; the time from delivery to an ack goes to `acked`.
+    /// Returns effects (retention, dead letters).
+    pub(crate) fn ack(
+        &mut self,
+        seq: u64,
+        kind: &AckKind,
+        now: Instant,
+        acked: &herald_core::LatencyHistogram,
+    ) -> Vec<Effect> {
         self.last_active = now;
         let mut effects = Vec::new();
+        let record = |p: &PendingMsg| {
+            if let Some(at) = p.delivered_at {
+                acked.record(now.saturating_duration_since(at));
+            }
+        };
         match kind {
             AckKind::Ack | AckKind::Next(_) => {
                 if self.config.ack_policy == AckPolicy::All {
                     let upto: Vec<u64> = self.pending.range(..=seq).map(|(s, _)| *s).collect();
                     for s in upto {
-                        self.forget(s);
+                        if let Some(p) = self.forget(s) {
+                            record(&p);
+                        }
                         effects.push(Effect::Done(s));
                     }
-                } else if self.forget(seq).is_some() {
+                } else if let Some(p) = self.forget(seq) {
+                    record(&p);
                     effects.push(Effect::Done(seq));
                 }
             }
@@ -564,6 +582,7 @@ impl ConsumerState {
                     consumer_seq,
                     deliveries,
                     deadline: Some(at),
+                    delivered_at: Some(now),
                 },
             );
             self.deadlines.insert((at, seq));

@@ -275,9 +275,17 @@ fn run(inner: &StreamInner) {
 
 fn sync(inner: &StreamInner) {
     let file = inner.state.lock().log.as_ref().map(|log| log.active_file());
-    if let Some(file) = file
-        && let Err(e) = file.sync_data()
-    {
+    let Some(file) = file else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let synced = file.sync_data();
+    inner
+        .broker
+        .timings()
+        .stream_fsync
+        .record(started.elapsed());
+    if let Err(e) = synced {
         tracing::error!(stream = %inner.name, "fsync failed: {e}");
         inner.state.lock().failed = Some(format!("fsync failed: {e}"));
     }
@@ -410,7 +418,14 @@ fn store_batch(inner: &StreamInner) -> Acks {
     if !records.is_empty() {
         wrote = true;
         if let Some(log) = &mut data.log {
-            match log.append(&records) {
+            let started = std::time::Instant::now();
+            let appended = log.append(&records);
+            inner
+                .broker
+                .timings()
+                .stream_append
+                .record(started.elapsed());
+            match appended {
                 Ok(locations) => {
                     for (record, location) in records.iter().zip(locations) {
                         if let Record::Message(m) = record
