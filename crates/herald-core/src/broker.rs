@@ -68,6 +68,18 @@ struct Inner {
     by_conn: Mutex<AHashMap<ConnId, std::collections::BTreeMap<u64, Weak<Subscriber>>>>,
     /// Latency histograms for metrics, shared with outboxes and the store.
     timings: Arc<crate::Timings>,
+    /// Told of every subscription to announce to other nodes (a cluster).
+    observer: std::sync::OnceLock<Arc<dyn InterestObserver>>,
+}
+
+/// Hears of every subscription other nodes should know of: made or removed
+/// on this node, not for a route, not node-local. A cluster installs one
+/// ([`Broker::observe_interest`]) and turns changes into its route
+/// protocol's interest messages.
+pub trait InterestObserver: Send + Sync + 'static {
+    /// `interest` (in queue group `queue`, if any) was subscribed
+    /// (`added`) or unsubscribed once more.
+    fn changed(&self, interest: &Interest, queue: Option<&QueueName>, added: bool);
 }
 
 /// The broker. Clone it freely: every clone is the same broker.
@@ -113,6 +125,7 @@ impl Broker {
                 interest_waiters: InterestWaiters::default(),
                 by_conn: Mutex::new(AHashMap::new()),
                 timings: Arc::default(),
+                observer: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -220,16 +233,11 @@ impl Broker {
         (route, channel_subs): (&MatchResult<Arc<Subscriber>>, Option<&Subs>),
         ctx: &mut DeliveryCtx,
     ) -> usize {
+        ctx.routes_seen.clear();
         let mut receivers = self.offer_all(origin, &route.plain, msg, ctx);
-        for group in &route.groups {
-            // Try members in turn until one takes it: a full or closing
-            // member must not make the group lose the message.
-            for _ in 0..group.members().len() {
-                let Some(member) = group.pick() else { break };
-                if self.offer(origin, member, msg, ctx) {
-                    receivers += 1;
-                    break;
-                }
+        if !ctx.from_route {
+            for group in &route.groups {
+                receivers += usize::from(self.offer_group(origin, group, msg, ctx));
             }
         }
         // Redis subscribers: exact channels first, then globs, as Redis orders them.
@@ -245,7 +253,73 @@ impl Broker {
                 }
             }
         }
+        // Each other node the message went to counts as one receiver (its
+        // own subscribers are not known here): a request forwarded to a
+        // node with a responder is not answered "no responders".
         receivers
+    }
+
+    /// Offers `msg` to one member of `group`: members on this node in turn
+    /// until one takes it (a full or closing member must not make the group
+    /// lose the message), then, if none did, other nodes' (routes).
+    fn offer_group(
+        &self,
+        origin: ConnId,
+        group: &crate::QueueGroupMatch<Arc<Subscriber>>,
+        msg: &Message,
+        ctx: &mut DeliveryCtx,
+    ) -> bool {
+        let mut remote = Vec::new();
+        for member in group.in_turn() {
+            if member.spec.route {
+                remote.push(member);
+            } else if self.offer(origin, member, msg, ctx) {
+                return true;
+            }
+        }
+        remote
+            .into_iter()
+            .any(|member| self.offer(origin, member, msg, ctx))
+    }
+
+    /// Delivers a message that came from another node (`origin` is its
+    /// route): to this node's plain subscribers of every kind, or, with
+    /// `queue`, to one member of that queue group on this node only — the
+    /// sending node chose this node for the group. Never to a route (one
+    /// hop). Returns how many subscribers took it.
+    pub fn deliver_from_route(
+        &self,
+        origin: ConnId,
+        msg: &Message,
+        queue: Option<&QueueName>,
+    ) -> usize {
+        let mut ctx = DeliveryCtx::new();
+        ctx.from_route = true;
+        let route = self.inner.index.matches(&msg.subject);
+        let receivers = match queue {
+            None => {
+                let channel_subs = self.inner.channels.get(msg.subject.as_bytes());
+                let found = (&*route, channel_subs.as_ref());
+                self.route(origin, &msg.subject, msg, found, &mut ctx)
+            }
+            Some(queue) => route
+                .groups
+                .iter()
+                .filter(|g| g.name == *queue)
+                .map(|g| usize::from(self.offer_group(origin, g, msg, &mut ctx)))
+                .sum(),
+        };
+        ctx.wake_all();
+        self.inner
+            .stats
+            .record_publish(msg.payload.len(), receivers);
+        receivers
+    }
+
+    /// [`deliver_from_route`](Self::deliver_from_route) for a shard-channel
+    /// publish (Redis `SPUBLISH`).
+    pub fn deliver_shard_from_route(&self, origin: ConnId, msg: &Message) -> usize {
+        self.shard(origin, msg, true)
     }
 
     /// Offers `msg` to each of `subs`; returns how many took it.
@@ -273,6 +347,19 @@ impl Broker {
         }
         if !sub.is_active() {
             return false;
+        }
+        if sub.spec.route {
+            if ctx.from_route {
+                return false;
+            }
+            // A node gets a message once for all its plain interests.
+            let node = Arc::as_ptr(&sub.sink).cast::<()>() as usize;
+            if sub.spec.queue.is_none() {
+                if ctx.routes_seen.contains(&node) {
+                    return false;
+                }
+                ctx.routes_seen.push(node);
+            }
         }
         if sub.spec.filter.as_ref().is_some_and(|f| !f.matches(msg)) {
             return false;
@@ -303,7 +390,12 @@ impl Broker {
     /// Publishes in the shard namespace (Redis `SPUBLISH`): only shard
     /// subscribers of exactly `msg.subject` receive it.
     pub fn publish_shard(&self, origin: ConnId, msg: &Message) -> usize {
+        self.shard(origin, msg, false)
+    }
+
+    fn shard(&self, origin: ConnId, msg: &Message, from_route: bool) -> usize {
         let mut ctx = DeliveryCtx::new();
+        ctx.from_route = from_route;
         let receivers = self
             .inner
             .shards
@@ -374,6 +466,7 @@ impl Broker {
         spec.max_messages = options.max_messages;
         spec.filter = options.filter;
         spec.read_check = options.read_check;
+        spec.node_local = options.node_local;
         let sub = self.subscribe_sink(spec, queue.clone());
         self.inner
             .queues
@@ -406,6 +499,7 @@ impl Broker {
             Interest::Glob(_) => self.inner.globs.insert(sub.clone()),
         }
         self.inner.interest_waiters.subscribed(&sub.spec.interest);
+        self.announce(&sub, true);
         if !sub.spec.internal && sub.spec.conn != LOCAL_CONN {
             self.inner
                 .by_conn
@@ -474,6 +568,7 @@ impl Broker {
             }
         }
         self.inner.queues.lock().remove(&sub.id);
+        self.announce(sub, false);
         sub.sink.on_removed(sub);
         true
     }
@@ -558,6 +653,22 @@ impl Broker {
             .collect();
         for queue in queues {
             queue.wait_drained().await;
+        }
+    }
+
+    /// Installs the one [`InterestObserver`] (a cluster). Install it before
+    /// anything subscribes: subscriptions made earlier are not reported.
+    /// Returns false if one was installed already.
+    pub fn observe_interest(&self, observer: Arc<dyn InterestObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    fn announce(&self, sub: &Subscriber, added: bool) {
+        if let Some(observer) = self.inner.observer.get()
+            && !sub.spec.route
+            && !sub.spec.node_local
+        {
+            observer.changed(&sub.spec.interest, sub.spec.queue.as_ref(), added);
         }
     }
 
@@ -663,6 +774,7 @@ pub struct SubscribeOptions {
     slow_consumer: Option<SlowConsumerPolicy>,
     filter: Option<crate::HeaderFilter>,
     read_check: Option<Arc<crate::Permissions>>,
+    node_local: bool,
 }
 
 impl SubscribeOptions {
@@ -676,7 +788,16 @@ impl SubscribeOptions {
             slow_consumer: None,
             filter: None,
             read_check: None,
+            node_local: false,
         }
+    }
+
+    /// Keep the subscription to this node: not announced to the others of
+    /// a cluster (plumbing each node has its own of).
+    #[must_use]
+    pub fn node_local(mut self) -> Self {
+        self.node_local = true;
+        self
     }
 
     /// Check every delivery against `permissions` (a subscription that
@@ -853,6 +974,7 @@ impl Publisher {
     /// subscribers of exactly `msg.subject` receive it.
     pub fn publish_shard(&mut self, msg: &Message) -> usize {
         let inner = &self.broker.inner;
+        self.ctx.routes_seen.clear();
         let receivers = inner.shards.get(msg.subject.as_bytes()).map_or(0, |subs| {
             self.broker
                 .offer_all(self.origin, &subs, msg, &mut self.ctx)

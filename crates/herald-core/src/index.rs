@@ -129,6 +129,19 @@ impl<T> QueueGroupMatch<T> {
         self.members.get(turn % self.members.len())
     }
 
+    /// The members in this turn's round-robin order: the first is the one
+    /// [`pick`](Self::pick) would give, then the rest in turn. Advances the
+    /// rotation by one, as a pick does.
+    pub fn in_turn(&self) -> impl Iterator<Item = &T> {
+        let n = self.members.len();
+        let start = if n == 0 {
+            0
+        } else {
+            self.cursor.fetch_add(1, Ordering::Relaxed) % n
+        };
+        (0..n).filter_map(move |k| self.members.get((start + k) % n))
+    }
+
     /// Every matching member.
     pub fn members(&self) -> &[T] {
         &self.members

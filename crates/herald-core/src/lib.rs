@@ -43,7 +43,7 @@ pub mod subject;
 pub mod subscription;
 pub mod timings;
 
-pub use broker::{Broker, BrokerConfig, LOCAL_CONN, Publisher, SubscribeOptions};
+pub use broker::{Broker, BrokerConfig, InterestObserver, LOCAL_CONN, Publisher, SubscribeOptions};
 pub use error::Error;
 pub use filter::{FilterError, HeaderFilter};
 pub use index::{MatchResult, QueueGroupMatch, RoutingStats, SubjectIndex};

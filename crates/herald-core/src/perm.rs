@@ -106,6 +106,11 @@ impl Requester {
         msg.extension::<Self>().cloned().unwrap_or_default()
     }
 
+    /// The permissions it is restricted to (`None`: unrestricted).
+    pub fn permissions(&self) -> Option<&std::sync::Arc<Permissions>> {
+        self.permissions.as_ref()
+    }
+
     /// `msg` stamped with this requester.
     pub fn stamp(self, msg: crate::Message) -> crate::Message {
         msg.with_extension(crate::Extension::new(std::sync::Arc::new(self)))

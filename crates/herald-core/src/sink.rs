@@ -72,6 +72,12 @@ pub struct DeliveryCtx {
     pub(crate) wake: Vec<Arc<crate::Outbox>>,
     congested: Vec<Arc<crate::Outbox>>,
     deferred: Vec<Arc<dyn Deferred>>,
+    /// The routes (by sink) the message being routed went to already: a
+    /// node whose interests overlap (`a.*` and `a.>`) gets it once.
+    pub(crate) routes_seen: Vec<usize>,
+    /// The message being routed came from another node: it goes to this
+    /// node's subscribers only (one hop).
+    pub(crate) from_route: bool,
 }
 
 impl std::fmt::Debug for DeliveryCtx {
@@ -340,6 +346,14 @@ pub struct SubscribeSpec {
     /// routed like any other, but left out of subscription counts and
     /// channel listings, which describe clients.
     pub internal: bool,
+    /// Stands for another node's interest (a cluster route): a message that
+    /// came from a route is never offered to it (one hop), a queue group
+    /// picks it only when no member on this node takes the message, and it
+    /// is not announced to other nodes.
+    pub route: bool,
+    /// Not announced to other nodes: plumbing every node has its own of
+    /// (the JetStream API, reload requests).
+    pub node_local: bool,
 }
 
 impl SubscribeSpec {
@@ -367,6 +381,8 @@ impl SubscribeSpec {
             filter: None,
             read_check: None,
             internal: false,
+            route: false,
+            node_local: false,
         }
     }
 }
@@ -469,6 +485,12 @@ impl Subscriber {
     /// The connection it belongs to.
     pub fn conn(&self) -> ConnId {
         self.spec.conn
+    }
+
+    /// Whether it stands for another node's interest (see
+    /// [`SubscribeSpec::route`]).
+    pub fn is_route(&self) -> bool {
+        self.spec.route
     }
 
     /// The protocol tag given at subscribe time (the NATS sid, ...).

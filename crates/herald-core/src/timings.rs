@@ -123,6 +123,10 @@ mod tests {
             (67.108864, 5),
             "an hour is past the last bound"
         );
-        assert!((s.sum_secs - 3_600.001_008_5).abs() < 1e-6, "{}", s.sum_secs);
+        assert!(
+            (s.sum_secs - 3_600.001_008_5).abs() < 1e-6,
+            "{}",
+            s.sum_secs
+        );
     }
 }

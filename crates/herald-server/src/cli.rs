@@ -142,6 +142,31 @@ pub struct ServeArgs {
     /// Log line format: `text` (for people; colours only on a terminal) or `json` (one object per line) [default: text].
     #[arg(long, env = "HERALD_LOG_FORMAT", value_name = "text|json")]
     pub log_format: Option<crate::config::LogFormat>,
+    /// Route listener for other herald nodes (`host:port`), which makes this node part of a cluster [default: off].
+    #[arg(long, env = "HERALD_CLUSTER", value_name = "ADDR")]
+    pub cluster: Option<String>,
+    /// Other nodes' route addresses, comma-separated; the rest of the mesh is learned from them.
+    #[arg(
+        long,
+        env = "HERALD_PEERS",
+        value_name = "ADDR,...",
+        value_delimiter = ','
+    )]
+    pub peers: Option<Vec<String>>,
+    /// This node's name in the cluster [default: the host name].
+    #[arg(long, env = "HERALD_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+    /// The cluster's name; nodes of another cluster are refused [default: herald].
+    #[arg(long, env = "HERALD_CLUSTER_NAME", value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// A secret every node must prove it knows when a route opens.
+    #[arg(
+        long,
+        env = "HERALD_CLUSTER_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub cluster_secret: Option<String>,
     /// Check the configuration (file, variables, flags) and exit: 0 if it would start.
     #[arg(long)]
     pub check_config: bool,
@@ -216,6 +241,10 @@ impl ServeArgs {
             ("http.monitor", &self.monitor),
             ("streams.sync", &self.sync),
             ("log", &self.log),
+            ("cluster.listen", &self.cluster),
+            ("cluster.node", &self.node),
+            ("cluster.name", &self.cluster_name),
+            ("cluster.secret", &self.cluster_secret),
         ];
         for (key, value) in text {
             if let Some(value) = value {
@@ -263,6 +292,11 @@ impl ServeArgs {
             if let Some(value) = value {
                 flags.set(key, humantime::format_duration(value).to_string());
             }
+        }
+        if let Some(peers) = &self.peers {
+            let peers: Vec<figment::value::Value> =
+                peers.iter().map(|p| p.as_str().into()).collect();
+            flags.set("cluster.peers", peers);
         }
         if let Some(format) = self.log_format {
             flags.set(

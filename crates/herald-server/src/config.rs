@@ -36,6 +36,8 @@ pub struct Config {
     pub streams: StreamsConfig,
     /// Limits that apply to every connection.
     pub limits: Limits,
+    /// Clustering: routes to other herald nodes.
+    pub cluster: ClusterSection,
     /// TLS for every listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::TlsConfig>,
@@ -74,6 +76,64 @@ impl Default for HttpConfig {
             listen: "0.0.0.0:8080".to_owned(),
             monitor: "off".to_owned(),
         }
+    }
+}
+
+/// The `[cluster]` section: this node's routes to other nodes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// `host:port` of the route listener, or `off` (empty: off; a single
+    /// node).
+    pub listen: String,
+    /// This node's name, unique in the cluster (empty: the host name).
+    pub node: String,
+    /// The cluster's name (empty: `herald`); nodes of another cluster are refused.
+    pub name: String,
+    /// Route addresses of other nodes (`host:port`); more are learned from them.
+    pub peers: Vec<String>,
+    /// A secret every node must prove it knows (empty: none).
+    pub secret: String,
+}
+
+impl ClusterSection {
+    /// The cluster configuration, or `None` when routes are off.
+    ///
+    /// # Errors
+    /// The listen address is not one.
+    pub fn resolve(&self) -> anyhow::Result<Option<herald_cluster::ClusterConfig>> {
+        let listen = match self.listen.as_str() {
+            "" => None,
+            other => parse_listen("cluster.listen", other)?,
+        };
+        let Some(listen) = listen else {
+            return Ok(None);
+        };
+        let node = if self.node.is_empty() {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "herald".to_owned())
+        } else {
+            self.node.clone()
+        };
+        Ok(Some(herald_cluster::ClusterConfig {
+            node,
+            name: if self.name.is_empty() {
+                "herald".to_owned()
+            } else {
+                self.name.clone()
+            },
+            listen,
+            peers: self
+                .peers
+                .iter()
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            secret: (!self.secret.is_empty()).then(|| self.secret.clone()),
+        }))
     }
 }
 
@@ -245,6 +305,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             streams: StreamsConfig::default(),
             limits: Limits::default(),
+            cluster: ClusterSection::default(),
             tls: None,
             users: Vec::new(),
         }
@@ -341,6 +402,7 @@ impl Config {
             tls: self.tls.as_ref().map(crate::tls::Tls::load).transpose()?,
             sync: parse_sync(&self.streams.sync)?,
             limits: self.limits.clone(),
+            cluster: self.cluster.resolve()?,
         })
     }
 }
@@ -389,6 +451,8 @@ pub struct Ready {
     pub sync: herald_store::SyncPolicy,
     /// Connection limits.
     pub limits: Limits,
+    /// Routes to other nodes, when clustering is on.
+    pub cluster: Option<herald_cluster::ClusterConfig>,
 }
 
 impl Ready {
@@ -409,6 +473,7 @@ impl Ready {
             tls: None,
             sync: herald_store::SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
             limits: Limits::default(),
+            cluster: None,
         }
     }
 }

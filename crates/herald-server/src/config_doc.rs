@@ -117,6 +117,26 @@ const COMMENTS: &[(&str, &str)] = &[
         "Connections from one address at once; 0 = unlimited.",
     ),
     (
+        "cluster.listen",
+        "Route listener for other herald nodes (`host:port`); empty or `off`: a single node.",
+    ),
+    (
+        "cluster.node",
+        "This node's name, unique in the cluster; empty: the host name.",
+    ),
+    (
+        "cluster.name",
+        "The cluster's name (empty: `herald`); routes to nodes of another cluster are refused.",
+    ),
+    (
+        "cluster.peers",
+        "Route addresses of other nodes to dial; the rest of the mesh is learned from them.",
+    ),
+    (
+        "cluster.secret",
+        "A secret every node proves it knows when a route opens (never sent); empty: none.",
+    ),
+    (
         "limits.auth_timeout",
         "Time a client has to authenticate once it connects (when users are configured).",
     ),

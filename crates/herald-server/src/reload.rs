@@ -85,6 +85,7 @@ fn restart_needed(running: &Ready, next: &Ready) -> Vec<&'static str> {
     check("mqtt", running.mqtt_config == next.mqtt_config);
     check("streams.sync", running.sync == next.sync);
     check("limits", running.limits == next.limits);
+    check("cluster", running.cluster == next.cluster);
     changed
 }
 
@@ -103,7 +104,14 @@ pub(crate) async fn serve(
             .and_then(|config| apply(&shared, &running, &config))
             .inspect_err(|error| tracing::error!("reload failed, nothing changed: {error:#}"))
     };
-    let mut requests = match shared.broker.subscribe(RELOAD_SUBJECT) {
+    // Each node of a cluster reloads its own configuration.
+    let subscribed = herald_core::Pattern::new(RELOAD_SUBJECT)
+        .map_err(herald_core::Error::from)
+        .and_then(|p| {
+            let options = herald_core::SubscribeOptions::new(p).node_local();
+            shared.broker.subscribe_with(options)
+        });
+    let mut requests = match subscribed {
         Ok(requests) => Some(requests),
         Err(error) => {
             tracing::error!(%error, "cannot serve reload requests");

@@ -62,6 +62,12 @@ impl RunningServer {
             },
             slow_consumer: limits.slow_consumer,
         });
+        // Before anything subscribes (streams, MQTT sessions): the cluster
+        // counts every subscription it will announce to other nodes.
+        let cluster = config
+            .cluster
+            .clone()
+            .map(|c| herald_cluster::Cluster::new(broker.clone(), c));
         let data_dir = config.data_dir.clone();
         let store_broker = broker.clone();
         let sync = config.sync;
@@ -83,6 +89,9 @@ impl RunningServer {
             config.users.clone(),
             config.tls.clone(),
         ));
+        if let Some(cluster) = &cluster {
+            let _ = shared.cluster.set(cluster.clone());
+        }
         crate::jetstream::start(
             shared.store.clone(),
             &shared.tracker,
@@ -131,6 +140,15 @@ impl RunningServer {
                 shared.clone(),
                 listener::redis::serve,
             ));
+        }
+        if let Some(cluster) = &cluster {
+            let client_urls = nats_addr.map(|a| a.to_string()).into_iter().collect();
+            cluster.start(client_urls).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen for cluster routes on {:?}: {e}",
+                    cluster.node()
+                )
+            })?;
         }
         let http = match starting {
             Some(starting) => Some(starting.ready().await?),
@@ -189,6 +207,14 @@ impl RunningServer {
         self.http_addr
     }
 
+    /// The cluster route listener's bound address, if clustering is on.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.shared
+            .cluster
+            .get()
+            .and_then(herald_cluster::Cluster::route_addr)
+    }
+
     /// The NATS listener's bound address, if it is on.
     pub fn nats_addr(&self) -> Option<SocketAddr> {
         self.nats_addr
@@ -228,6 +254,9 @@ impl RunningServer {
         if let Some(mqtt) = &self.mqtt {
             // Connections are closed and their Wills published: save the sessions.
             mqtt.stop().await;
+        }
+        if let Some(cluster) = self.shared.cluster.get() {
+            cluster.stop().await;
         }
         let store = self.shared.store.clone();
         // Stores what is queued, syncs, and saves consumer progress.

@@ -51,6 +51,8 @@ pub struct Shared {
     pub clients: crate::clients::ClientRegistry,
     /// Where the listeners listen, once bound (for monitoring).
     pub listeners: std::sync::OnceLock<ListenerAddrs>,
+    /// This node's cluster, when clustering is on.
+    pub cluster: std::sync::OnceLock<herald_cluster::Cluster>,
     /// Monitoring requests by path (`/varz`'s `http_req_stats`).
     pub monitor_requests: Mutex<std::collections::BTreeMap<String, u64>>,
     connections: Arc<Semaphore>,
@@ -123,6 +125,7 @@ impl Shared {
             reloads: tokio::sync::watch::Sender::new(0),
             clients: crate::clients::ClientRegistry::default(),
             listeners: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
             monitor_requests: Mutex::new(std::collections::BTreeMap::new()),
             per_ip: Arc::new(Mutex::new(HashMap::new())),
         }

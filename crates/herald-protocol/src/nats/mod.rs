@@ -235,6 +235,13 @@ pub struct ServerInfo {
     /// Nonce the client signs for nkey/JWT authentication.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Other servers of the cluster the client may connect to
+    /// (`host:port`), for failover.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
+    /// The cluster's name, when clustered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 // serde's `skip_serializing_if` hands the field by reference.

@@ -54,7 +54,9 @@ pub fn start(store: Store, tracker: &TaskTracker, shutdown: CancellationToken) {
     let (tx, rx) = mpsc::channel(QUEUED_REQUESTS);
     let conn = broker.new_conn_id();
     for pattern in API_PATTERNS.iter().filter_map(|p| Pattern::new(p).ok()) {
-        let spec = SubscribeSpec::internal(pattern, conn);
+        let mut spec = SubscribeSpec::internal(pattern, conn);
+        // Every node of a cluster answers its own API requests.
+        spec.node_local = true;
         broker.subscribe_sink(spec, Arc::new(ApiSink { tx: tx.clone() }));
     }
     tracker.spawn(serve(store, broker, rx, shutdown));

@@ -219,7 +219,10 @@ fn server_info(
 ) -> ServerInfo {
     ServerInfo {
         server_id: shared.server_id.clone(),
-        server_name: shared.server_id.clone(),
+        server_name: shared
+            .cluster
+            .get()
+            .map_or_else(|| shared.server_id.clone(), |c| c.node().to_owned()),
         version: REPORTED_VERSION.to_owned(),
         proto: 1,
         go: "herald".to_owned(),
@@ -231,6 +234,12 @@ fn server_info(
         client_ip: peer.ip().to_string(),
         jetstream: true,
         auth_required: shared.users_required(),
+        connect_urls: shared
+            .cluster
+            .get()
+            .map(herald_cluster::Cluster::connect_urls)
+            .unwrap_or_default(),
+        cluster: shared.cluster.get().map(|c| c.name().to_owned()),
         ..ServerInfo::default()
     }
 }

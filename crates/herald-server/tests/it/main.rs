@@ -8,6 +8,7 @@
 mod auth;
 mod binary;
 mod browser;
+mod cluster;
 mod common;
 mod durability;
 mod http;

@@ -8,6 +8,7 @@
 //! | `/connz` | [`connz`] |
 //! | `/subsz`, `/subscriptionsz` | [`subsz`] |
 //! | `/jsz` | [`jsz`] |
+//! | `/routez` | here: the cluster's routes |
 //! | `/healthz` | here |
 //!
 //! Served on the web port and, with `--monitor ADDR`, on a port of their
@@ -40,6 +41,7 @@ pub(super) fn routes() -> Router<Web> {
         .route("/subsz", page(subsz::page))
         .route("/subscriptionsz", page(subsz::page))
         .route("/jsz", page(jsz::page))
+        .route("/routez", page(routez))
         .route("/healthz", get(healthz))
         .layer(axum::middleware::from_fn(
             |request: Request, next: Next| async move {
@@ -67,7 +69,7 @@ pub(super) async fn count(State(web): State<Web>, request: Request, next: Next) 
     let path = request.uri().path();
     if matches!(
         path,
-        "/varz" | "/connz" | "/subsz" | "/subscriptionsz" | "/jsz" | "/healthz"
+        "/varz" | "/connz" | "/subsz" | "/subscriptionsz" | "/jsz" | "/routez" | "/healthz"
     ) {
         *web.shared
             .monitor_requests
@@ -76,6 +78,38 @@ pub(super) async fn count(State(web): State<Web>, request: Request, next: Next) 
             .or_default() += 1;
     }
     next.run(request).await
+}
+
+/// `/routez`: this node's routes to the other nodes of its cluster, in
+/// nats-server's shape (`num_routes`, `routes[]` with `remote_name`).
+fn routez(web: &Web, _query: &HashMap<String, String>) -> Result<Value, BadQuery> {
+    let shared = &web.shared;
+    let cluster = shared.cluster.get();
+    let routes: Vec<Value> = cluster
+        .map(herald_cluster::Cluster::routes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "remote_name": r.node,
+                "remote_id": r.node,
+                "did_solicit": r.dialed,
+                "is_configured": r.dialed,
+                "ip": r.route.rsplit_once(':').map_or("", |(ip, _)| ip),
+                "port": r.route.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()),
+                "subscriptions": r.interests,
+                "uptime": uptime(Duration::from_secs(r.uptime_secs)),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "server_id": shared.server_id,
+        "server_name": cluster.map_or(shared.server_id.as_str(), herald_cluster::Cluster::node),
+        "now": time(now()),
+        "cluster": cluster.map(herald_cluster::Cluster::name),
+        "num_routes": routes.len(),
+        "routes": routes,
+    }))
 }
 
 /// `/healthz`: herald's streams are recovered before any listener opens,

@@ -1,0 +1,533 @@
+//! The cluster as one node sees it: its routes (a full mesh, one per other
+//! node), the interests it announces to them, dialing and redialing peers,
+//! and learning further peers from the ones it meets (gossip).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ahash::AHashMap;
+use bytes::BytesMut;
+use herald_core::{Broker, Interest, InterestObserver, QueueName};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::route::{self, Route, key_of};
+use crate::wire::{self, Frame, Info, InterestKey};
+
+/// How a node joins a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster.
+    pub node: String,
+    /// The cluster's name: routes to nodes of another cluster are refused.
+    pub name: String,
+    /// Where the route listener binds.
+    pub listen: SocketAddr,
+    /// Route addresses of other nodes to dial (more are learned from them).
+    pub peers: Vec<String>,
+    /// A secret every node must prove it knows (checked both ways with a
+    /// challenge; it never crosses the wire). `None`: none.
+    pub secret: Option<String>,
+}
+
+/// How often a route is pinged; three intervals without a frame close it.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// Longest a route may take to introduce itself.
+const HANDSHAKE: Duration = Duration::from_secs(5);
+/// Largest frame accepted from a peer.
+const MAX_FRAME: usize = 72 << 20;
+
+/// A node's view of its cluster. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClusterConfig,
+    broker: Broker,
+    state: Mutex<State>,
+    /// The route listener's bound address, once started.
+    route_addr: Mutex<Option<SocketAddr>>,
+    /// Where this node's NATS clients connect.
+    client_urls: Mutex<Vec<String>>,
+    /// Peer route addresses with a dialer running.
+    dialing: Mutex<BTreeSet<String>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Local subscriptions per announced interest.
+    interests: AHashMap<InterestKey, usize>,
+    /// Live routes by peer node name.
+    routes: BTreeMap<String, Arc<Route>>,
+}
+
+/// What `/routez` shows of one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSummary {
+    /// The peer's node name.
+    pub node: String,
+    /// The peer's route address.
+    pub route: String,
+    /// Whether this node dialed it.
+    pub dialed: bool,
+    /// The peer's interests this node holds.
+    pub interests: usize,
+    /// Seconds since it was established.
+    pub uptime_secs: u64,
+}
+
+/// Announces local subscription changes to every route.
+struct Observer(Weak<Inner>);
+
+impl InterestObserver for Observer {
+    fn changed(&self, interest: &Interest, queue: Option<&QueueName>, added: bool) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let key = key_of(interest, queue);
+        let mut state = inner.state.lock();
+        let count = state.interests.entry(key.clone()).or_default();
+        let announce = if added {
+            *count += 1;
+            *count == 1
+        } else {
+            *count = count.saturating_sub(1);
+            *count == 0
+        };
+        if *count == 0 {
+            state.interests.remove(&key);
+        }
+        if announce {
+            for route in state.routes.values() {
+                route.announce(&key, added);
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// Joins `broker` to a cluster: from now on its subscriptions are
+    /// counted for announcing. Call it before anything subscribes; then
+    /// [`start`](Self::start) once the client listeners are bound.
+    pub fn new(broker: Broker, config: ClusterConfig) -> Self {
+        let inner = Arc::new(Inner {
+            config,
+            broker: broker.clone(),
+            state: Mutex::new(State::default()),
+            route_addr: Mutex::new(None),
+            client_urls: Mutex::new(Vec::new()),
+            dialing: Mutex::new(BTreeSet::new()),
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        });
+        if !broker.observe_interest(Arc::new(Observer(Arc::downgrade(&inner)))) {
+            tracing::error!(
+                "the broker has an interest observer already: routes will miss interest"
+            );
+        }
+        Self { inner }
+    }
+
+    /// Binds the route listener and dials the configured peers. `client_urls`
+    /// are where this node's NATS clients connect (told to other nodes for
+    /// their clients' `connect_urls`).
+    ///
+    /// # Errors
+    /// The route listener cannot bind.
+    pub async fn start(&self, client_urls: Vec<String>) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(self.inner.config.listen).await?;
+        let addr = listener.local_addr()?;
+        *self.inner.route_addr.lock() = Some(addr);
+        *self.inner.client_urls.lock() = client_urls;
+        tracing::info!(
+            node = %self.inner.config.node,
+            cluster = %self.inner.config.name,
+            %addr,
+            "cluster routes listening"
+        );
+        let inner = self.inner.clone();
+        self.inner.tracker.spawn(accept(inner, listener));
+        for peer in self.inner.config.peers.clone() {
+            dial_later(&self.inner, peer);
+        }
+        Ok(addr)
+    }
+
+    /// Closes every route and stops dialing; waits for the route tasks.
+    pub async fn stop(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.config.node
+    }
+
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The route listener's address, once started.
+    pub fn route_addr(&self) -> Option<SocketAddr> {
+        *self.inner.route_addr.lock()
+    }
+
+    /// The live routes, by peer name.
+    pub fn routes(&self) -> Vec<RouteSummary> {
+        self.inner
+            .state
+            .lock()
+            .routes
+            .values()
+            .map(|r| RouteSummary {
+                node: r.info.node.clone(),
+                route: r.info.route.clone(),
+                dialed: r.dialed,
+                interests: r.interests(),
+                uptime_secs: r.since.elapsed().as_secs(),
+            })
+            .collect()
+    }
+
+    /// Where the other nodes' NATS clients connect (`connect_urls`).
+    pub fn connect_urls(&self) -> Vec<String> {
+        self.inner
+            .state
+            .lock()
+            .routes
+            .values()
+            .flat_map(|r| r.info.client_urls.iter().cloned())
+            .collect()
+    }
+}
+
+impl Inner {
+    /// This node's `INFO` for a new route, with `nonce` as its challenge.
+    fn info(&self, nonce: String) -> Info {
+        let peers = self
+            .state
+            .lock()
+            .routes
+            .values()
+            .map(|r| r.info.route.clone())
+            .collect();
+        Info {
+            node: self.config.node.clone(),
+            cluster: self.config.name.clone(),
+            route: self
+                .route_addr
+                .lock()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            client_urls: self.client_urls.lock().clone(),
+            peers,
+            nonce,
+        }
+    }
+
+    /// The proof that `node` knows the secret, for the challenge `nonce`.
+    fn proof(&self, nonce: &str, node: &str) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        hash.update(b"herald-route\0");
+        hash.update(self.config.secret.as_deref().unwrap_or_default().as_bytes());
+        hash.update(b"\0");
+        hash.update(nonce.as_bytes());
+        hash.update(b"\0");
+        hash.update(node.as_bytes());
+        hash.finalize().into()
+    }
+
+    /// Whether a route to `node` at `addr` is up (its dialer may rest).
+    fn connected_to(&self, addr: &str) -> bool {
+        self.state
+            .lock()
+            .routes
+            .values()
+            .any(|r| r.info.route == addr)
+    }
+
+    /// Makes `route` the route to its node, announcing every local interest
+    /// to it; `false` when another route to that node is kept instead.
+    /// Between two routes to one node both ends keep the one dialed by the
+    /// node whose name sorts first, so simultaneous dials settle on one.
+    fn register(&self, route: &Arc<Route>) -> bool {
+        let me = &self.config.node;
+        let peer = &route.info.node;
+        let dialer = |r: &Route| if r.dialed { me } else { peer };
+        let first = me.min(peer);
+        let mut state = self.state.lock();
+        if let Some(existing) = state.routes.get(peer) {
+            let keep_existing = dialer(existing) == first || dialer(route) != first;
+            if keep_existing {
+                return false;
+            }
+            existing.cancel.cancel();
+        }
+        for key in state.interests.keys() {
+            route.announce(key, true);
+        }
+        state.routes.insert(peer.clone(), route.clone());
+        true
+    }
+
+    fn unregister(&self, route: &Arc<Route>) {
+        let mut state = self.state.lock();
+        if state
+            .routes
+            .get(&route.info.node)
+            .is_some_and(|r| Arc::ptr_eq(r, route))
+        {
+            state.routes.remove(&route.info.node);
+        }
+    }
+}
+
+async fn accept(inner: Arc<Inner>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let inner2 = inner.clone();
+                    inner.tracker.spawn(async move {
+                        if let Err(error) = serve(inner2, stream, false).await {
+                            error.log(&peer.to_string());
+                        }
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a route failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Starts a dialer for `addr` unless one runs or it is this node.
+fn dial_later(inner: &Arc<Inner>, addr: String) {
+    let own = inner.route_addr.lock().map(|a| a.to_string());
+    if own.as_deref() == Some(addr.as_str()) || !inner.dialing.lock().insert(addr.clone()) {
+        return;
+    }
+    let inner2 = inner.clone();
+    inner.tracker.spawn(dial(inner2, addr));
+}
+
+/// Keeps a route to `addr` up: dials, and dials again (backing off to 2 s)
+/// whenever no route to it is up, until shutdown.
+async fn dial(inner: Arc<Inner>, addr: String) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        if !inner.connected_to(&addr) {
+            match TcpStream::connect(&addr).await {
+                Ok(stream) => {
+                    backoff = Duration::from_millis(50);
+                    if let Err(error) = serve(inner.clone(), stream, true).await {
+                        error.log(&addr);
+                    }
+                }
+                Err(error) => tracing::trace!(%addr, %error, "dial failed"),
+            }
+        }
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Why a route ended.
+#[derive(Debug, thiserror::Error)]
+enum RouteError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Wire(#[from] wire::WireError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl RouteError {
+    /// A refused route is worth a warning (a misconfigured node); a route
+    /// that broke is not (the peer stopped, the network went).
+    fn log(&self, peer: &str) {
+        match self {
+            Self::Refused(reason) => tracing::warn!(%peer, "route refused: {reason}"),
+            other => tracing::debug!(%peer, "route ended: {other}"),
+        }
+    }
+}
+
+/// Runs one route connection: handshake, then frames until it closes.
+async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<(), RouteError> {
+    let _ = stream.set_nodelay(true);
+    let peer_ip = stream.peer_addr()?.ip();
+    let (mut reader, mut writer) = stream.into_split();
+    let nonce = hex(&rand::random::<[u8; 16]>());
+    writer
+        .write_all(&route::frame_bytes(&Frame::Info(inner.info(nonce.clone()))))
+        .await?;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let handshake = async {
+        let mut peer: Option<Info> = None;
+        loop {
+            while let Some(frame) = wire::parse(&mut buf, MAX_FRAME)? {
+                match (frame, &peer) {
+                    (Frame::Info(info), None) => {
+                        if info.cluster != inner.config.name {
+                            return Err(RouteError::Refused(format!(
+                                "cluster {:?} is not {:?}",
+                                info.cluster, inner.config.name
+                            )));
+                        }
+                        if info.node == inner.config.node {
+                            return Err(RouteError::Refused("a route to itself".into()));
+                        }
+                        let proof = inner.proof(&info.nonce, &inner.config.node);
+                        writer
+                            .write_all(&route::frame_bytes(&Frame::Auth(proof)))
+                            .await?;
+                        peer = Some(info);
+                    }
+                    (Frame::Auth(proof), Some(info)) => {
+                        let expected = inner.proof(&nonce, &info.node);
+                        if !constant_time_eq(&proof, &expected) {
+                            let refusal = Frame::Err("route authorization failed".into());
+                            let _ = writer.write_all(&route::frame_bytes(&refusal)).await;
+                            return Err(RouteError::Refused(format!(
+                                "{} does not know the cluster secret",
+                                info.node
+                            )));
+                        }
+                        return Ok(info.clone());
+                    }
+                    (Frame::Err(text), _) => return Err(RouteError::Refused(text)),
+                    _ => return Err(RouteError::Refused("unexpected frame in handshake".into())),
+                }
+            }
+            if reader.read_buf(&mut buf).await? == 0 {
+                return Err(RouteError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    };
+    let mut info = tokio::time::timeout(HANDSHAKE, handshake)
+        .await
+        .map_err(|_| RouteError::Refused("handshake timed out".into()))??;
+    // A route listener on 0.0.0.0 is reached at the address we reached it on.
+    if let Ok(addr) = info.route.parse::<SocketAddr>()
+        && addr.ip().is_unspecified()
+    {
+        info.route = SocketAddr::new(peer_ip, addr.port()).to_string();
+    }
+    for addr in &info.peers {
+        dial_later(&inner, addr.clone());
+    }
+    let cancel = inner.shutdown.child_token();
+    let route = Arc::new(Route::new(
+        info,
+        dialed,
+        inner.broker.new_conn_id(),
+        cancel.clone(),
+    ));
+    if !inner.register(&route) {
+        tracing::debug!(node = %route.info.node, "duplicate route closed");
+        return Ok(());
+    }
+    tracing::info!(node = %route.info.node, route = %route.info.route, dialed, "route up");
+    let writer_task = inner.tracker.spawn(route::write(route.clone(), writer));
+    let result = read(&inner, &route, &mut reader, &mut buf).await;
+    inner.unregister(&route);
+    route.clear(&inner.broker);
+    route.outbox.close(herald_core::CloseReason::Finished);
+    cancel.cancel();
+    let _ = writer_task.await;
+    tracing::info!(node = %route.info.node, "route down");
+    result
+}
+
+/// Reads the peer's frames until the route closes.
+async fn read(
+    inner: &Inner,
+    route: &Arc<Route>,
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+) -> Result<(), RouteError> {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut silent = 0u32;
+    loop {
+        while let Some(frame) = wire::parse(buf, MAX_FRAME)? {
+            match frame {
+                Frame::Sub(key) => route.peer_subscribed(&inner.broker, key),
+                Frame::Unsub(key) => route.peer_unsubscribed(&inner.broker, &key),
+                Frame::Msg(msg) => {
+                    let shard = msg.shard;
+                    let queue = msg
+                        .queue
+                        .clone()
+                        .and_then(|q| QueueName::from_bytes(q).ok());
+                    let msg = route::message_of(msg);
+                    if shard {
+                        inner.broker.deliver_shard_from_route(route.conn, &msg);
+                    } else {
+                        inner
+                            .broker
+                            .deliver_from_route(route.conn, &msg, queue.as_ref());
+                    }
+                }
+                Frame::Ping => {
+                    route
+                        .outbox
+                        .push_control(|b| wire::encode_control(b, &Frame::Pong));
+                }
+                Frame::Pong => {}
+                Frame::Err(text) => return Err(RouteError::Refused(text)),
+                Frame::Info(_) | Frame::Auth(_) => {
+                    return Err(RouteError::Refused(
+                        "handshake frame on a live route".into(),
+                    ));
+                }
+            }
+        }
+        tokio::select! {
+            () = route.cancel.cancelled() => return Ok(()),
+            _ = ping.tick() => {
+                silent += 1;
+                if silent > 3 {
+                    return Err(RouteError::Io(std::io::ErrorKind::TimedOut.into()));
+                }
+                route.outbox.push_control(|b| wire::encode_control(b, &Frame::Ping));
+            }
+            read = reader.read_buf(buf) => match read? {
+                0 => return Ok(()),
+                _ => silent = 0,
+            },
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,472 @@
+//! Three herald processes on loopback acting as one broker: routes form a
+//! full mesh from one seed, interest crosses so a message published on one
+//! node reaches subscribers of every protocol on the others (once per
+//! subscription), queue groups spanning nodes deliver each message once and
+//! prefer a local member, request/reply crosses, NATS clients learn the
+//! other nodes, and a node with the wrong secret or cluster name is kept out.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::binary::{HERALD, WaitOnDrop};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One herald process of a test cluster.
+struct Node {
+    _child: WaitOnDrop,
+    /// Its log lines after start-up.
+    log: std::sync::mpsc::Receiver<String>,
+    nats: SocketAddr,
+    redis: SocketAddr,
+    http: SocketAddr,
+    route: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+/// Starts node `name` of cluster `cluster` dialing `peers`, with `secret`.
+fn node_with(name: &str, cluster: &str, secret: &str, peers: &[SocketAddr]) -> Node {
+    let data = tempfile::tempdir().expect("temp dir");
+    let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+    let mut cmd = Command::new(HERALD);
+    cmd.args([
+        "--nats",
+        "127.0.0.1:0",
+        "--redis",
+        "127.0.0.1:0",
+        "--mqtt",
+        "off",
+        "--http",
+        "127.0.0.1:0",
+        "--cluster",
+        "127.0.0.1:0",
+        "--node",
+        name,
+        "--cluster-name",
+        cluster,
+        "--threads",
+        "1",
+    ])
+    .arg("--data-dir")
+    .arg(data.path())
+    .env("RUST_LOG", "info")
+    .env("NO_COLOR", "1")
+    .env("HERALD_CLUSTER_SECRET", secret);
+    if !peers.is_empty() {
+        cmd.arg("--peers").arg(peers.join(","));
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("herald starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let (mut nats, mut redis, mut http, mut route) = (None, None, None, None);
+    while route.is_none() {
+        let line = lines
+            .next()
+            .expect("herald logs before exiting")
+            .expect("readable log");
+        let addr = || -> SocketAddr {
+            line.split("addr=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+                .expect("an address")
+        };
+        if line.contains("cluster routes listening") {
+            route = Some(addr());
+        } else if line.contains("listening") {
+            let slot = if line.contains("\"nats\"") {
+                &mut nats
+            } else if line.contains("\"redis\"") {
+                &mut redis
+            } else if line.contains("\"http\"") {
+                &mut http
+            } else {
+                continue;
+            };
+            *slot = Some(addr());
+        }
+    }
+    let (tx, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Node {
+        _child: WaitOnDrop(child),
+        log,
+        nats: nats.expect("nats address"),
+        redis: redis.expect("redis address"),
+        http: http.expect("http address"),
+        route: route.expect("route address"),
+        _data: data,
+    }
+}
+
+fn node(name: &str, peers: &[SocketAddr]) -> Node {
+    node_with(name, "test", "s3cret", peers)
+}
+
+impl Node {
+    async fn nats(&self) -> async_nats::Client {
+        async_nats::connect(format!("nats://{}", self.nats))
+            .await
+            .expect("async-nats connects")
+    }
+
+    /// Waits for a log line containing `text`.
+    fn logged(&self, text: &str) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {text:?}"),
+            }
+        }
+    }
+
+    async fn routez(&self) -> serde_json::Value {
+        reqwest::get(format!("http://{}/routez", self.http))
+            .await
+            .expect("routez")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    /// Waits until this node has routes to exactly `peers` (by name).
+    async fn routed_to(&self, peers: &[&str]) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let routez = self.routez().await;
+            let mut names: Vec<String> = routez["routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["remote_name"].as_str().map(str::to_owned))
+                .collect();
+            names.sort();
+            if names == peers {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "routes {names:?}, wanted {peers:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Three nodes: b and c know only a; the mesh is learned.
+async fn three() -> (Node, Node, Node) {
+    let a = node("a", &[]);
+    let b = node("b", &[a.route]);
+    let c = node("c", &[a.route]);
+    a.routed_to(&["b", "c"]).await;
+    b.routed_to(&["a", "c"]).await;
+    c.routed_to(&["a", "b"]).await;
+    (a, b, c)
+}
+
+/// Publishes `probe` on `subject` from `publisher` until `subscriber` sees
+/// one: from then on the subscriber's interest is known where it publishes.
+async fn until_heard(
+    publisher: &async_nats::Client,
+    subject: &str,
+    subscriber: &mut async_nats::Subscriber,
+) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        publisher
+            .publish(subject.to_owned(), Bytes::from_static(b"probe"))
+            .await
+            .expect("publish");
+        publisher.flush().await.expect("flush");
+        if let Ok(Some(msg)) =
+            tokio::time::timeout(Duration::from_millis(100), subscriber.next()).await
+        {
+            assert_eq!(msg.payload.as_ref(), b"probe");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{subject} never crossed"
+        );
+    }
+}
+
+/// The next message that is not a probe.
+async fn next_real(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    loop {
+        let msg = tokio::time::timeout(PATIENCE, sub.next())
+            .await
+            .expect("a message in time")
+            .expect("subscription open");
+        if msg.payload.as_ref() != b"probe" {
+            return msg;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_crosses_to_every_interested_node_once_per_subscription() {
+    let (a, b, c) = three().await;
+    let on_a = a.nats().await;
+    let on_b = b.nats().await;
+    let on_c = c.nats().await;
+    // b: two overlapping patterns; c: one. Each subscription gets each
+    // message once, however many patterns of its node match.
+    let mut b_all = on_b.subscribe("orders.>").await.expect("sub");
+    let mut b_one = on_b.subscribe("orders.*").await.expect("sub");
+    let mut c_one = on_c.subscribe("orders.*").await.expect("sub");
+    on_b.flush().await.expect("flush");
+    on_c.flush().await.expect("flush");
+    until_heard(&on_a, "orders.probe", &mut b_all).await;
+    until_heard(&on_a, "orders.probe", &mut b_one).await;
+    until_heard(&on_a, "orders.probe", &mut c_one).await;
+    for i in 0..100 {
+        on_a.publish(format!("orders.{i}"), format!("{i}").into())
+            .await
+            .expect("publish");
+    }
+    on_a.flush().await.expect("flush");
+    for sub in [&mut b_all, &mut b_one, &mut c_one] {
+        for i in 0..100 {
+            let msg = next_real(sub).await;
+            assert_eq!(
+                msg.subject.as_str(),
+                format!("orders.{i}"),
+                "in order, once"
+            );
+        }
+    }
+
+    // Redis on c hears a NATS publish on a; a NATS subscriber on a hears a
+    // Redis PUBLISH on b.
+    let redis_c = redis::Client::open(format!("redis://{}", c.redis)).expect("url");
+    let mut pubsub = redis_c.get_async_pubsub().await.expect("pubsub");
+    pubsub.subscribe("chat").await.expect("subscribe");
+    let mut chat_on_a = on_a.subscribe("chat").await.expect("sub");
+    on_a.flush().await.expect("flush");
+    let redis_b = redis::Client::open(format!("redis://{}", b.redis)).expect("url");
+    let mut con_b = redis_b
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut messages = pubsub.on_message();
+    // Until both subscriptions are known on b.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("chat")
+            .arg("probe")
+            .query_async(&mut con_b)
+            .await
+            .expect("publish");
+        let heard_a = tokio::time::timeout(Duration::from_millis(100), chat_on_a.next())
+            .await
+            .is_ok();
+        let heard_c = tokio::time::timeout(Duration::from_millis(100), messages.next())
+            .await
+            .is_ok();
+        if heard_a && heard_c {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "chat never crossed");
+    }
+    on_a.publish("chat", "from nats on a".into())
+        .await
+        .expect("publish");
+    on_a.flush().await.expect("flush");
+    loop {
+        let msg = tokio::time::timeout(PATIENCE, messages.next())
+            .await
+            .expect("in time")
+            .expect("a message");
+        let text: String = msg.get_payload().expect("payload");
+        if text != "probe" {
+            assert_eq!(text, "from nats on a");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_queue_group_across_nodes_gets_each_message_once_and_prefers_a_local_member() {
+    let (a, b, c) = three().await;
+    let on_a = a.nats().await;
+    let on_b = b.nats().await;
+    let on_c = c.nats().await;
+    let mut worker_b = on_b
+        .queue_subscribe("jobs.*", "workers".into())
+        .await
+        .expect("sub");
+    let mut worker_c = on_c
+        .queue_subscribe("jobs.*", "workers".into())
+        .await
+        .expect("sub");
+    on_b.flush().await.expect("flush");
+    on_c.flush().await.expect("flush");
+    // Each member's node is known on a once a probe to it gets through:
+    // probes go round-robin between b and c.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let (mut heard_b, mut heard_c) = (false, false);
+    while !(heard_b && heard_c) {
+        on_a.publish("jobs.probe", "probe".into())
+            .await
+            .expect("publish");
+        on_a.flush().await.expect("flush");
+        tokio::select! {
+            Some(_) = worker_b.next() => heard_b = true,
+            Some(_) = worker_c.next() => heard_c = true,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "workers never known"
+        );
+    }
+    const N: usize = 200;
+    for i in 0..N {
+        on_a.publish(format!("jobs.{i}"), "job".into())
+            .await
+            .expect("publish");
+    }
+    on_a.flush().await.expect("flush");
+    // Every job exactly once, from whichever node's member got it.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut counts = [0usize; 2];
+    while seen.len() < N {
+        let (i, msg) = tokio::time::timeout(PATIENCE, async {
+            tokio::select! {
+                Some(msg) = worker_b.next() => (0, msg),
+                Some(msg) = worker_c.next() => (1, msg),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("only {} of {N} jobs: {counts:?}", seen.len()));
+        if msg.payload.as_ref() == b"probe" {
+            continue;
+        }
+        assert!(
+            seen.insert(msg.subject.to_string()),
+            "{} twice",
+            msg.subject
+        );
+        counts[i] += 1;
+    }
+    assert_eq!(seen.len(), N, "every job once: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "both nodes served: {counts:?}"
+    );
+
+    // A member on a itself now takes everything published on a.
+    let mut local = on_a
+        .queue_subscribe("jobs.*", "workers".into())
+        .await
+        .expect("sub");
+    on_a.flush().await.expect("flush");
+    for i in 0..20 {
+        on_a.publish(format!("jobs.local{i}"), "job".into())
+            .await
+            .expect("publish");
+    }
+    on_a.flush().await.expect("flush");
+    for _ in 0..20 {
+        let msg = tokio::time::timeout(PATIENCE, local.next())
+            .await
+            .expect("in time")
+            .expect("a job");
+        assert!(msg.subject.starts_with("jobs.local"), "{}", msg.subject);
+    }
+}
+
+#[tokio::test]
+async fn requests_cross_nodes_and_clients_learn_the_other_nodes() {
+    let (a, b, c) = three().await;
+    let on_a = a.nats().await;
+    let on_c = c.nats().await;
+    let mut service = on_c.subscribe("svc.echo").await.expect("sub");
+    on_c.flush().await.expect("flush");
+    let responder = tokio::spawn(async move {
+        while let Some(msg) = service.next().await {
+            if let Some(reply) = msg.reply {
+                on_c.publish(reply, msg.payload).await.expect("reply");
+                on_c.flush().await.expect("flush");
+            }
+        }
+    });
+    // Until c's service is known on a, a request may find no responders.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let answer = loop {
+        match on_a.request("svc.echo", "hello".into()).await {
+            Ok(answer) => break answer,
+            Err(_) => {
+                assert!(tokio::time::Instant::now() < deadline, "no answer");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(answer.payload.as_ref(), b"hello");
+    // Nobody anywhere: no responders, at once.
+    let err = on_a
+        .request("svc.nobody", "x".into())
+        .await
+        .expect_err("no responders");
+    assert_eq!(
+        err.kind(),
+        async_nats::client::RequestErrorKind::NoResponders
+    );
+    responder.abort();
+
+    // INFO tells a NATS client where the other nodes are.
+    let mut raw = tokio::net::TcpStream::connect(a.nats)
+        .await
+        .expect("connect");
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(&mut raw);
+    tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line)
+        .await
+        .expect("INFO");
+    let info: serde_json::Value =
+        serde_json::from_str(line.trim_start_matches("INFO ").trim()).expect("INFO JSON");
+    let mut urls: Vec<String> = info["connect_urls"]
+        .as_array()
+        .expect("connect_urls")
+        .iter()
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .collect();
+    urls.sort();
+    let mut expected = vec![b.nats.to_string(), c.nats.to_string()];
+    expected.sort();
+    assert_eq!(urls, expected);
+    assert_eq!(info["cluster"], "test");
+}
+
+#[tokio::test]
+async fn a_node_with_the_wrong_secret_or_cluster_name_is_kept_out() {
+    let a = node("a", &[]);
+    let b = node("b", &[a.route]);
+    a.routed_to(&["b"]).await;
+    let intruder = node_with("x", "test", "not-the-secret", &[a.route]);
+    a.logged("x does not know the cluster secret");
+    let stranger = node_with("y", "other", "s3cret", &[a.route]);
+    a.logged("cluster \"other\" is not \"test\"");
+    a.routed_to(&["b"]).await;
+    intruder.routed_to(&[]).await;
+    stranger.routed_to(&[]).await;
+    drop(b);
+}
