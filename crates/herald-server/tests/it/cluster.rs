@@ -470,3 +470,24 @@ async fn a_node_with_the_wrong_secret_or_cluster_name_is_kept_out() {
     stranger.routed_to(&[]).await;
     drop(b);
 }
+
+#[tokio::test]
+async fn a_killed_node_leaves_the_mesh_and_a_new_one_joins_it() {
+    let (a, b, c) = three().await;
+    drop(c); // SIGKILL
+    a.routed_to(&["b"]).await;
+    b.routed_to(&["a"]).await;
+    let on_a = a.nats().await;
+    let on_b = b.nats().await;
+    let mut sub = on_b.subscribe("still.here").await.expect("sub");
+    on_b.flush().await.expect("flush");
+    until_heard(&on_a, "still.here", &mut sub).await;
+    // A node started later, knowing only b, joins the whole mesh.
+    let d = node("d", &[b.route]);
+    a.routed_to(&["b", "d"]).await;
+    d.routed_to(&["a", "b"]).await;
+    let on_d = d.nats().await;
+    let mut on_d_sub = on_d.subscribe("still.here").await.expect("sub");
+    on_d.flush().await.expect("flush");
+    until_heard(&on_a, "still.here", &mut on_d_sub).await;
+}
