@@ -234,6 +234,7 @@ pub async fn compare(options: &CompareOptions) -> anyhow::Result<Report> {
         runs.extend(crate::passes::with_async_nats(&servers[..2], options).await);
     }
     runs.extend(crate::passes::stream_sizes(&servers[..2], options).await);
+    runs.extend(crate::passes::cluster(options).await);
     let rows = summarize(&runs, &options.params);
     let mut memory = Vec::new();
     for (server, per_idle_connection) in servers

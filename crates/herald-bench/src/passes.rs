@@ -61,6 +61,59 @@ pub(crate) async fn stream_sizes(servers: &[Server], options: &CompareOptions) -
     runs
 }
 
+/// The cluster rows: a three-node herald cluster and a three-node
+/// nats-server cluster, the cross-node fan-out against each, interleaved;
+/// server CPU is the three processes' sum.
+pub(crate) async fn cluster(options: &CompareOptions) -> Vec<Outcome> {
+    let clusters = match (
+        Server::herald_cluster(&options.herald),
+        Server::nats_cluster(),
+    ) {
+        (Ok(herald), Ok(nats)) => vec![herald, nats],
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("cluster rows skipped: {error:#}");
+            return Vec::new();
+        }
+    };
+    let mut runs = Vec::new();
+    for round in 0..options.rounds {
+        for &size in &options.sizes {
+            let params = Params {
+                size,
+                ..options.params.clone()
+            };
+            for i in 0..clusters.len() {
+                let nodes = &clusters[(i + round) % clusters.len()];
+                let urls: Vec<String> =
+                    nodes.iter().filter_map(|n| n.url(Protocol::Nats)).collect();
+                eprintln!(
+                    "round {}/{} · {} {size}B · {} (3 nodes)",
+                    round + 1,
+                    options.rounds,
+                    Scenario::ClusterFanout.label(&params),
+                    nodes[0].name
+                );
+                let cpu = || -> Option<Duration> { nodes.iter().map(Server::cpu_time).sum() };
+                let before = cpu();
+                let result = crate::raw_nats::run_across(&urls[0], &urls[1..], &params).await;
+                let after = cpu();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match result {
+                    Ok(mut outcome) => {
+                        outcome.target = nodes[0].name.clone();
+                        if let (Some(before), Some(after)) = (before, after) {
+                            outcome.server_cpu_secs = Some((after - before).as_secs_f64());
+                        }
+                        runs.push(outcome);
+                    }
+                    Err(error) => eprintln!("  failed: {error:#}"),
+                }
+            }
+        }
+    }
+    runs
+}
+
 /// `servers`, starting one further along each round.
 fn rotated(servers: &[Server], round: usize) -> impl Iterator<Item = &Server> {
     let n = servers.len().max(1);

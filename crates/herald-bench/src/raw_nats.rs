@@ -127,3 +127,49 @@ pub async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Resu
     })
     .await
 }
+
+/// The cross-node fan-out: a publisher on `publisher` (a node's URL), the
+/// subscribers spread over `subscribers` (the other nodes'). Interest
+/// crosses between nodes on its own time, so single probes are published
+/// until one reaches every subscriber; then the measured run starts.
+///
+/// # Errors
+/// Connection failures, or interest that never crossed.
+pub async fn run_across(
+    publisher: &str,
+    subscribers: &[String],
+    params: &Params,
+) -> anyhow::Result<Outcome> {
+    let scenario = Scenario::ClusterFanout;
+    let Some(shape) = scenario.shape(params) else {
+        bail!("no shape");
+    };
+    let tally = Tally::new();
+    let mut receivers = Vec::new();
+    for i in 0..shape.subscribers {
+        let url = &subscribers[i % subscribers.len()];
+        let (stream, buf) = connect(url, b"SUB bench.subject 1\r\n").await?;
+        receivers.push(spawn_counter(stream, buf, tally.clone(), scan_nats));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    'probing: loop {
+        let before = tally.received();
+        publish(publisher, params.size, 1, None).await?;
+        let sent = std::time::Instant::now();
+        while sent.elapsed() < Duration::from_millis(200) {
+            if tally.received() >= before + shape.subscribers as u64 {
+                break 'probing;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("interest never reached {publisher}");
+        }
+    }
+    tally.reset();
+    let setup = (scenario, Protocol::Nats, shape);
+    publish_and_finish(setup, params, &tally, receivers, |_, share| {
+        publish(publisher, params.size, share, params.duration)
+    })
+    .await
+}

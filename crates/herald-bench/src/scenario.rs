@@ -30,11 +30,14 @@ pub enum Scenario {
     JsConsume,
     /// The same through async-nats's JetStream API (`messages()`, `ack()`).
     JsConsumeClient,
+    /// Three nodes of a cluster: one publisher on the first, N subscribers
+    /// spread over the other two (every message crosses a route).
+    ClusterFanout,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Pub,
         Scenario::PubSub,
         Scenario::Fanout,
@@ -44,6 +47,7 @@ impl Scenario {
         Scenario::JsPub,
         Scenario::JsConsume,
         Scenario::JsConsumeClient,
+        Scenario::ClusterFanout,
     ];
 
     /// A short label for tables and charts.
@@ -58,6 +62,7 @@ impl Scenario {
             Scenario::JsPub => format!("stream pub ({} in flight)", params.js_window),
             Scenario::JsConsume => "stream pull+ack".to_owned(),
             Scenario::JsConsumeClient => "stream pull+ack (async-nats)".to_owned(),
+            Scenario::ClusterFanout => format!("1→{} across nodes", params.fanout),
         }
     }
 
@@ -66,7 +71,7 @@ impl Scenario {
         let (subscribers, publishers, queue) = match self {
             Scenario::Pub => (0, 1, false),
             Scenario::PubSub => (1, 1, false),
-            Scenario::Fanout => (params.fanout, 1, false),
+            Scenario::Fanout | Scenario::ClusterFanout => (params.fanout, 1, false),
             Scenario::Fanin => (1, params.fanin, false),
             Scenario::Queue => (params.queue, 1, true),
             Scenario::ReqRep
@@ -94,6 +99,10 @@ impl Scenario {
     /// Whether `protocol` has this traffic shape (Redis has no queue groups
     /// and no request/reply).
     pub fn supports(self, protocol: Protocol) -> bool {
+        if self == Scenario::ClusterFanout {
+            // Runs against clusters only (see `passes::cluster`).
+            return false;
+        }
         match protocol {
             Protocol::Nats => true,
             Protocol::Redis => {
@@ -383,6 +392,11 @@ impl Tally {
 
     pub(crate) fn disconnects(&self) -> u64 {
         self.disconnects.load(Ordering::Relaxed)
+    }
+
+    /// Forgets what was counted so far (the probes before a measured run).
+    pub(crate) fn reset(&self) {
+        self.received.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn stop(&self) -> &CancellationToken {

@@ -175,6 +175,76 @@ impl Server {
         Self::launch(name, &mut cmd, endpoints, Some(tempfile_dir::Dir(data)))
     }
 
+    /// Three herald nodes clustered on loopback (`herald` node a, b, c; b
+    /// and c are told of a and learn each other).
+    ///
+    /// # Errors
+    /// A node cannot start.
+    pub fn herald_cluster(path: &Path) -> anyhow::Result<Vec<Self>> {
+        let routes: Vec<SocketAddr> = (0..3)
+            .map(|_| free_port().map(|p| SocketAddr::from(([127, 0, 0, 1], p))))
+            .collect::<Result<_, _>>()?;
+        let mut nodes = Vec::new();
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let nats = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let data = std::env::temp_dir().join(format!("herald-bench-{}", nats.port()));
+            let mut cmd = Command::new(path);
+            cmd.arg("--nats")
+                .arg(nats.to_string())
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["--http", "off", "--redis", "off", "--mqtt", "off"])
+                .args(["--node", name, "--cluster-name", "bench", "--cluster"])
+                .arg(routes[i].to_string())
+                .env("RUST_LOG", "warn");
+            if i > 0 {
+                cmd.arg("--peers").arg(routes[0].to_string());
+            }
+            nodes.push(Self::launch(
+                "herald",
+                &mut cmd,
+                vec![(Protocol::Nats, nats)],
+                Some(tempfile_dir::Dir(data)),
+            )?);
+        }
+        Ok(nodes)
+    }
+
+    /// Three newest nats-server nodes clustered on loopback, each routed to
+    /// the others.
+    ///
+    /// # Errors
+    /// Not installed, or a node does not start.
+    pub fn nats_cluster() -> anyhow::Result<Vec<Self>> {
+        let program = newest_nats_server()?;
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_, _>>()?;
+        let mut nodes = Vec::new();
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let data = std::env::temp_dir().join(format!("herald-bench-nats-{}", addr.port()));
+            let others: Vec<String> = routes
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
+                .collect();
+            nodes.push(Self::launch(
+                "nats-server",
+                Command::new(&program)
+                    .args(["-a", "127.0.0.1", "-p", &addr.port().to_string()])
+                    .args(["-n", name, "--cluster_name", "bench", "--cluster"])
+                    .arg(format!("nats://127.0.0.1:{}", routes[i]))
+                    .arg("--routes")
+                    .arg(others.join(","))
+                    .args(["-js", "-sd"])
+                    .arg(&data),
+                vec![(Protocol::Nats, addr)],
+                Some(tempfile_dir::Dir(data)),
+            )?);
+        }
+        Ok(nodes)
+    }
+
     /// Starts the newest nats-server (see [`newest_nats_server`]).
     ///
     /// # Errors

@@ -103,6 +103,7 @@ pub fn markdown(report: &Report) -> String {
     core_async_nats(&mut md, report);
     streams(&mut md, report);
     stream_sizes(&mut md, report);
+    cluster(&mut md, report);
     stuck(&mut md, report);
     mqtt(&mut md, report);
     latency(&mut md, report);
@@ -171,6 +172,7 @@ fn core(md: &mut String, report: &Report) {
     let body: Vec<Vec<String>> = rows
         .iter()
         .filter(|r| r.client == Client::Raw && r.p99_us.is_none() && !r.scenario.is_stream())
+        .filter(|r| r.scenario != Scenario::ClusterFanout)
         .filter(|r| r.target.protocol == "nats" || r.target.protocol == "redis")
         .filter(|r| seen.insert((r.scenario as usize, r.size)))
         .map(|row| {
@@ -225,6 +227,42 @@ fn core(md: &mut String, report: &Report) {
          had them (redis-server closes subscribers past its 32 MB output-buffer limit; \
          herald's publishers wait for slower subscribers, up to a bound, and cut off those \
          that stop reading: see *Stuck subscribers*).\n"
+    );
+}
+
+fn cluster(md: &mut String, report: &Report) {
+    let rows = &report.rows;
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|r| r.scenario == Scenario::ClusterFanout && r.target.server == "herald")
+        .map(|row| {
+            let mut cells = vec![row.label.clone(), format!("{} B", row.size)];
+            cells.extend(versus(rows, row, "nats-server", "nats"));
+            cells.push(per_server(rows, row, |r| r.lost));
+            cells
+        })
+        .collect();
+    if body.is_empty() {
+        return;
+    }
+    section(
+        md,
+        "## Cluster: three nodes on this machine",
+        "Three herald nodes (routes learned from one seed) against three nats-server \
+         nodes (`--cluster`, `--routes`), all on loopback and on these two cores: one \
+         publisher on the first node, the subscribers spread over the other two, so \
+         every message crosses a route. Lean NATS clients; CPU/msg is the three \
+         processes' sum. Replicated-stream rows come with replicated streams.",
+        &[
+            "scenario",
+            "size",
+            "herald",
+            "nats-server",
+            "herald / nats-server",
+            "CPU/msg herald · nats-server",
+            "lost",
+        ],
+        &body,
     );
 }
 
