@@ -432,12 +432,16 @@ async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<(),
     let mut info = tokio::time::timeout(HANDSHAKE, handshake)
         .await
         .map_err(|_| RouteError::Refused("handshake timed out".into()))??;
-    // A route listener on 0.0.0.0 is reached at the address we reached it on.
-    if let Ok(addr) = info.route.parse::<SocketAddr>()
-        && addr.ip().is_unspecified()
-    {
-        info.route = SocketAddr::new(peer_ip, addr.port()).to_string();
-    }
+    // A listener on 0.0.0.0 is reached at the address we reached the peer on.
+    let reachable = |advertised: &mut String| {
+        if let Ok(addr) = advertised.parse::<SocketAddr>()
+            && addr.ip().is_unspecified()
+        {
+            *advertised = SocketAddr::new(peer_ip, addr.port()).to_string();
+        }
+    };
+    reachable(&mut info.route);
+    info.client_urls.iter_mut().for_each(reachable);
     for addr in &info.peers {
         dial_later(&inner, addr.clone());
     }

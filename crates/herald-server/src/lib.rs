@@ -46,10 +46,23 @@ pub use config::{Config, Ready};
 
 /// What to warn an operator of at start: a listener reachable beyond this
 /// machine while no users are configured (anyone who reaches it may publish,
-/// subscribe to everything and read every stream).
-pub fn exposure_warning(ready: &Ready) -> Option<String> {
+/// subscribe to everything and read every stream), and a cluster route
+/// listener reachable beyond it without a secret (anyone may join).
+pub fn exposure_warnings(ready: &Ready) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(cluster) = &ready.cluster
+        && cluster.secret.is_none()
+        && !cluster.listen.ip().is_loopback()
+    {
+        warnings.push(format!(
+            "the cluster route listener on {} has no secret: anything that reaches it can \
+             join the cluster and receive every message. Set --cluster-secret (or \
+             [cluster] secret) on every node.",
+            cluster.listen
+        ));
+    }
     if ready.users.required() {
-        return None;
+        return warnings;
     }
     let open: Vec<String> = [
         ("nats", ready.nats),
@@ -64,15 +77,16 @@ pub fn exposure_warning(ready: &Ready) -> Option<String> {
             .map(|a| format!("{name} on {a}"))
     })
     .collect();
-    (!open.is_empty()).then(|| {
-        format!(
+    if !open.is_empty() {
+        warnings.push(format!(
             "no users are configured and {} can be reached from other machines: anyone who \
              connects may publish, subscribe to every subject and read every stream. Add \
              [[users]] to the config (`herald config` shows an example, `herald passwd` \
              hashes a password) or bind the listeners to 127.0.0.1.",
             open.join(", ")
-        )
-    })
+        ));
+    }
+    warnings
 }
 pub use server::RunningServer;
 

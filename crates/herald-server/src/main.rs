@@ -161,7 +161,7 @@ fn check_config(config: Option<&Config>) -> ExitCode {
                 }
             }
             println!("  data     {}", ready.data_dir.display());
-            if let Some(warning) = herald_server::exposure_warning(&ready) {
+            for warning in herald_server::exposure_warnings(&ready) {
                 println!("warning: {warning}");
             }
             ExitCode::SUCCESS
@@ -193,7 +193,7 @@ fn passwd() -> anyhow::Result<()> {
 async fn serve(config: Config, source: herald_server::reload::ConfigSource) -> anyhow::Result<()> {
     init_logging(&config.log, config.log_format);
     let ready = config.validate()?;
-    if let Some(warning) = herald_server::exposure_warning(&ready) {
+    for warning in herald_server::exposure_warnings(&ready) {
         tracing::warn!("{warning}");
     }
     herald_server::serve(ready, source).await
