@@ -94,8 +94,12 @@ pub(crate) async fn cluster(options: &CompareOptions) -> Vec<Outcome> {
                     nodes[0].name
                 );
                 let cpu = || -> Option<Duration> { nodes.iter().map(Server::cpu_time).sum() };
-                let before = cpu();
-                let result = crate::raw_nats::run_across(&urls[0], &urls[1..], &params).await;
+                // From when interest has crossed: probing is not measured.
+                let mut before = None;
+                let result = crate::raw_nats::run_across(&urls[0], &urls[1..], &params, || {
+                    before = cpu();
+                })
+                .await;
                 let after = cpu();
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 match result {

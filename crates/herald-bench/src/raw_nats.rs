@@ -139,6 +139,7 @@ pub async fn run_across(
     publisher: &str,
     subscribers: &[String],
     params: &Params,
+    ready: impl FnOnce(),
 ) -> anyhow::Result<Outcome> {
     let scenario = Scenario::ClusterFanout;
     let Some(shape) = scenario.shape(params) else {
@@ -153,7 +154,17 @@ pub async fn run_across(
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     'probing: loop {
-        let before = tally.received();
+        // From a quiet tally, so late copies of earlier probes (which
+        // reached only some nodes) are not mistaken for this one's.
+        let mut before = tally.received();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = tally.received();
+            if now == before {
+                break;
+            }
+            before = now;
+        }
         publish(publisher, params.size, 1, None).await?;
         let sent = std::time::Instant::now();
         while sent.elapsed() < Duration::from_millis(200) {
@@ -167,6 +178,7 @@ pub async fn run_across(
         }
     }
     tally.reset();
+    ready();
     let setup = (scenario, Protocol::Nats, shape);
     publish_and_finish(setup, params, &tally, receivers, |_, share| {
         publish(publisher, params.size, share, params.duration)

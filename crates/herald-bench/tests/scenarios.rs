@@ -81,10 +81,14 @@ async fn every_scenario_delivers_everything() {
     }
     // The cross-node fan-out's probing and counting, with one node playing
     // every part (the three-node runs are `herald-bench compare`'s).
-    let outcome =
-        herald_bench::raw_nats::run_across(&nats, std::slice::from_ref(&nats), &small(Client::Raw))
-            .await
-            .expect("cluster fan-out runs");
+    let outcome = herald_bench::raw_nats::run_across(
+        &nats,
+        std::slice::from_ref(&nats),
+        &small(Client::Raw),
+        || {},
+    )
+    .await
+    .expect("cluster fan-out runs");
     assert_eq!(outcome.expected, 2_000 * 3);
     assert_eq!(outcome.received, outcome.expected);
     for client in [Client::Raw, Client::Crate] {

@@ -34,14 +34,17 @@ pub struct ClusterConfig {
     /// A secret every node must prove it knows (checked both ways with a
     /// challenge; it never crosses the wire). `None`: none.
     pub secret: Option<String>,
+    /// Largest frame accepted from a proven peer: the largest message the
+    /// server accepts, with room for its subject and headers.
+    pub max_frame: usize,
 }
 
 /// How often a route is pinged; three intervals without a frame close it.
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// Longest a route may take to introduce itself.
 const HANDSHAKE: Duration = Duration::from_secs(5);
-/// Largest frame accepted from a peer.
-const MAX_FRAME: usize = 72 << 20;
+/// Largest frame accepted before the peer has proved itself.
+const HANDSHAKE_FRAME: usize = 64 << 10;
 
 /// A node's view of its cluster. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -239,15 +242,26 @@ impl Inner {
         }
     }
 
-    /// The proof that `node` knows the secret, for the challenge `nonce`.
-    fn proof(&self, nonce: &str, node: &str) -> [u8; 32] {
+    /// The proof that the node `from` knows the secret, on the route it
+    /// `dialed` (or accepted) to `to`, whose challenges are `from_nonce`
+    /// and `to_nonce`. Everything that tells this route and this direction
+    /// apart is in it, so a proof made for one route, one peer or the other
+    /// direction proves nothing here (a node cannot be made to vouch for
+    /// an impostor by relaying challenges).
+    fn proof(&self, dialed: bool, from: (&str, &str), to: (&str, &str)) -> [u8; 32] {
         let mut hash = Sha256::new();
-        hash.update(b"herald-route\0");
-        hash.update(self.config.secret.as_deref().unwrap_or_default().as_bytes());
-        hash.update(b"\0");
-        hash.update(nonce.as_bytes());
-        hash.update(b"\0");
-        hash.update(node.as_bytes());
+        for part in [
+            "herald-route-v1",
+            self.config.secret.as_deref().unwrap_or_default(),
+            if dialed { "dialer" } else { "acceptor" },
+            from.0,
+            from.1,
+            to.0,
+            to.1,
+        ] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
         hash.finalize().into()
     }
 
@@ -276,6 +290,9 @@ impl Inner {
                 return false;
             }
             existing.cancel.cancel();
+            // Its subscriptions go now, not when its task ends: until then
+            // both routes would carry each message to the node.
+            existing.clear(&self.broker);
         }
         for key in state.interests.keys() {
             route.announce(key, true);
@@ -332,16 +349,28 @@ fn dial_later(inner: &Arc<Inner>, addr: String) {
 /// whenever no route to it is up, until shutdown.
 async fn dial(inner: Arc<Inner>, addr: String) {
     let mut backoff = Duration::from_millis(50);
+    // The node this address led to, once known: while a route to it is up
+    // (whoever dialed, at whatever address) this dialer rests.
+    let mut reached: Option<String> = None;
     loop {
         if inner.shutdown.is_cancelled() {
             return;
         }
-        if !inner.connected_to(&addr) {
+        let up = inner.connected_to(&addr)
+            || reached
+                .as_ref()
+                .is_some_and(|node| inner.state.lock().routes.contains_key(node));
+        if !up {
             match TcpStream::connect(&addr).await {
                 Ok(stream) => {
                     backoff = Duration::from_millis(50);
-                    if let Err(error) = serve(inner.clone(), stream, true).await {
-                        error.log(&addr);
+                    match serve(inner.clone(), stream, true).await {
+                        Ok(node) => reached = Some(node),
+                        Err(RouteError::ToItself) => {
+                            tracing::debug!(%addr, "an address of this node: not dialed again");
+                            return;
+                        }
+                        Err(error) => error.log(&addr),
                     }
                 }
                 Err(error) => tracing::trace!(%addr, %error, "dial failed"),
@@ -364,6 +393,8 @@ enum RouteError {
     Wire(#[from] wire::WireError),
     #[error("{0}")]
     Refused(String),
+    #[error("a route to itself")]
+    ToItself,
 }
 
 impl RouteError {
@@ -372,13 +403,16 @@ impl RouteError {
     fn log(&self, peer: &str) {
         match self {
             Self::Refused(reason) => tracing::warn!(%peer, "route refused: {reason}"),
+            Self::ToItself => tracing::debug!(%peer, "a route to itself, closed"),
             other => tracing::debug!(%peer, "route ended: {other}"),
         }
     }
 }
 
 /// Runs one route connection: handshake, then frames until it closes.
-async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<(), RouteError> {
+/// Returns the peer's node name once it was authenticated (even if the
+/// route was then dropped as a duplicate).
+async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<String, RouteError> {
     let _ = stream.set_nodelay(true);
     let peer_ip = stream.peer_addr()?.ip();
     let (mut reader, mut writer) = stream.into_split();
@@ -387,10 +421,12 @@ async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<(),
         .write_all(&route::frame_bytes(&Frame::Info(inner.info(nonce.clone()))))
         .await?;
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let me = inner.config.node.as_str();
     let handshake = async {
         let mut peer: Option<Info> = None;
         loop {
-            while let Some(frame) = wire::parse(&mut buf, MAX_FRAME)? {
+            // Small until the peer has proved itself.
+            while let Some(frame) = wire::parse(&mut buf, HANDSHAKE_FRAME)? {
                 match (frame, &peer) {
                     (Frame::Info(info), None) => {
                         if info.cluster != inner.config.name {
@@ -400,16 +436,21 @@ async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<(),
                             )));
                         }
                         if info.node == inner.config.node {
-                            return Err(RouteError::Refused("a route to itself".into()));
+                            return Err(RouteError::ToItself);
                         }
-                        let proof = inner.proof(&info.nonce, &inner.config.node);
-                        writer
-                            .write_all(&route::frame_bytes(&Frame::Auth(proof)))
-                            .await?;
+                        // The dialer proves itself first; the acceptor only
+                        // once it has checked that proof.
+                        if dialed {
+                            let proof = inner.proof(true, (me, &nonce), (&info.node, &info.nonce));
+                            writer
+                                .write_all(&route::frame_bytes(&Frame::Auth(proof)))
+                                .await?;
+                        }
                         peer = Some(info);
                     }
                     (Frame::Auth(proof), Some(info)) => {
-                        let expected = inner.proof(&nonce, &info.node);
+                        let expected =
+                            inner.proof(!dialed, (&info.node, &info.nonce), (me, &nonce));
                         if !constant_time_eq(&proof, &expected) {
                             let refusal = Frame::Err("route authorization failed".into());
                             let _ = writer.write_all(&route::frame_bytes(&refusal)).await;
@@ -417,6 +458,12 @@ async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<(),
                                 "{} does not know the cluster secret",
                                 info.node
                             )));
+                        }
+                        if !dialed {
+                            let proof = inner.proof(false, (me, &nonce), (&info.node, &info.nonce));
+                            writer
+                                .write_all(&route::frame_bytes(&Frame::Auth(proof)))
+                                .await?;
                         }
                         return Ok(info.clone());
                     }
@@ -454,7 +501,7 @@ async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<(),
     ));
     if !inner.register(&route) {
         tracing::debug!(node = %route.info.node, "duplicate route closed");
-        return Ok(());
+        return Ok(route.info.node.clone());
     }
     tracing::info!(node = %route.info.node, route = %route.info.route, dialed, "route up");
     let writer_task = inner.tracker.spawn(route::write(route.clone(), writer));
@@ -465,7 +512,7 @@ async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<(),
     cancel.cancel();
     let _ = writer_task.await;
     tracing::info!(node = %route.info.node, "route down");
-    result
+    result.map(|()| route.info.node.clone())
 }
 
 /// Reads the peer's frames until the route closes.
@@ -478,7 +525,7 @@ async fn read(
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut silent = 0u32;
     loop {
-        while let Some(frame) = wire::parse(buf, MAX_FRAME)? {
+        while let Some(frame) = wire::parse(buf, inner.config.max_frame)? {
             match frame {
                 Frame::Sub(key) => route.peer_subscribed(&inner.broker, key),
                 Frame::Unsub(key) => route.peer_unsubscribed(&inner.broker, &key),
@@ -488,13 +535,16 @@ async fn read(
                         .queue
                         .clone()
                         .and_then(|q| QueueName::from_bytes(q).ok());
-                    let msg = route::message_of(msg);
+                    let (msg, on) = route::message_of(msg);
                     if shard {
                         inner.broker.deliver_shard_from_route(route.conn, &msg);
                     } else {
-                        inner
-                            .broker
-                            .deliver_from_route(route.conn, &msg, queue.as_ref());
+                        inner.broker.deliver_from_route(
+                            route.conn,
+                            &msg,
+                            on.as_ref(),
+                            queue.as_ref(),
+                        );
                     }
                 }
                 Frame::Ping => {

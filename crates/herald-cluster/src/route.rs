@@ -147,6 +147,7 @@ impl Sink for RouteSink {
             subject: msg.subject.to_bytes(),
             reply: msg.reply.as_ref().map(Subject::to_bytes),
             queue: sub.queue().map(QueueName::to_bytes),
+            on: ctx.delivered_on().map(Subject::to_bytes),
             headers: msg.headers.as_ref().map(|h| h.raw().clone()),
             requester: requester_of(msg),
             payload: Bytes::new(),
@@ -154,6 +155,7 @@ impl Sink for RouteSink {
         let size = 64
             + head.subject.len()
             + head.reply.as_ref().map_or(0, Bytes::len)
+            + head.on.as_ref().map_or(0, Bytes::len)
             + head.headers.as_ref().map_or(0, Bytes::len)
             + head.requester.as_ref().map_or(0, Bytes::len)
             + msg.payload.len();
@@ -176,8 +178,10 @@ fn requester_of(msg: &Message) -> Option<Bytes> {
         .map(Bytes::from)
 }
 
-/// A message from a route, as the local broker delivers it.
-pub(crate) fn message_of(msg: RouteMsg) -> Message {
+/// A message from a route, as the local broker delivers it, and the
+/// subject to match it on when that is not its own.
+pub(crate) fn message_of(msg: RouteMsg) -> (Message, Option<Subject>) {
+    let on = msg.on.map(Subject::from_wire_unchecked);
     let mut out = Message::new(Subject::from_wire_unchecked(msg.subject), msg.payload);
     out.reply = msg.reply.map(Subject::from_wire_unchecked);
     out.headers = msg.headers.map(Headers::from_raw_unchecked);
@@ -196,7 +200,7 @@ pub(crate) fn message_of(msg: RouteMsg) -> Message {
         });
         out = Requester::new(Some(Arc::new(permissions))).stamp(out);
     }
-    out
+    (out, on)
 }
 
 /// Writes the route's outbox to the socket until it closes or fails; then

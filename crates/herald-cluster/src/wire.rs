@@ -8,16 +8,18 @@
 //! | --- | --- | --- |
 //! | 1 | `INFO` | JSON [`Info`] |
 //! | 2 | `AUTH` | 32-byte proof of the shared secret |
-//! | 3 | `SUB` | kind `u8`, queue (`u16` length + bytes, 0 = none), name (the rest) |
+//! | 3 | `SUB` | kind `u8`, queue (`u32` length + bytes, 0 = none), name (the rest) |
 //! | 4 | `UNSUB` | as `SUB` |
-//! | 5 | `MSG` | flags `u8`; subject (`u16` + bytes); then by flag: reply (`u16` +), queue (`u16` +), headers (`u32` +), requester (`u32` + JSON); payload (the rest) |
+//! | 5 | `MSG` | flags `u8`; subject (`u32` + bytes); then by flag: reply, queue, the subject it is delivered on, headers, requester (JSON) — each `u32` + bytes; payload (the rest) |
 //! | 6 | `PING` | empty |
 //! | 7 | `PONG` | empty |
 //! | 8 | `ERR` | text |
 //!
 //! A `MSG` with a queue is for one member of that queue group on the
 //! receiving node; without, for its plain subscribers. Flag bit 0 marks a
-//! shard-channel publish (Redis `SPUBLISH`).
+//! shard-channel publish (Redis `SPUBLISH`). A stream consumer's delivery
+//! is matched on its inbox (the "delivered on" subject) but shows the
+//! subject it was stored under.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -88,6 +90,8 @@ pub struct RouteMsg {
     pub reply: Option<Bytes>,
     /// For one member of this queue group; `None`: for plain subscribers.
     pub queue: Option<Bytes>,
+    /// The subject to match it on, when not its own (a consumer's inbox).
+    pub on: Option<Bytes>,
     /// Its header block, as NATS writes it.
     pub headers: Option<Bytes>,
     /// The permissions of the user who sent a request (JSON), when it was
@@ -148,6 +152,7 @@ const HAS_REPLY: u8 = 2;
 const HAS_QUEUE: u8 = 4;
 const HAS_HEADERS: u8 = 8;
 const HAS_REQUESTER: u8 = 16;
+const HAS_ON: u8 = 32;
 
 /// Takes one whole frame off the front of `buf`; `Ok(None)` until one has
 /// arrived. Frames over `max` bytes are refused before they are buffered.
@@ -191,14 +196,6 @@ pub fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, WireError>
     Ok(Some(frame))
 }
 
-fn short(body: &mut Bytes) -> Option<Bytes> {
-    if body.remaining() < 2 {
-        return None;
-    }
-    let len = usize::from(body.get_u16());
-    (body.remaining() >= len).then(|| body.split_to(len))
-}
-
 fn long(body: &mut Bytes) -> Option<Bytes> {
     if body.remaining() < 4 {
         return None;
@@ -212,7 +209,7 @@ fn interest(body: &mut Bytes) -> Option<InterestKey> {
         return None;
     }
     let kind = Kind::from_u8(body.get_u8())?;
-    let queue = short(body)?;
+    let queue = long(body)?;
     Some(InterestKey {
         kind,
         name: std::mem::take(body),
@@ -225,32 +222,25 @@ fn message(body: &mut Bytes) -> Option<RouteMsg> {
         return None;
     }
     let flags = body.get_u8();
-    let subject = short(body)?;
-    let reply = if flags & HAS_REPLY != 0 {
-        Some(short(body)?)
-    } else {
-        None
+    let subject = long(body)?;
+    let mut field = |bit: u8| -> Option<Option<Bytes>> {
+        if flags & bit == 0 {
+            Some(None)
+        } else {
+            long(body).map(Some)
+        }
     };
-    let queue = if flags & HAS_QUEUE != 0 {
-        Some(short(body)?)
-    } else {
-        None
-    };
-    let headers = if flags & HAS_HEADERS != 0 {
-        Some(long(body)?)
-    } else {
-        None
-    };
-    let requester = if flags & HAS_REQUESTER != 0 {
-        Some(long(body)?)
-    } else {
-        None
-    };
+    let reply = field(HAS_REPLY)?;
+    let queue = field(HAS_QUEUE)?;
+    let on = field(HAS_ON)?;
+    let headers = field(HAS_HEADERS)?;
+    let requester = field(HAS_REQUESTER)?;
     Some(RouteMsg {
         shard: flags & SHARD != 0,
         subject,
         reply,
         queue,
+        on,
         headers,
         requester,
         payload: std::mem::take(body),
@@ -281,11 +271,10 @@ pub fn encode_interest(buf: &mut BytesMut, key: &InterestKey, added: bool) {
     head(
         buf,
         if added { SUB } else { UNSUB },
-        1 + 2 + queue.len() + key.name.len(),
+        1 + 4 + queue.len() + key.name.len(),
     );
     buf.put_u8(key.kind as u8);
-    buf.put_u16(u16::try_from(queue.len()).unwrap_or(u16::MAX));
-    buf.put_slice(queue);
+    put_long(buf, queue);
     buf.put_slice(&key.name);
 }
 
@@ -293,41 +282,41 @@ pub fn encode_interest(buf: &mut BytesMut, key: &InterestKey, added: bool) {
 /// frame's length counts. The caller appends the payload (by reference
 /// when it is large).
 pub fn encode_msg_head(buf: &mut BytesMut, msg: &RouteMsg, payload_len: usize) {
-    let fields = |b: &Option<Bytes>, prefix: usize| b.as_ref().map_or(0, |b| prefix + b.len());
+    // In the order they are parsed.
+    let optional = [
+        (HAS_REPLY, &msg.reply),
+        (HAS_QUEUE, &msg.queue),
+        (HAS_ON, &msg.on),
+        (HAS_HEADERS, &msg.headers),
+        (HAS_REQUESTER, &msg.requester),
+    ];
     let len = 1
-        + 2
+        + 4
         + msg.subject.len()
-        + fields(&msg.reply, 2)
-        + fields(&msg.queue, 2)
-        + fields(&msg.headers, 4)
-        + fields(&msg.requester, 4)
+        + optional
+            .iter()
+            .map(|(_, f)| f.as_ref().map_or(0, |b| 4 + b.len()))
+            .sum::<usize>()
         + payload_len;
     head(buf, MSG, len);
-    let mut flags = 0;
-    for (on, bit) in [
-        (msg.shard, SHARD),
-        (msg.reply.is_some(), HAS_REPLY),
-        (msg.queue.is_some(), HAS_QUEUE),
-        (msg.headers.is_some(), HAS_HEADERS),
-        (msg.requester.is_some(), HAS_REQUESTER),
-    ] {
-        if on {
-            flags |= bit;
-        }
-    }
+    let flags = optional
+        .iter()
+        .filter(|(_, f)| f.is_some())
+        .fold(if msg.shard { SHARD } else { 0 }, |flags, (bit, _)| {
+            flags | bit
+        });
     buf.put_u8(flags);
-    let put_short = |buf: &mut BytesMut, b: &[u8]| {
-        buf.put_u16(u16::try_from(b.len()).unwrap_or(u16::MAX));
-        buf.put_slice(b);
-    };
-    put_short(buf, &msg.subject);
-    for short_field in [&msg.reply, &msg.queue].into_iter().flatten() {
-        put_short(buf, short_field);
+    put_long(buf, &msg.subject);
+    for field in optional.iter().filter_map(|(_, f)| f.as_ref()) {
+        put_long(buf, field);
     }
-    for long_field in [&msg.headers, &msg.requester].into_iter().flatten() {
-        buf.put_u32(u32::try_from(long_field.len()).unwrap_or(u32::MAX));
-        buf.put_slice(long_field);
-    }
+}
+
+/// A field as its `u32` length and its bytes. Frames are bounded far
+/// below 4 GiB (see [`parse`]), so the length always fits.
+fn put_long(buf: &mut BytesMut, field: &[u8]) {
+    buf.put_u32(u32::try_from(field.len()).unwrap_or(u32::MAX));
+    buf.put_slice(field);
 }
 
 /// Appends a whole `MSG` frame.
@@ -394,16 +383,18 @@ mod tests {
             bytes(40),
             proptest::option::of(bytes(20)),
             proptest::option::of(bytes(20)),
+            proptest::option::of(bytes(20)),
             proptest::option::of(bytes(60)),
             proptest::option::of(bytes(30)),
             bytes(200),
         )
             .prop_map(
-                |(shard, subject, reply, queue, headers, requester, payload)| RouteMsg {
+                |(shard, subject, reply, queue, on, headers, requester, payload)| RouteMsg {
                     shard,
                     subject,
                     reply,
                     queue,
+                    on,
                     headers,
                     requester,
                     payload,
@@ -457,6 +448,19 @@ mod tests {
         fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..256)) {
             check_input(&data);
         }
+    }
+
+    #[test]
+    fn a_subject_longer_than_64_kib_survives() {
+        let msg = RouteMsg {
+            subject: Bytes::from(vec![b'a'; 70_000]),
+            reply: Some(Bytes::from_static(b"r")),
+            payload: Bytes::from_static(b"p"),
+            ..RouteMsg::default()
+        };
+        let mut buf = BytesMut::new();
+        encode_msg(&mut buf, &msg);
+        assert_eq!(parse(&mut buf, 1 << 20), Ok(Some(Frame::Msg(msg))));
     }
 
     #[test]

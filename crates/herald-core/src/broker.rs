@@ -234,6 +234,11 @@ impl Broker {
         ctx: &mut DeliveryCtx,
     ) -> usize {
         ctx.routes_seen.clear();
+        // A consumer's delivery (`deliver_on`) is matched on its inbox, not
+        // on the subject it shows: a route must say so.
+        ctx.delivered_on = (!std::ptr::eq(subject, &msg.subject)
+            && subject.as_bytes() != msg.subject.as_bytes())
+        .then(|| subject.clone());
         let mut receivers = self.offer_all(origin, &route.plain, msg, ctx);
         if !ctx.from_route {
             for group in &route.groups {
@@ -291,16 +296,19 @@ impl Broker {
         &self,
         origin: ConnId,
         msg: &Message,
+        on: Option<&Subject>,
         queue: Option<&QueueName>,
     ) -> usize {
         let mut ctx = DeliveryCtx::new();
         ctx.from_route = true;
-        let route = self.inner.index.matches(&msg.subject);
+        // A consumer's delivery goes to its inbox but shows the stored subject.
+        let subject = on.unwrap_or(&msg.subject);
+        let route = self.inner.index.matches(subject);
         let receivers = match queue {
             None => {
-                let channel_subs = self.inner.channels.get(msg.subject.as_bytes());
+                let channel_subs = self.inner.channels.get(subject.as_bytes());
                 let found = (&*route, channel_subs.as_ref());
-                self.route(origin, &msg.subject, msg, found, &mut ctx)
+                self.route(origin, subject, msg, found, &mut ctx)
             }
             Some(queue) => route
                 .groups
@@ -310,9 +318,7 @@ impl Broker {
                 .sum(),
         };
         ctx.wake_all();
-        self.inner
-            .stats
-            .record_publish(msg.payload.len(), receivers);
+        self.inner.stats.record_routed(msg.payload.len(), receivers);
         receivers
     }
 
@@ -402,9 +408,13 @@ impl Broker {
             .get(msg.subject.as_bytes())
             .map_or(0, |subs| self.offer_all(origin, &subs, msg, &mut ctx));
         ctx.wake_all();
-        self.inner
-            .stats
-            .record_publish(msg.payload.len(), receivers);
+        if from_route {
+            self.inner.stats.record_routed(msg.payload.len(), receivers);
+        } else {
+            self.inner
+                .stats
+                .record_publish(msg.payload.len(), receivers);
+        }
         receivers
     }
 
@@ -485,6 +495,9 @@ impl Broker {
     pub fn subscribe_sink(&self, spec: SubscribeSpec, sink: Arc<dyn Sink>) -> Arc<Subscriber> {
         let id = SubId(self.inner.next_sub.fetch_add(1, Ordering::Relaxed));
         let sub = Arc::new(Subscriber::new(id, spec, sink));
+        // Before it can be hit and removed (a one-message subscription):
+        // other nodes hear of it before they hear it is gone.
+        self.announce(&sub, true);
         if let (true, Interest::Pattern(p)) = (sub.spec.internal, &sub.spec.interest) {
             *self.inner.internal.lock().entry(p.clone()).or_default() += 1;
         }
@@ -499,7 +512,6 @@ impl Broker {
             Interest::Glob(_) => self.inner.globs.insert(sub.clone()),
         }
         self.inner.interest_waiters.subscribed(&sub.spec.interest);
-        self.announce(&sub, true);
         if !sub.spec.internal && sub.spec.conn != LOCAL_CONN {
             self.inner
                 .by_conn

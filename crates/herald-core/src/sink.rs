@@ -78,6 +78,9 @@ pub struct DeliveryCtx {
     /// The message being routed came from another node: it goes to this
     /// node's subscribers only (one hop).
     pub(crate) from_route: bool,
+    /// The subject the message being routed is matched on, when it is not
+    /// the message's own (a stream consumer's delivery to its inbox).
+    pub(crate) delivered_on: Option<crate::Subject>,
 }
 
 impl std::fmt::Debug for DeliveryCtx {
@@ -111,6 +114,13 @@ impl DeliveryCtx {
         let mut ctx = Self::default();
         ctx.staging = Some(crate::outbox::staging::Staging::default());
         ctx
+    }
+
+    /// The subject the message being delivered was matched on, when it is
+    /// not the message's own subject (a consumer's delivery to its inbox):
+    /// what a cluster route must match it on at the other end.
+    pub fn delivered_on(&self) -> Option<&crate::Subject> {
+        self.delivered_on.as_ref()
     }
 
     /// Hands every staged batch to its outbox and wakes the writers that

@@ -58,6 +58,16 @@ impl Stats {
         }
     }
 
+    /// Counts deliveries of a message another node published (its publish
+    /// is counted there, not here).
+    pub(crate) fn record_routed(&self, payload: usize, receivers: usize) {
+        if receivers > 0 {
+            self.msgs_out.fetch_add(receivers as u64, Ordering::Relaxed);
+            self.bytes_out
+                .fetch_add((payload * receivers) as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Counts one subscriber closed as a slow consumer.
     pub fn record_slow_consumer(&self) {
         self.slow_consumers.fetch_add(1, Ordering::Relaxed);

@@ -76,7 +76,10 @@ fn a_message_from_a_route_reaches_local_subscribers_only() {
     sub(&broker, &node_c, "a.>", "c", true, None);
     sub(&broker, &local, "a.>", "l", false, None);
     let from_b = broker.new_conn_id();
-    assert_eq!(broker.deliver_from_route(from_b, &msg("a.x"), None), 1);
+    assert_eq!(
+        broker.deliver_from_route(from_b, &msg("a.x"), None, None),
+        1
+    );
     assert!(node_c.take().is_empty(), "one hop: not forwarded to c");
     assert_eq!(local.take().len(), 1);
 }
@@ -106,13 +109,13 @@ fn a_queue_group_prefers_a_local_member_then_takes_turns_between_nodes() {
     let from_b = broker.new_conn_id();
     let w = QueueName::new("w").expect("queue");
     assert_eq!(
-        broker.deliver_from_route(from_b, &msg("jobs.9"), Some(&w)),
+        broker.deliver_from_route(from_b, &msg("jobs.9"), None, Some(&w)),
         1
     );
     assert_eq!(local.take().len(), 1);
     let other = QueueName::new("other").expect("queue");
     assert_eq!(
-        broker.deliver_from_route(from_b, &msg("jobs.9"), Some(&other)),
+        broker.deliver_from_route(from_b, &msg("jobs.9"), None, Some(&other)),
         0
     );
 }

@@ -101,7 +101,10 @@ impl ClusterSection {
     ///
     /// # Errors
     /// The listen address is not one.
-    pub fn resolve(&self) -> anyhow::Result<Option<herald_cluster::ClusterConfig>> {
+    pub fn resolve(
+        &self,
+        max_payload: usize,
+    ) -> anyhow::Result<Option<herald_cluster::ClusterConfig>> {
         let listen = match self.listen.as_str() {
             "" => None,
             other => parse_listen("cluster.listen", other)?,
@@ -133,6 +136,9 @@ impl ClusterSection {
                 .filter(|p| !p.is_empty())
                 .collect(),
             secret: (!self.secret.is_empty()).then(|| self.secret.clone()),
+            // A message as large as clients may publish, with its subject,
+            // headers and the frame's own fields.
+            max_frame: max_payload.saturating_add(1 << 20),
         }))
     }
 }
@@ -402,7 +408,7 @@ impl Config {
             tls: self.tls.as_ref().map(crate::tls::Tls::load).transpose()?,
             sync: parse_sync(&self.streams.sync)?,
             limits: self.limits.clone(),
-            cluster: self.cluster.resolve()?,
+            cluster: self.cluster.resolve(self.limits.max_payload)?,
         })
     }
 }

@@ -56,7 +56,17 @@ impl Layer {
                 } else {
                     return None;
                 };
-                Some((path, parse_value(&raw)))
+                // Secrets stay text, whatever they look like (and never
+                // show in a type error).
+                let secret = ["secret", "token", "password"]
+                    .iter()
+                    .any(|word| path.ends_with(word));
+                let value = if secret {
+                    Value::from(raw)
+                } else {
+                    parse_value(&raw)
+                };
+                Some((path, value))
             })
             .collect();
         Self {
@@ -235,6 +245,17 @@ mod tests {
         .expect_err("not a number")
         .to_string();
         assert!(err.contains("HERALD_LIMITS__MAX_PINGS_OUT"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_that_looks_like_a_number_stays_text() -> anyhow::Result<()> {
+        let config = layered(
+            None,
+            &vars(&[("HERALD_CLUSTER__SECRET", "12345678")]),
+            Layer::flags(),
+        )?;
+        assert_eq!(config.cluster.secret, "12345678");
+        Ok(())
     }
 
     #[test]

@@ -168,13 +168,18 @@ impl Shared {
     /// which end then and let the client connect again under the new rules.
     pub async fn identity_changed(&self, identity: &crate::auth::Identity) {
         let mut reloads = self.reloaded();
-        while reloads.changed().await.is_ok() {
+        // Checked once now too: a reload between the request's login and
+        // this wait would otherwise go unseen.
+        loop {
             let same = self
                 .users()
                 .reauthorize(identity)
                 .is_some_and(|now| now.permissions == identity.permissions);
             if !same {
                 return;
+            }
+            if reloads.changed().await.is_err() {
+                break;
             }
         }
         std::future::pending().await

@@ -491,3 +491,81 @@ async fn a_killed_node_leaves_the_mesh_and_a_new_one_joins_it() {
     on_d.flush().await.expect("flush");
     until_heard(&on_a, "still.here", &mut on_d_sub).await;
 }
+
+#[tokio::test]
+async fn a_consumer_on_one_node_delivers_to_and_is_acked_from_another() {
+    use async_nats::jetstream::{self, consumer, stream};
+    let (a, b, _c) = three().await;
+    let js_a = jetstream::new(a.nats().await);
+    js_a.get_or_create_stream(stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.*".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("stream on a");
+    let on_b = b.nats().await;
+    let mut deliveries = on_b.subscribe("deliver.billing").await.expect("sub");
+    on_b.flush().await.expect("flush");
+    let stream = js_a.get_stream("ORDERS").await.expect("stream");
+    stream
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("billing".into()),
+            deliver_subject: "deliver.billing".into(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer on a");
+    // A publish on b reaches the stream on a through its capture interest.
+    let js_b = jetstream::new(on_b.clone());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let acked = match js_b.publish("orders.1", "one".into()).await {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        if acked {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no stream ack");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The delivery, matched on the inbox on b, shows the stored subject.
+    let msg = tokio::time::timeout(PATIENCE, deliveries.next())
+        .await
+        .expect("delivered in time")
+        .expect("a delivery");
+    assert_eq!(msg.subject.as_str(), "orders.1");
+    assert_eq!(msg.payload.as_ref(), b"one");
+    let reply = msg.reply.expect("an ack subject");
+    assert!(reply.starts_with("$JS.ACK.ORDERS.billing."), "{reply}");
+    // The ack from b is heard by the consumer on a.
+    on_b.request(reply, "".into())
+        .await
+        .map(|_| ())
+        .or_else(|e| {
+            if e.kind() == async_nats::client::RequestErrorKind::NoResponders {
+                Err(e)
+            } else {
+                Ok(())
+            }
+        })
+        .expect("the ack crossed");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut consumer = stream
+            .get_consumer::<consumer::push::Config>("billing")
+            .await
+            .expect("consumer");
+        let info = consumer.info().await.expect("info");
+        if info.num_ack_pending == 0 && info.ack_floor.stream_sequence == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never acked: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

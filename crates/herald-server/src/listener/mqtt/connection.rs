@@ -115,6 +115,13 @@ impl Connection {
     ) -> Exit {
         let mut deadline = self.keep_alive.map(|k| Instant::now() + k);
         let mut reloads = self.shared.reloaded();
+        // A reload while the client logged in, or while its session was
+        // offline (its subscriptions kept the permissions of then): the
+        // resumed subscriptions are checked against the user as it is now.
+        match self.port.reauthorize() {
+            Reauthorized::Same | Reauthorized::Changed => self.recheck_subscriptions(),
+            Reauthorized::Gone => return Exit::Violation(ReasonCode::NotAuthorized),
+        }
         loop {
             let mut received = false;
             loop {
