@@ -39,6 +39,33 @@ pub struct ClusterConfig {
     pub max_frame: usize,
 }
 
+/// Mutual TLS for routes: each node accepts with its certificate, asking
+/// for the dialer's, and dials presenting it; both are verified against
+/// the cluster's CA. (The server builds it from `[tls]` with `client_ca`.)
+#[derive(Clone)]
+pub struct RouteTls {
+    /// Accepts routes (asks for and verifies the dialer's certificate).
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// Dials routes (verifies the acceptor's certificate for the address
+    /// dialed, presents this node's).
+    pub connector: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for RouteTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteTls")
+    }
+}
+
+/// A route's byte stream: plain TCP or TLS.
+pub(crate) trait RouteIo:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> RouteIo for T {}
+/// A route's byte stream, boxed.
+pub(crate) type RouteStream = Box<dyn RouteIo>;
+
 /// How often a route is pinged; three intervals without a frame close it.
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// Longest a route may take to introduce itself.
@@ -55,6 +82,7 @@ pub struct Cluster {
 #[derive(Debug)]
 struct Inner {
     config: ClusterConfig,
+    tls: Option<RouteTls>,
     broker: Broker,
     state: Mutex<State>,
     /// The route listener's bound address, once started.
@@ -123,9 +151,10 @@ impl Cluster {
     /// Joins `broker` to a cluster: from now on its subscriptions are
     /// counted for announcing. Call it before anything subscribes; then
     /// [`start`](Self::start) once the client listeners are bound.
-    pub fn new(broker: Broker, config: ClusterConfig) -> Self {
+    pub fn new(broker: Broker, config: ClusterConfig, tls: Option<RouteTls>) -> Self {
         let inner = Arc::new(Inner {
             config,
+            tls,
             broker: broker.clone(),
             state: Mutex::new(State::default()),
             route_addr: Mutex::new(None),
@@ -321,7 +350,7 @@ async fn accept(inner: Arc<Inner>, listener: TcpListener) {
                 Ok((stream, peer)) => {
                     let inner2 = inner.clone();
                     inner.tracker.spawn(async move {
-                        if let Err(error) = serve(inner2, stream, false).await {
+                        if let Err(error) = serve(inner2, stream, None).await {
                             error.log(&peer.to_string());
                         }
                     });
@@ -364,7 +393,7 @@ async fn dial(inner: Arc<Inner>, addr: String) {
             match TcpStream::connect(&addr).await {
                 Ok(stream) => {
                     backoff = Duration::from_millis(50);
-                    match serve(inner.clone(), stream, true).await {
+                    match serve(inner.clone(), stream, Some(&addr)).await {
                         Ok(node) => reached = Some(node),
                         Err(RouteError::ToItself) => {
                             tracing::debug!(%addr, "an address of this node: not dialed again");
@@ -412,10 +441,43 @@ impl RouteError {
 /// Runs one route connection: handshake, then frames until it closes.
 /// Returns the peer's node name once it was authenticated (even if the
 /// route was then dropped as a duplicate).
-async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<String, RouteError> {
+/// `dialed` is the address this node dialed (`None`: it accepted).
+async fn serve(
+    inner: Arc<Inner>,
+    stream: TcpStream,
+    dialed_addr: Option<&str>,
+) -> Result<String, RouteError> {
+    let dialed = dialed_addr.is_some();
     let _ = stream.set_nodelay(true);
     let peer_ip = stream.peer_addr()?.ip();
-    let (mut reader, mut writer) = stream.into_split();
+    let stream: RouteStream = match (&inner.tls, dialed) {
+        (None, _) => Box::new(stream),
+        (Some(tls), false) => Box::new(
+            tokio::time::timeout(HANDSHAKE, tls.acceptor.accept(stream))
+                .await
+                .map_err(|_| RouteError::Refused("TLS handshake timed out".into()))?
+                .map_err(|e| RouteError::Refused(format!("TLS: {e}")))?,
+        ),
+        (Some(tls), true) => {
+            // The name dialed, as the peer's certificate must carry it.
+            let host = dialed_addr
+                .and_then(|a| a.rsplit_once(':'))
+                .map(|(host, _)| host.trim_matches(['[', ']']).to_owned())
+                .unwrap_or_default();
+            let name = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => rustls_pki_types::ServerName::IpAddress(ip.into()),
+                Err(_) => rustls_pki_types::ServerName::try_from(host)
+                    .map_err(|e| RouteError::Refused(format!("TLS: {e}")))?,
+            };
+            Box::new(
+                tokio::time::timeout(HANDSHAKE, tls.connector.connect(name, stream))
+                    .await
+                    .map_err(|_| RouteError::Refused("TLS handshake timed out".into()))?
+                    .map_err(|e| RouteError::Refused(format!("TLS: {e}")))?,
+            )
+        }
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let nonce = hex(&rand::random::<[u8; 16]>());
     writer
         .write_all(&route::frame_bytes(&Frame::Info(inner.info(nonce.clone()))))
@@ -519,7 +581,7 @@ async fn serve(inner: Arc<Inner>, stream: TcpStream, dialed: bool) -> Result<Str
 async fn read(
     inner: &Inner,
     route: &Arc<Route>,
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut tokio::io::ReadHalf<RouteStream>,
     buf: &mut BytesMut,
 ) -> Result<(), RouteError> {
     let mut ping = tokio::time::interval(PING_EVERY);

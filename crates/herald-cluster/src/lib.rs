@@ -21,4 +21,4 @@ mod cluster;
 mod route;
 pub mod wire;
 
-pub use cluster::{Cluster, ClusterConfig, RouteSummary};
+pub use cluster::{Cluster, ClusterConfig, RouteSummary, RouteTls};

@@ -15,8 +15,7 @@ use herald_core::{
     Pattern, QueueName, Requester, Sink, SlowConsumerPolicy, Subject, SubscribeSpec, Subscriber,
 };
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio_util::sync::CancellationToken;
 
 use crate::wire::{self, Info, InterestKey, Kind, RouteMsg};
@@ -205,7 +204,7 @@ pub(crate) fn message_of(msg: RouteMsg) -> (Message, Option<Subject>) {
 
 /// Writes the route's outbox to the socket until it closes or fails; then
 /// cancels the route.
-pub(crate) async fn write(route: Arc<Route>, mut socket: OwnedWriteHalf) {
+pub(crate) async fn write(route: Arc<Route>, mut socket: WriteHalf<crate::cluster::RouteStream>) {
     let mut batch = OutboxBatch::new();
     while route.outbox.next_batch(&mut batch).await.is_ok() {
         let slices = batch.slices();

@@ -146,7 +146,9 @@ const COMMENTS: &[(&str, &str)] = &[
 const EXAMPLES: &str = r#"
 # TLS for every listener (NATS upgrades after INFO, as nats-server; the
 # others start with the handshake). With `client_ca`, clients must present a
-# certificate; one whose common name is a user's name is that user.
+# certificate; one whose common name is a user's name is that user. With
+# `client_ca`, cluster routes use mutual TLS too (node certificates signed by
+# that CA, naming the addresses other nodes dial).
 # [tls]
 # cert = "/etc/herald/server.pem"
 # key = "/etc/herald/server.key"

@@ -64,10 +64,12 @@ impl RunningServer {
         });
         // Before anything subscribes (streams, MQTT sessions): the cluster
         // counts every subscription it will announce to other nodes.
+        // Routes use mutual TLS when the server has a client CA.
+        let route_tls = config.tls.as_ref().and_then(|t| t.route.clone());
         let cluster = config
             .cluster
             .clone()
-            .map(|c| herald_cluster::Cluster::new(broker.clone(), c));
+            .map(|c| herald_cluster::Cluster::new(broker.clone(), c, route_tls));
         let data_dir = config.data_dir.clone();
         let store_broker = broker.clone();
         let sync = config.sync;

@@ -35,6 +35,9 @@ pub struct Tls {
     acceptor: TlsAcceptor,
     /// Whether clients must present a certificate.
     pub client_auth: bool,
+    /// Mutual TLS for cluster routes, with a client CA (which then signs
+    /// the nodes' certificates too).
+    pub route: Option<herald_cluster::RouteTls>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -73,7 +76,7 @@ impl Tls {
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?;
-        let builder = match &config.client_ca {
+        let roots = match &config.client_ca {
             Some(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
                 for cert in certs(ca)? {
@@ -81,20 +84,46 @@ impl Tls {
                         .add(cert)
                         .with_context(|| format!("adding a CA from {}", ca.display()))?;
                 }
+                Some(Arc::new(roots))
+            }
+            None => None,
+        };
+        let builder = match &roots {
+            Some(roots) => {
                 let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
                         .build()
                         .context("building the client certificate verifier")?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
         };
-        let server = builder
-            .with_single_cert(chain, key)
-            .context("the certificate and key do not go together")?;
+        let server = Arc::new(
+            builder
+                .with_single_cert(chain.clone(), key.clone_key())
+                .context("the certificate and key do not go together")?,
+        );
+        // Routes dial presenting this certificate and verify the peer's
+        // against the same CA.
+        let route = match roots {
+            Some(roots) => {
+                let client = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .context("TLS protocol versions")?
+                    .with_root_certificates(roots)
+                    .with_client_auth_cert(chain, key)
+                    .context("the certificate and key do not go together")?;
+                Some(herald_cluster::RouteTls {
+                    acceptor: TlsAcceptor::from(server.clone()),
+                    connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+                })
+            }
+            None => None,
+        };
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(server)),
+            acceptor: TlsAcceptor::from(server),
             client_auth: config.client_ca.is_some(),
+            route,
         })
     }
 

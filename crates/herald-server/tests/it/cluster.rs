@@ -31,6 +31,17 @@ struct Node {
 
 /// Starts node `name` of cluster `cluster` dialing `peers`, with `secret`.
 fn node_with(name: &str, cluster: &str, secret: &str, peers: &[SocketAddr]) -> Node {
+    node_args(name, cluster, secret, peers, &[])
+}
+
+/// [`node_with`], with more flags.
+fn node_args(
+    name: &str,
+    cluster: &str,
+    secret: &str,
+    peers: &[SocketAddr],
+    extra: &[std::ffi::OsString],
+) -> Node {
     let data = tempfile::tempdir().expect("temp dir");
     let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
     let mut cmd = Command::new(HERALD);
@@ -56,7 +67,8 @@ fn node_with(name: &str, cluster: &str, secret: &str, peers: &[SocketAddr]) -> N
     .arg(data.path())
     .env("RUST_LOG", "info")
     .env("NO_COLOR", "1")
-    .env("HERALD_CLUSTER_SECRET", secret);
+    .env("HERALD_CLUSTER_SECRET", secret)
+    .args(extra);
     if !peers.is_empty() {
         cmd.arg("--peers").arg(peers.join(","));
     }
@@ -568,4 +580,30 @@ async fn a_consumer_on_one_node_delivers_to_and_is_acked_from_another() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// With a client CA, routes use mutual TLS: nodes with certificates from
+/// the cluster's CA form routes; a node whose certificate another CA signed
+/// is refused in the TLS handshake.
+#[tokio::test]
+async fn routes_use_mutual_tls_with_a_client_ca() {
+    use crate::common::pki::Pki;
+    let tls = |pki: &Pki| -> Vec<std::ffi::OsString> {
+        vec![
+            "--tls-cert".into(),
+            pki.path("server.pem").into(),
+            "--tls-key".into(),
+            pki.path("server.key").into(),
+            "--tls-client-ca".into(),
+            pki.path("ca.pem").into(),
+        ]
+    };
+    let ours = Pki::new("node");
+    let theirs = Pki::new("node");
+    let a = node_args("a", "test", "s3cret", &[], &tls(&ours));
+    let b = node_args("b", "test", "s3cret", &[a.route], &tls(&ours));
+    a.logged("route up node=b");
+    b.logged("route up node=a");
+    let _c = node_args("c", "test", "s3cret", &[a.route], &tls(&theirs));
+    a.logged("route refused: TLS");
 }
