@@ -83,6 +83,7 @@ pub struct Cluster {
 struct Inner {
     config: ClusterConfig,
     tls: Option<RouteTls>,
+    codec: route::Codec,
     broker: Broker,
     state: Mutex<State>,
     /// The route listener's bound address, once started.
@@ -155,6 +156,7 @@ impl Cluster {
         let inner = Arc::new(Inner {
             config,
             tls,
+            codec: route::Codec::default(),
             broker: broker.clone(),
             state: Mutex::new(State::default()),
             route_addr: Mutex::new(None),
@@ -194,6 +196,12 @@ impl Cluster {
             dial_later(&self.inner, peer);
         }
         Ok(addr)
+    }
+
+    /// Installs the codec that carries a protocol's message extension
+    /// across routes (the MQTT listener's); false if one was installed.
+    pub fn set_extension_codec(&self, codec: Arc<dyn route::ExtensionCodec>) -> bool {
+        self.inner.codec.set(codec).is_ok()
     }
 
     /// Closes every route and stops dialing; waits for the route tasks.
@@ -560,6 +568,7 @@ async fn serve(
         dialed,
         inner.broker.new_conn_id(),
         cancel.clone(),
+        inner.codec.clone(),
     ));
     if !inner.register(&route) {
         tracing::debug!(node = %route.info.node, "duplicate route closed");
@@ -597,7 +606,7 @@ async fn read(
                         .queue
                         .clone()
                         .and_then(|q| QueueName::from_bytes(q).ok());
-                    let (msg, on) = route::message_of(msg);
+                    let (msg, on) = route::message_of(msg, &inner.codec);
                     if shard {
                         inner.broker.deliver_shard_from_route(route.conn, &msg);
                     } else {

@@ -22,3 +22,4 @@ mod route;
 pub mod wire;
 
 pub use cluster::{Cluster, ClusterConfig, RouteSummary, RouteTls};
+pub use route::ExtensionCodec;

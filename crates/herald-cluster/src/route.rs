@@ -20,6 +20,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::wire::{self, Info, InterestKey, Kind, RouteMsg};
 
+/// Turns one protocol's message extension (see
+/// [`herald_core::Message::extension`]) into bytes for another node, and
+/// back there: the MQTT listener installs one so an MQTT publish keeps its
+/// QoS and RETAIN flag across nodes.
+pub trait ExtensionCodec: Send + Sync + std::fmt::Debug + 'static {
+    /// The extension of `msg` as bytes, if it has one this codec knows.
+    fn encode(&self, msg: &Message) -> Option<Bytes>;
+    /// The extension `bytes` stand for, for `msg` (its subject, headers and
+    /// reply are in place).
+    fn decode(&self, bytes: &[u8], msg: &Message) -> Option<herald_core::Extension>;
+}
+
+/// The codec a cluster uses, once installed.
+pub(crate) type Codec = Arc<std::sync::OnceLock<Arc<dyn ExtensionCodec>>>;
+
 /// Output a route may have waiting before it is closed as a slow consumer
 /// (and dialed again).
 const MAX_PENDING: usize = 256 << 20;
@@ -44,7 +59,13 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    pub(crate) fn new(info: Info, dialed: bool, conn: ConnId, cancel: CancellationToken) -> Self {
+    pub(crate) fn new(
+        info: Info,
+        dialed: bool,
+        conn: ConnId,
+        cancel: CancellationToken,
+        codec: Codec,
+    ) -> Self {
         let outbox = Arc::new(Outbox::new(MAX_PENDING, SlowConsumerPolicy::Close));
         Self {
             info,
@@ -52,6 +73,7 @@ impl Route {
             conn,
             sink: Arc::new(RouteSink {
                 outbox: outbox.clone(),
+                codec,
             }),
             outbox,
             subs: Mutex::new(AHashMap::new()),
@@ -134,9 +156,15 @@ fn interest_of(key: &InterestKey) -> Option<Interest> {
 }
 
 /// Encodes deliveries to a route as `MSG` frames.
-#[derive(Debug)]
 struct RouteSink {
     outbox: Arc<Outbox>,
+    codec: Codec,
+}
+
+impl std::fmt::Debug for RouteSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSink").finish_non_exhaustive()
+    }
 }
 
 impl Sink for RouteSink {
@@ -149,6 +177,10 @@ impl Sink for RouteSink {
             on: ctx.delivered_on().map(Subject::to_bytes),
             headers: msg.headers.as_ref().map(|h| h.raw().clone()),
             requester: requester_of(msg),
+            ext: msg
+                .extension
+                .as_ref()
+                .and_then(|_| self.codec.get()?.encode(msg)),
             payload: Bytes::new(),
         };
         let size = 64
@@ -157,6 +189,7 @@ impl Sink for RouteSink {
             + head.on.as_ref().map_or(0, Bytes::len)
             + head.headers.as_ref().map_or(0, Bytes::len)
             + head.requester.as_ref().map_or(0, Bytes::len)
+            + head.ext.as_ref().map_or(0, Bytes::len)
             + msg.payload.len();
         self.outbox.push_message(ctx, size, |w| {
             wire::encode_msg_head(w.buf(), &head, msg.payload.len());
@@ -179,8 +212,9 @@ fn requester_of(msg: &Message) -> Option<Bytes> {
 
 /// A message from a route, as the local broker delivers it, and the
 /// subject to match it on when that is not its own.
-pub(crate) fn message_of(msg: RouteMsg) -> (Message, Option<Subject>) {
+pub(crate) fn message_of(msg: RouteMsg, codec: &Codec) -> (Message, Option<Subject>) {
     let on = msg.on.map(Subject::from_wire_unchecked);
+    let ext = msg.ext;
     let mut out = Message::new(Subject::from_wire_unchecked(msg.subject), msg.payload);
     out.reply = msg.reply.map(Subject::from_wire_unchecked);
     out.headers = msg.headers.map(Headers::from_raw_unchecked);
@@ -198,6 +232,11 @@ pub(crate) fn message_of(msg: RouteMsg) -> (Message, Option<Subject>) {
             }
         });
         out = Requester::new(Some(Arc::new(permissions))).stamp(out);
+    } else if let Some(ext) = ext
+        && let Some(extension) = codec.get().and_then(|c| c.decode(&ext, &out))
+    {
+        // (A stamped request is a `$JS.` message: it has no other extension.)
+        out = out.with_extension(extension);
     }
     (out, on)
 }

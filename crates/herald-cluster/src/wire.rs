@@ -10,7 +10,7 @@
 //! | 2 | `AUTH` | 32-byte proof of the shared secret |
 //! | 3 | `SUB` | kind `u8`, queue (`u32` length + bytes, 0 = none), name (the rest) |
 //! | 4 | `UNSUB` | as `SUB` |
-//! | 5 | `MSG` | flags `u8`; subject (`u32` + bytes); then by flag: reply, queue, the subject it is delivered on, headers, requester (JSON) — each `u32` + bytes; payload (the rest) |
+//! | 5 | `MSG` | flags `u8`; subject (`u32` + bytes); then by flag: reply, queue, the subject it is delivered on, headers, requester (JSON), protocol extension — each `u32` + bytes; payload (the rest) |
 //! | 6 | `PING` | empty |
 //! | 7 | `PONG` | empty |
 //! | 8 | `ERR` | text |
@@ -97,6 +97,9 @@ pub struct RouteMsg {
     /// The permissions of the user who sent a request (JSON), when it was
     /// stamped with them.
     pub requester: Option<Bytes>,
+    /// What only the publisher's protocol understands (an MQTT publish's
+    /// QoS and RETAIN flag), as that protocol's codec wrote it.
+    pub ext: Option<Bytes>,
     /// Its payload.
     pub payload: Bytes,
 }
@@ -153,6 +156,7 @@ const HAS_QUEUE: u8 = 4;
 const HAS_HEADERS: u8 = 8;
 const HAS_REQUESTER: u8 = 16;
 const HAS_ON: u8 = 32;
+const HAS_EXT: u8 = 64;
 
 /// Takes one whole frame off the front of `buf`; `Ok(None)` until one has
 /// arrived. Frames over `max` bytes are refused before they are buffered.
@@ -235,6 +239,7 @@ fn message(body: &mut Bytes) -> Option<RouteMsg> {
     let on = field(HAS_ON)?;
     let headers = field(HAS_HEADERS)?;
     let requester = field(HAS_REQUESTER)?;
+    let ext = field(HAS_EXT)?;
     Some(RouteMsg {
         shard: flags & SHARD != 0,
         subject,
@@ -243,6 +248,7 @@ fn message(body: &mut Bytes) -> Option<RouteMsg> {
         on,
         headers,
         requester,
+        ext,
         payload: std::mem::take(body),
     })
 }
@@ -289,6 +295,7 @@ pub fn encode_msg_head(buf: &mut BytesMut, msg: &RouteMsg, payload_len: usize) {
         (HAS_ON, &msg.on),
         (HAS_HEADERS, &msg.headers),
         (HAS_REQUESTER, &msg.requester),
+        (HAS_EXT, &msg.ext),
     ];
     let len = 1
         + 4
@@ -386,10 +393,10 @@ mod tests {
             proptest::option::of(bytes(20)),
             proptest::option::of(bytes(60)),
             proptest::option::of(bytes(30)),
-            bytes(200),
+            (proptest::option::of(bytes(12)), bytes(200)),
         )
             .prop_map(
-                |(shard, subject, reply, queue, on, headers, requester, payload)| RouteMsg {
+                |(shard, subject, reply, queue, on, headers, requester, (ext, payload))| RouteMsg {
                     shard,
                     subject,
                     reply,
@@ -397,6 +404,7 @@ mod tests {
                     on,
                     headers,
                     requester,
+                    ext,
                     payload,
                 },
             );

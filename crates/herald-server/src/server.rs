@@ -92,6 +92,8 @@ impl RunningServer {
             config.tls.clone(),
         ));
         if let Some(cluster) = &cluster {
+            // An MQTT publish keeps its QoS and RETAIN flag on other nodes.
+            cluster.set_extension_codec(Arc::new(listener::mqtt::RouteCodec));
             let _ = shared.cluster.set(cluster.clone());
         }
         crate::jetstream::start(

@@ -24,6 +24,7 @@ struct Node {
     log: std::sync::mpsc::Receiver<String>,
     nats: SocketAddr,
     redis: SocketAddr,
+    mqtt: SocketAddr,
     http: SocketAddr,
     route: SocketAddr,
     _data: tempfile::TempDir,
@@ -51,7 +52,7 @@ fn node_args(
         "--redis",
         "127.0.0.1:0",
         "--mqtt",
-        "off",
+        "127.0.0.1:0",
         "--http",
         "127.0.0.1:0",
         "--cluster",
@@ -80,6 +81,7 @@ fn node_args(
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
     let (mut nats, mut redis, mut http, mut route) = (None, None, None, None);
+    let mut mqtt = None;
     while route.is_none() {
         let line = lines
             .next()
@@ -101,6 +103,8 @@ fn node_args(
                 &mut redis
             } else if line.contains("\"http\"") {
                 &mut http
+            } else if line.contains("\"mqtt\"") {
+                &mut mqtt
             } else {
                 continue;
             };
@@ -118,6 +122,7 @@ fn node_args(
         log,
         nats: nats.expect("nats address"),
         redis: redis.expect("redis address"),
+        mqtt: mqtt.expect("mqtt address"),
         http: http.expect("http address"),
         route: route.expect("route address"),
         _data: data,
@@ -606,4 +611,38 @@ async fn routes_use_mutual_tls_with_a_client_ca() {
     b.logged("route up node=a");
     let _c = node_args("c", "test", "s3cret", &[a.route], &tls(&theirs));
     a.logged("route refused: TLS");
+}
+
+/// An MQTT QoS 1 publish on one node reaches an MQTT QoS 1 subscriber on
+/// another at QoS 1: its QoS crosses the route with it.
+#[tokio::test]
+async fn an_mqtt_publish_keeps_its_qos_across_nodes() {
+    use herald_protocol::mqtt::{Packet, QoS, Version};
+
+    use crate::common::mqtt_raw::{RawMqtt, publish_packet, subscribe_packet};
+    let (a, b, _c) = three().await;
+    let mut subscriber = RawMqtt::connected(b.mqtt, Version::V5, "sub-on-b").await;
+    subscriber
+        .send(&subscribe_packet(1, "x/#", QoS::AtLeastOnce))
+        .await;
+    assert!(matches!(subscriber.recv().await, Some(Packet::SubAck(_))));
+    let mut publisher = RawMqtt::connected(a.mqtt, Version::V5, "pub-on-a").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut id = 0;
+    let delivery = loop {
+        id += 1;
+        publisher
+            .send(&publish_packet("x/1", "hello", QoS::AtLeastOnce, id))
+            .await;
+        assert!(matches!(publisher.recv().await, Some(Packet::PubAck(_))));
+        if let Ok(Some(Packet::Publish(p))) =
+            tokio::time::timeout(Duration::from_millis(100), subscriber.recv()).await
+        {
+            break p;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never crossed");
+    };
+    assert_eq!(delivery.topic.as_str(), "x/1");
+    assert_eq!(delivery.payload.as_ref(), b"hello");
+    assert_eq!(delivery.qos.qos(), QoS::AtLeastOnce, "QoS 1 across nodes");
 }

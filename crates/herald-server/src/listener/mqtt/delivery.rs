@@ -142,6 +142,54 @@ pub(super) struct Origin {
     pub(super) expires_at: Option<u64>,
 }
 
+/// Carries an MQTT publish's QoS, RETAIN flag, topic and expiry across
+/// cluster routes, so an MQTT subscriber on another node gets it as one on
+/// the publisher's node would. Its other MQTT 5 properties travel as what
+/// they become for every protocol: user properties as headers, the response
+/// topic as the reply subject (content type, correlation data and payload
+/// format do not cross yet).
+#[derive(Debug)]
+pub(crate) struct RouteCodec;
+
+impl herald_cluster::ExtensionCodec for RouteCodec {
+    fn encode(&self, msg: &Message) -> Option<Bytes> {
+        use bytes::BufMut;
+        let origin = msg.extension::<Origin>()?;
+        let mut out = bytes::BytesMut::with_capacity(11 + origin.topic.as_str().len());
+        out.put_u8(origin.qos as u8);
+        out.put_u8(u8::from(origin.retain));
+        match origin.expires_at {
+            Some(at) => {
+                out.put_u8(1);
+                out.put_u64(at);
+            }
+            None => out.put_u8(0),
+        }
+        out.put_slice(origin.topic.as_str().as_bytes());
+        Some(out.freeze())
+    }
+
+    fn decode(&self, bytes: &[u8], msg: &Message) -> Option<herald_core::Extension> {
+        let (&qos, rest) = bytes.split_first()?;
+        let (&retain, rest) = rest.split_first()?;
+        let (&has_expiry, rest) = rest.split_first()?;
+        let (expires_at, rest) = if has_expiry == 1 {
+            let (at, rest) = rest.split_at_checked(8)?;
+            (Some(u64::from_be_bytes(at.try_into().ok()?)), rest)
+        } else {
+            (None, rest)
+        };
+        let topic = TopicName::new(std::str::from_utf8(rest).ok()?).ok()?;
+        Some(herald_core::Extension::new(Arc::new(Origin {
+            topic,
+            qos: QoS::from_bits(qos)?,
+            retain: retain == 1,
+            props: foreign_properties(msg),
+            expires_at,
+        })))
+    }
+}
+
 /// The MQTT 5 properties of a message from another protocol: its NATS headers become User
 /// Properties (in order) and its reply subject the Response Topic, so an MQTT 5 client can
 /// read both and answer a NATS request.

@@ -24,6 +24,7 @@
 mod connect;
 mod connection;
 mod delivery;
+pub(crate) use delivery::RouteCodec;
 mod persist;
 mod publish;
 mod retained;
