@@ -165,6 +165,23 @@ fn traffic(out: &mut Encoder<'_>, shared: &Shared) -> std::fmt::Result {
     ] {
         out.counter(name, help, value)?;
     }
+    if let Some(cluster) = shared.cluster.get() {
+        let routes = cluster.routes();
+        out.gauge(
+            "herald_cluster_routes",
+            "Routes to other nodes of the cluster that are up.",
+            routes.len() as u64,
+        )?;
+        let interests: Vec<(Labels<'_>, u64)> = routes
+            .iter()
+            .map(|r| (vec![("node", r.node.as_str())], r.interests as u64))
+            .collect();
+        out.gauges(
+            "herald_route_interests",
+            "Interests another node announced to this one, by node.",
+            &interests,
+        )?;
+    }
     let refusals = [
         ("max_connections", &s.refused_connections),
         ("max_payload", &s.payload_refusals),

@@ -471,6 +471,36 @@ async fn requests_cross_nodes_and_clients_learn_the_other_nodes() {
     expected.sort();
     assert_eq!(urls, expected);
     assert_eq!(info["cluster"], "test");
+
+    // Monitoring says so too: /varz's cluster, /v1/stats's scope, /metrics.
+    let get = |path: &str| reqwest::get(format!("http://{}{path}", a.http));
+    let varz: serde_json::Value = get("/varz")
+        .await
+        .expect("varz")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(varz["cluster"]["name"], "test");
+    assert_eq!(varz["cluster"]["urls"].as_array().map(Vec::len), Some(2));
+    let stats: serde_json::Value = get("/v1/stats")
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(stats["scope"], "node");
+    assert_eq!(stats["cluster"]["node"], "a");
+    let metrics = get("/metrics")
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("herald_cluster_routes 2"), "{metrics}");
+    assert!(
+        metrics.contains("herald_route_interests{node=\"c\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -55,6 +55,14 @@ pub(crate) fn snapshot(web: &Web) -> Value {
         "dropped": broker.dropped,
         "stalls": broker.stalls,
         "streams": streams,
+        // Every count above is this node's (routes forward messages; they
+        // do not add other nodes' subscribers here).
+        "scope": "node",
+        "cluster": web.shared.cluster.get().map(|c| json!({
+            "name": c.name(),
+            "node": c.node(),
+            "routes": c.routes().into_iter().map(|r| r.node).collect::<Vec<_>>(),
+        })),
     })
 }
 

@@ -70,7 +70,7 @@ pub(super) async fn varz(State(web): State<Web>) -> Response {
         "max_pending": limits.max_pending,
         "tls_timeout": 2,
         "write_deadline": limits.write_deadline.as_nanos() as u64,
-        "cluster": {},
+        "cluster": cluster(shared),
         "gateway": {},
         "leaf": {},
         "mqtt": mqtt,
@@ -160,4 +160,19 @@ fn cpu_percent() -> f64 {
     };
     *sample = Some((now, used));
     (percent * 100.0).round() / 100.0
+}
+
+/// nats-server's `cluster` object: the cluster's name, the route listener,
+/// and the route addresses of the nodes this one is connected to.
+fn cluster(shared: &crate::shared::Shared) -> Value {
+    let Some(cluster) = shared.cluster.get() else {
+        return serde_json::json!({});
+    };
+    let addr = cluster.route_addr();
+    serde_json::json!({
+        "name": cluster.name(),
+        "addr": addr.map(|a| a.ip().to_string()),
+        "cluster_port": addr.map_or(0, |a| a.port()),
+        "urls": cluster.routes().into_iter().map(|r| r.route).collect::<Vec<_>>(),
+    })
 }
