@@ -634,7 +634,26 @@ async fn deliver_policies(t: &mut Transcript, js: &jetstream::Context) {
     for name in ["new", "only_a", "lps_b"] {
         match stream.get_consumer::<consumer::pull::Config>(name).await {
             Ok(c) => {
-                note_fetch(t, &format!("fetch {name} again"), &c, 10).await;
+                // Not a no-wait fetch: nats-server tells its consumers of
+                // new messages asynchronously, so one right after the
+                // publishes' acks may find none yet. Both servers get half
+                // a second to deliver what is there.
+                let batch = c
+                    .batch()
+                    .max_messages(10)
+                    .expires(std::time::Duration::from_millis(500))
+                    .messages()
+                    .await;
+                let mut got = Vec::new();
+                if let Ok(mut batch) = batch {
+                    while let Ok(Some(Ok(msg))) = tokio::time::timeout(WAIT, batch.next()).await {
+                        got.push(message_line(&msg));
+                    }
+                }
+                t.note(format!("fetch {name} again -> {} messages", got.len()));
+                for line in got {
+                    t.note(format!("  {line}"));
+                }
             }
             Err(err) => t.note(format!("get consumer {name} -> error: {err}")),
         }
