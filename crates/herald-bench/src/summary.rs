@@ -230,18 +230,25 @@ fn core(md: &mut String, report: &Report) {
     );
 }
 
-fn cluster(md: &mut String, report: &Report) {
-    let rows = &report.rows;
-    let body: Vec<Vec<String>> = rows
-        .iter()
-        .filter(|r| r.scenario == Scenario::ClusterFanout && r.target.server == "herald")
+/// A table body: herald's rows that `pick` chooses, each beside
+/// nats-server's (rates, ratio, CPU per message) and what was lost.
+fn against_nats_server(rows: &[Row], pick: impl Fn(&Row) -> bool) -> Vec<Vec<String>> {
+    rows.iter()
+        .filter(|r| pick(r))
         .map(|row| {
             let mut cells = vec![row.label.clone(), format!("{} B", row.size)];
             cells.extend(versus(rows, row, "nats-server", "nats"));
             cells.push(per_server(rows, row, |r| r.lost));
             cells
         })
-        .collect();
+        .collect()
+}
+
+fn cluster(md: &mut String, report: &Report) {
+    let rows = &report.rows;
+    let body = against_nats_server(rows, |r| {
+        r.scenario == Scenario::ClusterFanout && r.target.server == "herald"
+    });
     if body.is_empty() {
         return;
     }
@@ -268,22 +275,13 @@ fn cluster(md: &mut String, report: &Report) {
 
 fn core_async_nats(md: &mut String, report: &Report) {
     let rows = &report.rows;
-    let body: Vec<Vec<String>> = rows
-        .iter()
-        .filter(|r| {
-            r.client == Client::Crate
-                && r.target.server == "herald"
-                && r.target.protocol == "nats"
-                && !r.scenario.is_stream()
-                && r.p99_us.is_none()
-        })
-        .map(|row| {
-            let mut cells = vec![row.label.clone(), format!("{} B", row.size)];
-            cells.extend(versus(rows, row, "nats-server", "nats"));
-            cells.push(per_server(rows, row, |r| r.lost));
-            cells
-        })
-        .collect();
+    let body = against_nats_server(rows, |r| {
+        r.client == Client::Crate
+            && r.target.server == "herald"
+            && r.target.protocol == "nats"
+            && !r.scenario.is_stream()
+            && r.p99_us.is_none()
+    });
     if body.is_empty() {
         return;
     }

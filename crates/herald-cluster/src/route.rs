@@ -220,17 +220,8 @@ pub(crate) fn message_of(msg: RouteMsg, codec: &Codec) -> (Message, Option<Subje
     out.headers = msg.headers.map(Headers::from_raw_unchecked);
     if let Some(json) = msg.requester {
         // A request whose stamp cannot be read is refused everything.
-        let permissions = serde_json::from_slice(&json).unwrap_or_else(|_| {
-            let everything = Pattern::new(">").map(|p| vec![p]).unwrap_or_default();
-            let nothing = herald_core::Rules {
-                allow: Vec::new(),
-                deny: everything,
-            };
-            herald_core::Permissions {
-                publish: nothing.clone(),
-                subscribe: nothing,
-            }
-        });
+        let permissions =
+            serde_json::from_slice(&json).unwrap_or_else(|_| herald_core::Permissions::nothing());
         out = Requester::new(Some(Arc::new(permissions))).stamp(out);
     } else if let Some(ext) = ext
         && let Some(extension) = codec.get().and_then(|c| c.decode(&ext, &out))

@@ -57,6 +57,20 @@ pub struct Permissions {
 }
 
 impl Permissions {
+    /// Permissions that allow nothing: for a client not yet logged in, or
+    /// a request whose sender cannot be told.
+    pub fn nothing() -> Self {
+        let everything = Pattern::new(">").map(|p| vec![p]).unwrap_or_default();
+        let nothing = Rules {
+            allow: Vec::new(),
+            deny: everything,
+        };
+        Self {
+            publish: nothing.clone(),
+            subscribe: nothing,
+        }
+    }
+
     /// Whether the user may publish on `subject`.
     pub fn may_publish(&self, subject: &Subject) -> bool {
         self.publish.permits(subject)

@@ -29,6 +29,8 @@ const TOP_LEVEL_VALUES: &[&str] = &["data_dir", "log", "log_format", "threads", 
 #[derive(Debug, Default)]
 pub struct Layer {
     name: &'static str,
+    /// Its keys come from `HERALD_*` variables (errors name the variable).
+    variables: bool,
     values: Vec<(String, Value)>,
 }
 
@@ -37,6 +39,7 @@ impl Layer {
     pub fn flags() -> Self {
         Self {
             name: "command-line flag",
+            variables: false,
             values: Vec::new(),
         }
     }
@@ -71,6 +74,7 @@ impl Layer {
             .collect();
         Self {
             name: "environment variable",
+            variables: true,
             values,
         }
     }
@@ -79,6 +83,7 @@ impl Layer {
     fn rust_log(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         Self {
             name: "RUST_LOG",
+            variables: false,
             values: vars
                 .into_iter()
                 .filter(|(name, _)| name == "RUST_LOG")
@@ -103,7 +108,7 @@ fn parse_value(raw: &str) -> Value {
 impl Provider for Layer {
     fn metadata(&self) -> Metadata {
         let metadata = Metadata::named(self.name);
-        if self.name == "environment variable" {
+        if self.variables {
             // Errors name the variable, not the key.
             metadata.interpolater(|_: &Profile, keys: &[&str]| {
                 let path: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use herald_core::HistogramSnapshot;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -48,7 +50,12 @@ type Labels<'a> = Vec<(&'static str, &'a str)>;
 struct Encoder<'a>(DescriptorEncoder<'a>);
 
 impl Encoder<'_> {
-    fn counter(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    fn counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        value: impl EncodeCounterValue,
+    ) -> std::fmt::Result {
         self.0
             .encode_descriptor(name, help, None, MetricType::Counter)?
             .encode_counter::<NoLabelSet, _, u64>(&value, None)
@@ -339,15 +346,11 @@ fn process(out: &mut Encoder<'_>) -> std::fmt::Result {
     };
     if let Ok(stat) = me.stat() {
         let ticks = procfs::ticks_per_second() as f64;
-        let cpu = (stat.utime + stat.stime) as f64 / ticks;
-        out.0
-            .encode_descriptor(
-                "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds.",
-                None,
-                MetricType::Counter,
-            )?
-            .encode_counter::<NoLabelSet, _, u64>(&cpu, None)?;
+        out.counter(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            (stat.utime + stat.stime) as f64 / ticks,
+        )?;
         out.gauge(
             "process_resident_memory_bytes",
             "Resident memory size in bytes.",

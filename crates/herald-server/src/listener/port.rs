@@ -127,10 +127,7 @@ impl<'a> Gate<'a> {
                 Err(_) => false,
             },
             Interest::Channel(name) | Interest::Glob(name) | Interest::Shard(name) => {
-                let allowed = match Pattern::from_bytes(name.clone()) {
-                    Ok(pattern) => self.subscribe(&pattern, None).is_ok(),
-                    Err(_) => self.subscribe_name(name).is_ok(),
-                };
+                let allowed = self.subscribe_channel(name).is_ok();
                 if allowed {
                     sub.set_read_check(self.identity.permissions.clone());
                 }
@@ -176,10 +173,22 @@ impl<'a> Gate<'a> {
         }
     }
 
+    /// Whether the user may subscribe to a Redis channel, glob or shard
+    /// channel: as a pattern when it is one, otherwise only a user with no
+    /// subscribe rules may (rules are written in patterns). Deliveries are
+    /// then checked one by one against every permission (a glob can reach
+    /// any subject).
+    pub(crate) fn subscribe_channel(&self, name: &bytes::Bytes) -> Result<(), Refusal> {
+        match Pattern::from_bytes(name.clone()) {
+            Ok(pattern) => self.subscribe(&pattern, None).map(|_| ()),
+            Err(_) => self.subscribe_name(name),
+        }
+    }
+
     /// The same for a Redis channel that is not a valid pattern (spaces,
     /// empty tokens): only a user with no subscribe rules may, since rules
     /// are written in patterns.
-    pub(crate) fn subscribe_name(&self, name: &bytes::Bytes) -> Result<(), Refusal> {
+    fn subscribe_name(&self, name: &bytes::Bytes) -> Result<(), Refusal> {
         if self.identity.permissions.is_none() {
             Ok(())
         } else {
@@ -364,20 +373,10 @@ impl ClientPort {
     pub(crate) fn gate(&self) -> Gate<'_> {
         static NOBODY: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
         let identity = self.identity.as_ref().unwrap_or_else(|| {
-            NOBODY.get_or_init(|| {
-                let everything = Pattern::new(">").map(|p| vec![p]).unwrap_or_default();
-                let nothing = herald_core::Rules {
-                    allow: Vec::new(),
-                    deny: everything,
-                };
-                Identity {
-                    name: "unauthenticated".to_owned(),
-                    permissions: Some(Arc::new(Permissions {
-                        publish: nothing.clone(),
-                        subscribe: nothing,
-                    })),
-                    credentials: 0,
-                }
+            NOBODY.get_or_init(|| Identity {
+                name: "unauthenticated".to_owned(),
+                permissions: Some(Arc::new(Permissions::nothing())),
+                credentials: 0,
             })
         });
         Gate::new(identity, &self.shared.stats)

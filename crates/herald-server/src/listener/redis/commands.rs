@@ -415,12 +415,7 @@ impl Connection {
     fn may_subscribe(&mut self, channels: &[Bytes]) -> bool {
         let checked: Result<(), Refusal> = {
             let gate = self.port.gate();
-            channels
-                .iter()
-                .try_for_each(|c| match herald_core::Pattern::from_bytes(c.clone()) {
-                    Ok(pattern) => gate.subscribe(&pattern, None).map(|_| ()),
-                    Err(_) => gate.subscribe_name(c),
-                })
+            channels.iter().try_for_each(|c| gate.subscribe_channel(c))
         };
         match checked {
             Ok(()) => true,
