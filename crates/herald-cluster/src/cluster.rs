@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::raft::meta::Consensus;
 use crate::route::{self, Route, key_of};
 use crate::wire::{self, Frame, Info, InterestKey};
 
@@ -72,6 +73,9 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 const HANDSHAKE: Duration = Duration::from_secs(5);
 /// Largest frame accepted before the peer has proved itself.
 const HANDSHAKE_FRAME: usize = 64 << 10;
+/// Bytes of a consensus frame (a batch of a stream's rounds) on a live,
+/// authenticated route, whatever the message size limit.
+const RPC_FRAME: usize = 256 << 20;
 
 /// A node's view of its cluster. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -80,7 +84,7 @@ pub struct Cluster {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     config: ClusterConfig,
     tls: Option<RouteTls>,
     codec: route::Codec,
@@ -94,6 +98,10 @@ struct Inner {
     dialing: Mutex<BTreeSet<String>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// Consensus requests this node waits on.
+    pub(crate) rpcs: crate::raft::network::Pending,
+    /// This node's consensus groups, once JetStream is clustered.
+    consensus: std::sync::OnceLock<Arc<Consensus>>,
 }
 
 #[derive(Debug, Default)]
@@ -164,6 +172,8 @@ impl Cluster {
             dialing: Mutex::new(BTreeSet::new()),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            rpcs: crate::raft::network::Pending::default(),
+            consensus: std::sync::OnceLock::new(),
         });
         if !broker.observe_interest(Arc::new(Observer(Arc::downgrade(&inner)))) {
             tracing::error!(
@@ -206,6 +216,9 @@ impl Cluster {
 
     /// Closes every route and stops dialing; waits for the route tasks.
     pub async fn stop(&self) {
+        if let Some(consensus) = self.inner.consensus.get() {
+            consensus.shutdown().await;
+        }
         self.inner.shutdown.cancel();
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
@@ -243,6 +256,87 @@ impl Cluster {
             .collect()
     }
 
+    /// Runs JetStream clustered: opens (or forms, or joins) the meta group
+    /// and this node's stream groups, their logs under `raft_dir`. With
+    /// `fsync`, a consensus log reaches the disk before it counts.
+    ///
+    /// # Errors
+    /// A group's files cannot be opened.
+    pub async fn enable_jetstream(
+        &self,
+        store: herald_store::Store,
+        raft_dir: std::path::PathBuf,
+        fsync: bool,
+    ) -> std::io::Result<()> {
+        let consensus = Consensus::start(
+            Arc::downgrade(&self.inner),
+            self.inner.config.node.clone(),
+            raft_dir,
+            store,
+            fsync,
+        )
+        .await?;
+        let _ = self.inner.consensus.set(consensus);
+        Ok(())
+    }
+
+    /// Whether `name` is a replicated stream (its API goes through the cluster).
+    pub fn is_replicated(&self, name: &str) -> bool {
+        self.inner
+            .consensus
+            .get()
+            .is_some_and(|c| c.is_replicated(name))
+    }
+
+    /// Whether JetStream runs clustered here.
+    pub fn jetstream_clustered(&self) -> bool {
+        self.inner.consensus.get().is_some()
+    }
+
+    /// Creates a replicated stream (`num_replicas` > 1) across the cluster;
+    /// returns once this node's replica is open with a leader elected.
+    ///
+    /// # Errors
+    /// JetStream's error: not clustered, no meta group yet, too few nodes,
+    /// the name taken with another config.
+    pub async fn create_stream(
+        &self,
+        config: &herald_store::StreamConfig,
+    ) -> Result<(), herald_store::ApiError> {
+        let consensus = self.inner.consensus.get().ok_or_else(|| {
+            herald_store::ApiError::new(
+                500,
+                10074,
+                "replicas > 1 not supported in non-clustered mode",
+            )
+        })?;
+        consensus.create_stream(config).await
+    }
+
+    /// Deletes a replicated stream on every node holding it.
+    ///
+    /// # Errors
+    /// JetStream's error when the meta group cannot decide now.
+    pub async fn delete_stream(&self, name: &str) -> Result<(), herald_store::ApiError> {
+        match self.inner.consensus.get() {
+            Some(consensus) => consensus.delete_stream(name).await,
+            None => Err(herald_store::ApiError::stream_not_found()),
+        }
+    }
+
+    /// JetStream's `cluster` object of a replicated stream held here.
+    pub fn stream_cluster(&self, name: &str) -> Option<serde_json::Value> {
+        self.inner
+            .consensus
+            .get()?
+            .stream_cluster(&self.inner.config.name, name)
+    }
+
+    /// The meta group's leader, once there is one.
+    pub fn meta_leader(&self) -> Option<String> {
+        self.inner.consensus.get()?.meta_leader()
+    }
+
     /// Where the other nodes' NATS clients connect (`connect_urls`).
     pub fn connect_urls(&self) -> Vec<String> {
         self.inner
@@ -256,6 +350,21 @@ impl Cluster {
 }
 
 impl Inner {
+    /// The live route to `node`.
+    pub(crate) fn route_to(&self, node: &str) -> Option<Arc<Route>> {
+        self.state.lock().routes.get(node).cloned()
+    }
+
+    /// The nodes this one has a live route to.
+    pub(crate) fn route_nodes(&self) -> Vec<String> {
+        self.state.lock().routes.keys().cloned().collect()
+    }
+
+    /// This node's consensus groups, if JetStream is clustered.
+    pub(crate) fn consensus(&self) -> Option<&Arc<Consensus>> {
+        self.consensus.get()
+    }
+
     /// This node's `INFO` for a new route, with `nonce` as its challenge.
     fn info(&self, nonce: String) -> Info {
         let peers = self
@@ -588,7 +697,7 @@ async fn serve(
 
 /// Reads the peer's frames until the route closes.
 async fn read(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     route: &Arc<Route>,
     reader: &mut tokio::io::ReadHalf<RouteStream>,
     buf: &mut BytesMut,
@@ -596,7 +705,7 @@ async fn read(
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut silent = 0u32;
     loop {
-        while let Some(frame) = wire::parse(buf, inner.config.max_frame)? {
+        while let Some(frame) = wire::parse(buf, inner.config.max_frame.max(RPC_FRAME))? {
             match frame {
                 Frame::Sub(key) => route.peer_subscribed(&inner.broker, key),
                 Frame::Unsub(key) => route.peer_unsubscribed(&inner.broker, &key),
@@ -624,6 +733,11 @@ async fn read(
                         .push_control(|b| wire::encode_control(b, &Frame::Pong));
                 }
                 Frame::Pong => {}
+                Frame::Rpc(rpc) => {
+                    let answer = crate::raft::network::answer(inner.clone(), route.clone(), rpc);
+                    inner.tracker.spawn(answer);
+                }
+                Frame::RpcReply { id, body } => inner.rpcs.answered(id, body),
                 Frame::Err(text) => return Err(RouteError::Refused(text)),
                 Frame::Info(_) | Frame::Auth(_) => {
                     return Err(RouteError::Refused(

@@ -16,8 +16,10 @@
 //! | [`wire`] | the route protocol's frames, sans I/O |
 //! | `route` | one route: its sink, the peer's interests as route subscriptions |
 //! | `cluster` | the mesh: dialing, handshake, registration, interest counting |
+//! | [`raft`] | consensus: the meta group and replicated streams on openraft |
 
 mod cluster;
+pub mod raft;
 mod route;
 pub mod wire;
 

@@ -123,6 +123,29 @@ pub enum Frame {
     Pong,
     /// The peer refuses something and will close.
     Err(String),
+    /// A request for one of this node's consensus groups.
+    Rpc(Rpc),
+    /// The answer to an [`Frame::Rpc`]: `Ok` the encoded response, `Err`
+    /// why there is none.
+    RpcReply {
+        /// The request's id.
+        id: u64,
+        /// The response.
+        body: Result<Bytes, String>,
+    },
+}
+
+/// A consensus request between nodes (its body is the group's business).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rpc {
+    /// Chosen by the asking node, to match the reply.
+    pub id: u64,
+    /// The consensus group it is for.
+    pub group: String,
+    /// What it asks (a group op code).
+    pub op: u8,
+    /// The encoded request.
+    pub body: Bytes,
 }
 
 /// Why the bytes are not a frame.
@@ -147,6 +170,8 @@ const MSG: u8 = 5;
 const PING: u8 = 6;
 const PONG: u8 = 7;
 const ERR: u8 = 8;
+const RPC: u8 = 9;
+const RPC_REPLY: u8 = 10;
 
 const HEAD: usize = 5;
 
@@ -172,7 +197,7 @@ pub fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, WireError>
     if len > max {
         return Err(WireError::TooLong(len));
     }
-    if !(INFO..=ERR).contains(&op) {
+    if !(INFO..=RPC_REPLY).contains(&op) {
         return Err(WireError::UnknownOp(op));
     }
     if buf.len() < HEAD + len {
@@ -195,7 +220,9 @@ pub fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, WireError>
         MSG => Frame::Msg(message(&mut body).ok_or(WireError::Malformed("MSG"))?),
         PING => Frame::Ping,
         PONG => Frame::Pong,
-        _ => Frame::Err(String::from_utf8_lossy(&body).into_owned()),
+        ERR => Frame::Err(String::from_utf8_lossy(&body).into_owned()),
+        RPC => Frame::Rpc(rpc(&mut body).ok_or(WireError::Malformed("RPC"))?),
+        _ => rpc_reply(&mut body).ok_or(WireError::Malformed("RPC_REPLY"))?,
     };
     Ok(Some(frame))
 }
@@ -206,6 +233,34 @@ fn long(body: &mut Bytes) -> Option<Bytes> {
     }
     let len = body.get_u32() as usize;
     (body.remaining() >= len).then(|| body.split_to(len))
+}
+
+fn rpc(body: &mut Bytes) -> Option<Rpc> {
+    if body.remaining() < 9 {
+        return None;
+    }
+    let id = body.get_u64();
+    let op = body.get_u8();
+    let group = String::from_utf8(long(body)?.to_vec()).ok()?;
+    Some(Rpc {
+        id,
+        group,
+        op,
+        body: std::mem::take(body),
+    })
+}
+
+fn rpc_reply(body: &mut Bytes) -> Option<Frame> {
+    if body.remaining() < 9 {
+        return None;
+    }
+    let id = body.get_u64();
+    let body = match body.get_u8() {
+        0 => Ok(std::mem::take(body)),
+        1 => Err(String::from_utf8_lossy(body).into_owned()),
+        _ => return None,
+    };
+    Some(Frame::RpcReply { id, body })
 }
 
 fn interest(body: &mut Bytes) -> Option<InterestKey> {
@@ -332,7 +387,7 @@ pub fn encode_msg(buf: &mut BytesMut, msg: &RouteMsg) {
     buf.put_slice(&msg.payload);
 }
 
-/// Appends a `PING`, `PONG` or `ERR` frame.
+/// Appends any frame (those without a payload to share, in one piece).
 pub fn encode_control(buf: &mut BytesMut, frame: &Frame) {
     match frame {
         Frame::Ping => head(buf, PING, 0),
@@ -346,6 +401,23 @@ pub fn encode_control(buf: &mut BytesMut, frame: &Frame) {
         Frame::Sub(key) => encode_interest(buf, key, true),
         Frame::Unsub(key) => encode_interest(buf, key, false),
         Frame::Msg(msg) => encode_msg(buf, msg),
+        Frame::Rpc(rpc) => {
+            head(buf, RPC, 8 + 1 + 4 + rpc.group.len() + rpc.body.len());
+            buf.put_u64(rpc.id);
+            buf.put_u8(rpc.op);
+            put_long(buf, rpc.group.as_bytes());
+            buf.put_slice(&rpc.body);
+        }
+        Frame::RpcReply { id, body } => {
+            let (ok, bytes) = match body {
+                Ok(b) => (0, b.as_ref()),
+                Err(e) => (1, e.as_bytes()),
+            };
+            head(buf, RPC_REPLY, 8 + 1 + bytes.len());
+            buf.put_u64(*id);
+            buf.put_u8(ok);
+            buf.put_slice(bytes);
+        }
     }
 }
 
@@ -416,6 +488,19 @@ mod tests {
             Just(Frame::Pong),
             "[a-z ]{0,20}".prop_map(Frame::Err),
             any::<[u8; 32]>().prop_map(Frame::Auth),
+            (any::<u64>(), "[a-z:]{0,12}", any::<u8>(), bytes(100)).prop_map(
+                |(id, group, op, body)| Frame::Rpc(Rpc {
+                    id,
+                    group,
+                    op,
+                    body
+                })
+            ),
+            (
+                any::<u64>(),
+                proptest::result::maybe_ok(bytes(60), "[a-z ]{0,20}")
+            )
+                .prop_map(|(id, body)| Frame::RpcReply { id, body }),
             ("[a-z0-9]{1,8}", "[a-z]{1,8}").prop_map(|(node, cluster)| Frame::Info(Info {
                 node,
                 cluster,

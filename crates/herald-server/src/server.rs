@@ -98,6 +98,7 @@ impl RunningServer {
         }
         crate::jetstream::start(
             shared.store.clone(),
+            cluster.clone(),
             &shared.tracker,
             shared.shutdown.clone(),
         );
@@ -153,6 +154,15 @@ impl RunningServer {
                     cluster.node()
                 )
             })?;
+            // Replicated streams: the meta group and this node's stream groups.
+            cluster
+                .enable_jetstream(
+                    shared.store.clone(),
+                    config.data_dir.join("raft"),
+                    matches!(sync, herald_store::SyncPolicy::Always),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the cluster's consensus logs: {e}"))?;
         }
         let http = match starting {
             Some(starting) => Some(starting.ready().await?),

@@ -308,13 +308,6 @@ impl StreamConfig {
         if self.num_replicas <= 0 {
             self.num_replicas = 1;
         }
-        if self.num_replicas > 1 {
-            return Err(ApiError::new(
-                500,
-                10074,
-                "replicas > 1 not supported in non-clustered mode",
-            ));
-        }
         if !self.max_age.is_zero() && self.max_age < Duration::from_millis(100) {
             return Err(ApiError::stream_config("max age needs to be >= 100ms"));
         }

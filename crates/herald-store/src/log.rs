@@ -214,7 +214,7 @@ impl FileLog {
             let offset = self.active.len + buf.len() as u64;
             codec::encode(record, head, buf);
             self.active_index
-                .push(head, offset, codec::subject_of(record));
+                .push(head, offset, &codec::subject_of(record));
             locations.push(Location {
                 segment: self.active.base,
                 offset,

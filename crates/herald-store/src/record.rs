@@ -63,6 +63,21 @@ pub enum Record {
         /// Only messages whose subject matches this pattern were removed.
         filter: Option<Pattern>,
     },
+    /// A replicated stream applied its consensus log up to here: written in
+    /// the same append as what that entry stored, so the stream and the
+    /// position it reflects survive a crash together.
+    Applied(AppliedMark),
+}
+
+/// The consensus log entry a replicated stream's contents reflect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AppliedMark {
+    /// The entry's index.
+    pub index: u64,
+    /// The term of the leader that wrote it.
+    pub term: u64,
+    /// That leader's node id.
+    pub node: u64,
 }
 
 /// Where a record sits in a file log.
@@ -105,4 +120,6 @@ pub enum RecoveredRecord {
         /// Subject filter, if any.
         filter: Option<Pattern>,
     },
+    /// A [`Record::Applied`].
+    Applied(AppliedMark),
 }

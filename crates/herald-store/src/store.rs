@@ -195,7 +195,17 @@ impl Store {
 
     /// Creates a stream; an existing one with the same config is success.
     /// Returns its info and whether it was created now.
-    pub fn create_stream(&self, mut config: StreamConfig) -> Result<(StreamInfo, bool), ApiError> {
+    pub fn create_stream(&self, config: StreamConfig) -> Result<(StreamInfo, bool), ApiError> {
+        if config.num_replicas > 1 {
+            return Err(not_clustered());
+        }
+        self.create_replica(config)
+    }
+
+    /// Creates a stream whose config may ask for several replicas: this
+    /// node's replica of it, which follows until its consensus group makes
+    /// it the leader. The cluster calls this once placement is agreed.
+    pub fn create_replica(&self, mut config: StreamConfig) -> Result<(StreamInfo, bool), ApiError> {
         config.normalize()?;
         let mut streams = self.inner.streams.write();
         if let Some(entry) = streams.get(&config.name) {
@@ -227,6 +237,10 @@ impl Store {
     /// Updates a stream's configuration.
     pub fn update_stream(&self, mut config: StreamConfig) -> Result<StreamInfo, ApiError> {
         config.normalize()?;
+        let replicas = self.stream(&config.name).map(|s| s.config().num_replicas);
+        if config.num_replicas > 1 && replicas.is_ok_and(|r| r != config.num_replicas) {
+            return Err(not_clustered());
+        }
         let streams = self.inner.streams.write();
         let entry = streams
             .get(&config.name)
@@ -598,4 +612,13 @@ impl Sink for RoutingSink {
         }
         herald_core::Delivery::Delivered
     }
+}
+
+/// What a single node answers to a stream asking for replicas.
+fn not_clustered() -> ApiError {
+    ApiError::new(
+        500,
+        10074,
+        "replicas > 1 not supported in non-clustered mode",
+    )
 }

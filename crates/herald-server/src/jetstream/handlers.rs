@@ -109,7 +109,7 @@ pub(super) fn handle(store: &Store, subject: &str, payload: &[u8], requester: &R
     json_reply(kind, result)
 }
 
-fn json_reply(kind: &str, result: Result<Value, ApiError>) -> Reply {
+pub(super) fn json_reply(kind: &str, result: Result<Value, ApiError>) -> Reply {
     let type_name = format!("io.nats.jetstream.api.v1.{kind}");
     let mut body = match result {
         Ok(Value::Object(map)) => Value::Object(map),
@@ -163,7 +163,7 @@ fn account_info(store: &Store) -> Result<Value, ApiError> {
     }))
 }
 
-fn parse_stream_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+pub(super) fn parse_stream_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
     let config: StreamConfig = serde_json::from_slice(payload).map_err(ApiError::invalid_json)?;
     if config.name.is_empty() || config.name != name {
         return Err(ApiError::new(

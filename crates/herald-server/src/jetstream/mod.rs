@@ -7,6 +7,7 @@
 //! in `herald-store`, so a request to a consumer that does not exist gets
 //! the no-responders status, as clients expect.
 
+mod clustered;
 mod handlers;
 
 use std::sync::Arc;
@@ -49,7 +50,13 @@ const QUEUED_REQUESTS: usize = 4096;
 
 /// Subscribes the API subjects and starts, on `tracker`, the task that
 /// answers them; it ends with `shutdown`.
-pub fn start(store: Store, tracker: &TaskTracker, shutdown: CancellationToken) {
+/// With a `cluster`, replicated streams are created and deleted through it.
+pub fn start(
+    store: Store,
+    cluster: Option<herald_cluster::Cluster>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) {
     let broker = store.broker().clone();
     let (tx, rx) = mpsc::channel(QUEUED_REQUESTS);
     let conn = broker.new_conn_id();
@@ -59,11 +66,12 @@ pub fn start(store: Store, tracker: &TaskTracker, shutdown: CancellationToken) {
         spec.node_local = true;
         broker.subscribe_sink(spec, Arc::new(ApiSink { tx: tx.clone() }));
     }
-    tracker.spawn(serve(store, broker, rx, shutdown));
+    tracker.spawn(serve(store, cluster, broker, rx, shutdown));
 }
 
 async fn serve(
     store: Store,
+    cluster: Option<herald_cluster::Cluster>,
     broker: Broker,
     mut rx: mpsc::Receiver<Request>,
     shutdown: CancellationToken,
@@ -76,23 +84,34 @@ async fn serve(
                 None => return,
             },
         };
-        let store = store.clone();
-        // Handlers may block briefly on the store (purge, delete, fsync of
-        // state files): keep them off the async workers.
-        let reply = tokio::task::spawn_blocking(move || {
-            handlers::handle(
-                &store,
-                &request.subject,
-                &request.payload,
-                &request.requester,
-            )
-        })
-        .await;
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(e) => {
-                tracing::error!("JetStream API handler failed: {e}");
-                continue;
+        let decided = match &cluster {
+            Some(cluster) if cluster.jetstream_clustered() => {
+                clustered::handle(cluster, &store, &request.subject, &request.payload).await
+            }
+            _ => None,
+        };
+        let reply = match decided {
+            Some(reply) => reply,
+            None => {
+                let store = store.clone();
+                let subject = request.subject.clone();
+                let (payload, requester) = (request.payload.clone(), request.requester.clone());
+                // Handlers may block briefly on the store (purge, delete, fsync
+                // of state files): keep them off the async workers.
+                let reply = tokio::task::spawn_blocking(move || {
+                    handlers::handle(&store, &subject, &payload, &requester)
+                })
+                .await;
+                match (reply, &cluster) {
+                    (Ok(reply), Some(cluster)) => {
+                        clustered::annotate(cluster, &request.subject, reply)
+                    }
+                    (Ok(reply), None) => reply,
+                    (Err(e), _) => {
+                        tracing::error!("JetStream API handler failed: {e}");
+                        continue;
+                    }
+                }
             }
         };
         let msg = match reply {

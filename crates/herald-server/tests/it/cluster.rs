@@ -18,16 +18,16 @@ use crate::binary::{HERALD, WaitOnDrop};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// One herald process of a test cluster.
-struct Node {
+pub(crate) struct Node {
     _child: WaitOnDrop,
     /// Its log lines after start-up.
     log: std::sync::mpsc::Receiver<String>,
-    nats: SocketAddr,
+    pub(crate) nats: SocketAddr,
     redis: SocketAddr,
     mqtt: SocketAddr,
     http: SocketAddr,
-    route: SocketAddr,
-    _data: tempfile::TempDir,
+    pub(crate) route: SocketAddr,
+    data: tempfile::TempDir,
 }
 
 /// Starts node `name` of cluster `cluster` dialing `peers`, with `secret`.
@@ -43,7 +43,25 @@ fn node_args(
     peers: &[SocketAddr],
     extra: &[std::ffi::OsString],
 ) -> Node {
-    let data = tempfile::tempdir().expect("temp dir");
+    node_in(
+        name,
+        cluster,
+        secret,
+        peers,
+        extra,
+        tempfile::tempdir().expect("temp dir"),
+    )
+}
+
+/// [`node_args`], its data in `data` (a restart reuses a killed node's).
+fn node_in(
+    name: &str,
+    cluster: &str,
+    secret: &str,
+    peers: &[SocketAddr],
+    extra: &[std::ffi::OsString],
+    data: tempfile::TempDir,
+) -> Node {
     let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
     let mut cmd = Command::new(HERALD);
     cmd.args([
@@ -125,16 +143,27 @@ fn node_args(
         mqtt: mqtt.expect("mqtt address"),
         http: http.expect("http address"),
         route: route.expect("route address"),
-        _data: data,
+        data,
     }
 }
 
-fn node(name: &str, peers: &[SocketAddr]) -> Node {
+pub(crate) fn node(name: &str, peers: &[SocketAddr]) -> Node {
     node_with(name, "test", "s3cret", peers)
 }
 
+/// Node `name` started again on the data of a node killed before.
+pub(crate) fn restart(name: &str, peers: &[SocketAddr], data: tempfile::TempDir) -> Node {
+    node_in(name, "test", "s3cret", peers, &[], data)
+}
+
 impl Node {
-    async fn nats(&self) -> async_nats::Client {
+    /// SIGKILLs the process; its data stays for a restart.
+    pub(crate) fn kill(self) -> tempfile::TempDir {
+        drop(self._child);
+        self.data
+    }
+
+    pub(crate) async fn nats(&self) -> async_nats::Client {
         async_nats::connect(format!("nats://{}", self.nats))
             .await
             .expect("async-nats connects")
@@ -163,7 +192,7 @@ impl Node {
     }
 
     /// Waits until this node has routes to exactly `peers` (by name).
-    async fn routed_to(&self, peers: &[&str]) {
+    pub(crate) async fn routed_to(&self, peers: &[&str]) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let routez = self.routez().await;
@@ -187,7 +216,7 @@ impl Node {
 }
 
 /// Three nodes: b and c know only a; the mesh is learned.
-async fn three() -> (Node, Node, Node) {
+pub(crate) async fn three() -> (Node, Node, Node) {
     let a = node("a", &[]);
     let b = node("b", &[a.route]);
     let c = node("c", &[a.route]);

@@ -34,6 +34,7 @@ mod operate;
 mod redis_client;
 mod redis_differential;
 mod reload;
+mod replicated;
 mod robustness;
 mod schedules;
 mod slow_consumers;

@@ -43,6 +43,7 @@ fn expected(records: &[Record], locations: &[Location]) -> Vec<RecoveredRecord> 
                 below: *below,
                 filter: filter.clone(),
             },
+            Record::Applied(mark) => RecoveredRecord::Applied(*mark),
         })
         .collect()
 }
@@ -530,6 +531,11 @@ proptest! {
                         message(seq, &format!("s.{n}"), headers, &payload)
                     }
                     2 => Record::Delete { seq: u64::from(n) },
+                    3 if n % 3 == 0 => Record::Applied(crate::record::AppliedMark {
+                        index: u64::from(n),
+                        term: u64::from(n) / 2,
+                        node: u64::from(n).wrapping_mul(0x9e37_79b9),
+                    }),
                     _ => Record::Purge {
                         below: u64::from(n),
                         filter: (n % 2 == 0).then(|| Pattern::new("s.*").unwrap()),

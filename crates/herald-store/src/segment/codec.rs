@@ -36,6 +36,7 @@ pub(crate) enum Kind {
     Message = 1,
     Delete = 2,
     Purge = 3,
+    Applied = 4,
 }
 
 impl Kind {
@@ -44,6 +45,7 @@ impl Kind {
             1 => Some(Kind::Message),
             2 => Some(Kind::Delete),
             3 => Some(Kind::Purge),
+            4 => Some(Kind::Applied),
             _ => None,
         }
     }
@@ -86,6 +88,15 @@ impl Head {
                 let flags = if filter.is_some() { FLAG_PRESENT } else { 0 };
                 (Kind::Purge, flags, *below, 0, 0, 0)
             }
+            // The term rides in `time`, the leader's id in the subject field.
+            Record::Applied(mark) => (
+                Kind::Applied,
+                0,
+                mark.index,
+                i64::try_from(mark.term).unwrap_or(i64::MAX),
+                0,
+                0,
+            ),
         };
         let subject_len = subject_of(record).len();
         if subject_len > MAX_SUBJECT_LEN {
@@ -133,15 +144,25 @@ impl Head {
 }
 
 /// The bytes that go in the subject field: a message's subject, a purge's
-/// filter, nothing for a delete.
-pub(crate) fn subject_of(record: &Record) -> &[u8] {
+/// filter, an applied mark's leader id, nothing for a delete.
+pub(crate) fn subject_of(record: &Record) -> std::borrow::Cow<'_, [u8]> {
     match record {
-        Record::Message(m) => m.subject.as_bytes(),
+        Record::Message(m) => m.subject.as_bytes().into(),
         Record::Purge {
             filter: Some(f), ..
-        } => f.as_bytes(),
-        Record::Delete { .. } | Record::Purge { filter: None, .. } => &[],
+        } => f.as_bytes().into(),
+        Record::Applied(mark) => mark.node.to_le_bytes().to_vec().into(),
+        Record::Delete { .. } | Record::Purge { filter: None, .. } => (&[][..]).into(),
     }
+}
+
+/// An applied mark from its head fields and subject bytes.
+pub(crate) fn applied(seq: u64, time: i64, subject: &[u8]) -> Option<crate::record::AppliedMark> {
+    Some(crate::record::AppliedMark {
+        index: seq,
+        term: u64::try_from(time).ok()?,
+        node: u64::from_le_bytes(subject.try_into().ok()?),
+    })
 }
 
 /// Appends `record`, whose head is `head` (from [`Head::of`]), to `buf`.
@@ -156,7 +177,7 @@ pub(crate) fn encode(record: &Record, head: &Head, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&head.time.to_le_bytes());
     buf.extend_from_slice(&(head.header_len as u32).to_le_bytes());
     buf.extend_from_slice(&(head.payload_len as u32).to_le_bytes());
-    buf.extend_from_slice(subject_of(record));
+    buf.extend_from_slice(&subject_of(record));
     if let Record::Message(m) = record {
         if let Some(h) = &m.headers {
             buf.extend_from_slice(h.raw());
@@ -190,7 +211,7 @@ pub(crate) fn parse_head(b: &[u8; HEAD_LEN]) -> Result<Head, String> {
     }
     let kind = Kind::from_u8(b[4]).ok_or_else(|| format!("unknown record kind {}", b[4]))?;
     let flags = b[5];
-    if flags & !FLAG_PRESENT != 0 || (kind == Kind::Delete && flags != 0) {
+    if flags & !FLAG_PRESENT != 0 || (matches!(kind, Kind::Delete | Kind::Applied) && flags != 0) {
         return Err(format!("bad flags {flags:#x} for {kind:?}"));
     }
     let head = Head {
@@ -220,6 +241,11 @@ pub(crate) fn parse_head(b: &[u8; HEAD_LEN]) -> Result<Head, String> {
             Some("headers or payload")
         }
         Kind::Delete | Kind::Purge => None,
+        Kind::Applied if head.subject_len != 8 || head.header_len + head.payload_len != 0 => {
+            Some("fields")
+        }
+        Kind::Applied if head.time < 0 => Some("term"),
+        Kind::Applied => None,
     };
     if let Some(what) = unexpected {
         return Err(format!("{kind:?} record carries unexpected {what}"));
@@ -280,6 +306,10 @@ pub(crate) fn recovered(head: &Head, record: &[u8], location: Location) -> Recov
             below: head.seq,
             filter: filter(head.flags, subject),
         },
+        // `parse_head` refused an applied mark whose fields do not fit.
+        Kind::Applied => {
+            RecoveredRecord::Applied(applied(head.seq, head.time, &subject).unwrap_or_default())
+        }
     }
 }
 

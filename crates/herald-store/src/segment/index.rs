@@ -192,6 +192,10 @@ fn parse_entries(
                 below: seq,
                 filter: codec::filter(flags, subject),
             },
+            Some(Kind::Applied) if flags == 0 => match codec::applied(seq, time, &subject) {
+                Some(mark) => RecoveredRecord::Applied(mark),
+                None => return Err(format!("entry {i} is a malformed applied mark")),
+            },
             _ => {
                 return Err(format!(
                     "entry {i} has bad kind {} or flags {flags}",

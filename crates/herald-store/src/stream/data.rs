@@ -9,13 +9,18 @@ use super::{BODY_CACHE_BYTES, Discard, MessageIndex, Slot, StreamData, SubjectFi
 use crate::StoreError;
 use crate::api_error::ApiError;
 use crate::info::StreamState;
-use crate::record::{Record, RecoveredRecord, StoredMessage};
+use crate::record::{AppliedMark, Record, RecoveredRecord, StoredMessage};
 use crate::time::now_nanos;
 
-/// Rebuilds the index by replaying recovered records in log order.
-pub(super) fn replay(records: Vec<RecoveredRecord>, active_base: u64) -> MessageIndex {
+/// Rebuilds the index by replaying recovered records in log order; also
+/// the last applied mark of a replicated stream.
+pub(super) fn replay(
+    records: Vec<RecoveredRecord>,
+    active_base: u64,
+) -> (MessageIndex, Option<AppliedMark>) {
     let mut index = MessageIndex::new(active_base);
     let mut first = true;
+    let mut applied = None;
     for record in records {
         match record {
             RecoveredRecord::Message {
@@ -46,6 +51,7 @@ pub(super) fn replay(records: Vec<RecoveredRecord>, active_base: u64) -> Message
             RecoveredRecord::Delete { seq } => {
                 index.remove(seq);
             }
+            RecoveredRecord::Applied(mark) => applied = Some(mark),
             RecoveredRecord::Purge { below, filter } => {
                 if filter.is_none() && below > index.last_seq() {
                     index.clear(below);
@@ -61,7 +67,7 @@ pub(super) fn replay(records: Vec<RecoveredRecord>, active_base: u64) -> Message
     if index.messages() == 0 && index.last_seq() + 1 < active_base {
         index.clear(active_base);
     }
-    index
+    (index, applied)
 }
 
 impl StreamData {

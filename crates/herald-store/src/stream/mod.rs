@@ -11,6 +11,7 @@
 mod data;
 pub(crate) mod filter;
 mod index;
+pub mod replica;
 mod schedule;
 mod ttl;
 mod writer;
@@ -70,6 +71,8 @@ pub(crate) struct StreamInner {
     /// When the next TTL expiry or schedule is due (ns; `i64::MAX`: none),
     /// so the writer thread wakes for it rather than at its next tick.
     pub(crate) next_timer: std::sync::atomic::AtomicI64,
+    /// Whether it stores what it captures or replicates it.
+    pub(crate) replica: parking_lot::RwLock<replica::Replica>,
 }
 
 /// What the state lock guards.
@@ -97,6 +100,8 @@ pub(crate) struct StreamData {
     pub(crate) markers_due: Vec<herald_core::Subject>,
     /// Message schedules, by fire time.
     pub(crate) schedules: schedule::Schedules,
+    /// A replicated stream's position in its consensus log.
+    pub(crate) applied: Option<crate::record::AppliedMark>,
 }
 
 impl Stream {
@@ -134,19 +139,19 @@ impl Stream {
     ) -> Result<Stream, StoreError> {
         let config = meta.config;
         let first_seq = config.first_seq.max(1);
-        let (log, index) = match config.storage {
-            StorageType::Memory => (None, MessageIndex::new(first_seq)),
+        let (log, index, applied) = match config.storage {
+            StorageType::Memory => (None, MessageIndex::new(first_seq), None),
             StorageType::File => {
                 let (log, state) =
                     FileLog::open(&dir.join("log"), first_seq, LogOptions::default())?;
-                let index = data::replay(state.records, state.active_base);
+                let (index, applied) = data::replay(state.records, state.active_base);
                 tracing::info!(
                     stream = %config.name,
                     messages = index.messages(),
                     last_seq = index.last_seq(),
                     "stream recovered"
                 );
-                (Some(log), index)
+                (Some(log), index, applied)
             }
         };
         let last = index.last_seq();
@@ -163,12 +168,15 @@ impl Stream {
             expiries: ttl::Expiries::default(),
             markers_due: Vec::new(),
             schedules: schedule::Schedules::default(),
+            applied,
         };
         data.rebuild_dedup();
         let (ttls, schedules) = (data.config.allow_msg_ttl, data.config.allow_msg_schedules);
         data.rebuild_timers(ttls, schedules);
         let next_timer = data.next_timer();
         let (stored, _) = watch::channel(last);
+        // A replicated stream follows until its consensus group says it leads.
+        let replicated = data.config.num_replicas > 1;
         let inner = Arc::new(StreamInner {
             name: data.config.name.clone(),
             dir,
@@ -181,10 +189,17 @@ impl Stream {
             sync,
             closed: AtomicBool::new(false),
             next_timer: std::sync::atomic::AtomicI64::new(next_timer),
+            replica: parking_lot::RwLock::new(if replicated {
+                replica::Replica::Follower
+            } else {
+                replica::Replica::Local
+            }),
         });
         writer::spawn(inner.clone())?;
         let stream = Stream { inner };
-        stream.capture();
+        if !replicated {
+            stream.capture();
+        }
         Ok(stream)
     }
 
@@ -201,6 +216,13 @@ impl Stream {
     /// When it was created (ns since the epoch).
     pub fn created(&self) -> i64 {
         self.inner.created
+    }
+
+    /// Unsubscribes the stream from its subjects.
+    fn stop_capture(&self) {
+        for sub in self.inner.capture.lock().drain(..) {
+            self.inner.broker.remove_subscriber(&sub);
+        }
     }
 
     /// Subscribes the stream to its subjects in the broker.
@@ -239,7 +261,8 @@ impl Stream {
             let removed = data.enforce_limits(now_nanos());
             data.write_removals(removed)?;
             drop(data);
-            if subjects_changed {
+            if subjects_changed && !matches!(*self.inner.replica.read(), replica::Replica::Follower)
+            {
                 self.capture();
             }
         }

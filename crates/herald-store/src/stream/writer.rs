@@ -21,9 +21,10 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
 use super::StreamInner;
+use super::replica::Replica;
 use crate::api_error::ApiError;
 use crate::config::Retention;
-use crate::record::Record;
+use crate::record::{AppliedMark, Record};
 use crate::time::now_nanos;
 use crate::{PubAck, StoreError, SyncPolicy};
 
@@ -49,14 +50,14 @@ const MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
 /// One publish waiting to be stored.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    msg: Message,
-    reply: Reply,
+    pub(super) msg: Message,
+    pub(super) reply: Reply,
     /// Refused before queueing (queue full).
-    refused: bool,
+    pub(super) refused: bool,
 }
 
 #[derive(Debug)]
-enum Reply {
+pub(super) enum Reply {
     /// Publish ack to the message's reply subject, if it has one.
     Subject,
     /// In-process caller waiting.
@@ -110,6 +111,11 @@ impl WriterQueue {
         if wake && q.items.len() == 1 {
             self.ready.notify_one();
         }
+    }
+
+    /// Notes that something was written the writer thread has yet to sync.
+    pub(crate) fn mark_unsynced(&self) {
+        self.state.lock().unsynced = true;
     }
 
     /// Marks the queue closing and waits until the writer has stored what
@@ -237,8 +243,12 @@ fn run(inner: &StreamInner) {
                     SyncPolicy::Interval(d) => d.min(Duration::from_secs(1)),
                     SyncPolicy::Always => Duration::from_secs(1),
                 };
-                // An expiry or a schedule due sooner.
-                let timer = inner.next_timer.load(Ordering::Relaxed);
+                // An expiry or a schedule due sooner (a follower's timers
+                // are its leader's to decide).
+                let timer = match *inner.replica.read() {
+                    Replica::Follower => i64::MAX,
+                    _ => inner.next_timer.load(Ordering::Relaxed),
+                };
                 let until_timer = u64::try_from(timer.saturating_sub(now_nanos())).unwrap_or(0);
                 let wait = wait.min(Duration::from_nanos(until_timer));
                 inner.queue.ready.wait_for(&mut q, wait);
@@ -292,18 +302,27 @@ fn sync(inner: &StreamInner) {
 }
 
 /// Outcomes of one round, sent after the data is durable.
-struct Acks {
-    outcomes: Vec<(
+pub(super) struct Acks {
+    pub(super) outcomes: Vec<(
         Reply,
         Option<herald_core::Subject>,
         Result<PubAck, ApiError>,
     )>,
-    wrote: bool,
-    last_seq: u64,
+    pub(super) wrote: bool,
+    pub(super) last_seq: u64,
 }
 
 impl Acks {
-    fn send(self, inner: &StreamInner) {
+    /// Nothing to acknowledge now (a leader's round went to consensus).
+    fn none(last_seq: u64) -> Self {
+        Self {
+            outcomes: Vec::new(),
+            wrote: false,
+            last_seq,
+        }
+    }
+
+    pub(super) fn send(self, inner: &StreamInner) {
         inner.stored.send_if_modified(|last| {
             let changed = *last != self.last_seq;
             *last = self.last_seq;
@@ -334,7 +353,9 @@ impl Acks {
 
 /// Stores everything queued. The queue is emptied under the state lock, so
 /// rounds run by different threads store publishes in the order they were
-/// queued.
+/// queued. A replicated stream's leader proposes the round to its consensus
+/// log instead (acks follow once a quorum has it); a follower stores
+/// nothing of its own.
 fn store_batch(inner: &StreamInner) -> Acks {
     let mut data = inner.state.lock();
     let batch = {
@@ -342,44 +363,94 @@ fn store_batch(inner: &StreamInner) -> Acks {
         q.bytes = 0;
         std::mem::take(&mut q.items)
     };
+    let role = inner.replica.read().clone();
+    match role {
+        Replica::Local => {}
+        Replica::Leader(replicator) => {
+            super::replica::propose(inner, &data, &*replicator, batch);
+            return Acks::none(data.index.last_seq());
+        }
+        Replica::Follower => {
+            let outcomes = batch
+                .into_iter()
+                .map(|p| (p.reply, p.msg.reply, Err(super::replica::not_leader())))
+                .collect();
+            return Acks {
+                outcomes,
+                wrote: false,
+                last_seq: data.index.last_seq(),
+            };
+        }
+    }
     // Stored times never go backwards (a clock stepped back does not
     // reorder the stream), so finding a time is a binary search.
     let now = now_nanos().max(data.index.last_time());
-    let window = data.config.duplicate_window;
-    data.dedup.expire(now, window);
-    let mut records = Vec::with_capacity(batch.len());
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut removed = Vec::new();
     let no_ack = data.config.no_ack;
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut messages = Vec::with_capacity(batch.len());
     for pending in batch {
-        let reply_subject = if no_ack {
+        let subject = if no_ack {
             None
         } else {
             pending.msg.reply.clone()
         };
-        let outcome = if pending.refused {
-            Err(ApiError::new(
+        replies.push((pending.reply, subject));
+        messages.push((!pending.refused).then_some(pending.msg));
+    }
+    let (results, wrote) = store_round(inner, &mut data, &messages, now, None);
+    Acks {
+        outcomes: replies
+            .into_iter()
+            .zip(results)
+            .map(|((reply, subject), outcome)| (reply, subject, outcome))
+            .collect(),
+        wrote,
+        last_seq: data.index.last_seq(),
+    }
+}
+
+/// One round of storing: each message (`None`: refused before queueing)
+/// checked and stored at time `now`, then limits, subject delete markers
+/// and due schedules, all written with one append — with `mark`, the
+/// consensus log position this round applies, in the same append.
+/// Deterministic in the stream's contents, `messages` and `now`, so that
+/// replicas applying the same round agree. Returns each message's outcome
+/// and whether anything was written.
+pub(super) fn store_round(
+    inner: &StreamInner,
+    data: &mut super::StreamData,
+    messages: &[Option<Message>],
+    now: i64,
+    mark: Option<AppliedMark>,
+) -> (Vec<Result<PubAck, ApiError>>, bool) {
+    let window = data.config.duplicate_window;
+    data.dedup.expire(now, window);
+    let mut records = Vec::with_capacity(messages.len() + 1);
+    let mut outcomes = Vec::with_capacity(messages.len());
+    let mut removed = Vec::new();
+    for msg in messages {
+        let outcome = match msg {
+            None => Err(ApiError::new(
                 503,
                 10077,
                 "stream is busy: too many publishes waiting",
-            ))
-        } else {
-            store_one(
-                &mut data,
+            )),
+            Some(msg) => store_one(
+                data,
                 &inner.name,
-                &pending.msg,
+                msg,
                 now,
                 (&mut records, &mut removed),
                 Author::Client,
-            )
+            ),
         };
-        outcomes.push((pending.reply, reply_subject, outcome));
+        outcomes.push(outcome);
     }
     removed.extend(data.enforce_limits(now));
     for subject in std::mem::take(&mut data.markers_due) {
         let marker = marker_message(subject, data.config.subject_delete_marker_ttl);
         let stored = store_one(
-            &mut data,
+            data,
             &inner.name,
             &marker,
             now,
@@ -393,13 +464,13 @@ fn store_batch(inner: &StreamInner) -> Acks {
     for (seq, due) in data.schedules.take_due(now) {
         let next = data.schedules.next(seq, due, now);
         let next_at = next.as_ref().map(|(at, _)| *at);
-        let Some(message) = scheduled_message(&data, seq, next.map(|(_, text)| text)) else {
+        let Some(message) = scheduled_message(data, seq, next.map(|(_, text)| text)) else {
             // Its message is gone or replaced: the schedule with it.
             data.schedules.forget(seq);
             continue;
         };
         let stored = store_one(
-            &mut data,
+            data,
             &inner.name,
             &message,
             now,
@@ -413,6 +484,11 @@ fn store_batch(inner: &StreamInner) -> Acks {
             Some(at) => data.schedules.rearm(seq, at),
             None => data.schedules.forget(seq),
         }
+    }
+    let messages_written = !records.is_empty();
+    if let Some(mark) = mark {
+        records.push(Record::Applied(mark));
+        data.applied = Some(mark);
     }
     let mut wrote = false;
     if !records.is_empty() {
@@ -439,7 +515,7 @@ fn store_batch(inner: &StreamInner) -> Acks {
                     tracing::error!(stream = %inner.name, "write failed: {e}");
                     data.failed = Some(e.to_string());
                     let err = ApiError::storage(&e);
-                    for (_, _, outcome) in &mut outcomes {
+                    for outcome in &mut outcomes {
                         if outcome.as_ref().is_ok_and(|a| !a.duplicate) {
                             *outcome = Err(err.clone());
                         }
@@ -452,7 +528,7 @@ fn store_batch(inner: &StreamInner) -> Acks {
         tracing::error!(stream = %inner.name, "writing removals failed: {e}");
     }
     // Interest streams keep nothing nobody is interested in.
-    if data.config.retention == Retention::Interest {
+    if messages_written && data.config.retention == Retention::Interest {
         let unwanted: Vec<u64> = records
             .iter()
             .filter_map(|r| match r {
@@ -471,11 +547,7 @@ fn store_batch(inner: &StreamInner) -> Acks {
         }
     }
     set_next_timer(inner, data.next_timer());
-    Acks {
-        outcomes,
-        wrote,
-        last_seq: data.index.last_seq(),
-    }
+    (outcomes, wrote)
 }
 
 /// The message left on a subject whose last message aged out: no payload,

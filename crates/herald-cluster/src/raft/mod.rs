@@ -1,0 +1,140 @@
+//! Consensus: openraft groups whose messages ride the routes.
+//!
+//! A node in a cluster with JetStream runs one **meta group** (every node a
+//! voter once it has joined) that holds which replicated streams exist and
+//! where they are placed, and one **stream group** per replicated stream it
+//! holds a replica of, whose log is that stream's rounds of publishes.
+//! Raft's requests travel as `RPC` frames over the route to the peer (a
+//! node with no route is unreachable: a partition of routes is a partition
+//! of the groups too). Each group's log lives in the data directory under
+//! `raft/<group>/` ([`log_store`]).
+//!
+//! | module | what it owns |
+//! | --- | --- |
+//! | [`log_store`] | a group's log, vote and purge point on disk |
+//! | `network` | Raft's requests as route frames, and their dispatch |
+//! | `meta` | the meta group: formation, joining nodes, stream placement |
+//! | `stream` | a stream group: the stream as state machine, leadership |
+
+// openraft's storage traits return its `StorageError` by value; the
+// helpers that build one do too.
+#[allow(clippy::result_large_err)]
+pub mod log_store;
+#[allow(clippy::result_large_err)]
+pub(crate) mod meta;
+pub(crate) mod network;
+#[allow(clippy::result_large_err)]
+pub(crate) mod stream;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_core::{Headers, Message, Subject};
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// herald's Raft types: commands are [`Command`]s, nodes are named.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A node's id in every group: derived from its name, which is what the
+/// group's membership records (as the node's `addr`).
+pub type NodeId = u64;
+/// A log entry.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// A running group.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// The id of the node named `name`.
+pub fn node_id(name: &str) -> NodeId {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let mut id = [0; 8];
+    id.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(id)
+}
+
+/// What a group's log holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Meta: a replicated stream, its config (JetStream JSON) and the
+    /// nodes holding it, the first of them preferred as leader.
+    AddStream {
+        /// `StreamConfig` as JSON.
+        config: String,
+        /// Node names.
+        peers: Vec<String>,
+    },
+    /// Meta: a replicated stream is gone.
+    RemoveStream {
+        /// Its name.
+        name: String,
+    },
+    /// Stream: a round of publishes (empty: timed work) at the leader's time.
+    Round {
+        /// ns since the epoch.
+        now: i64,
+        /// The publishes.
+        messages: Vec<WireMessage>,
+    },
+}
+
+/// A published message as a stream stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireMessage {
+    subject: Bytes,
+    headers: Option<Bytes>,
+    payload: Bytes,
+}
+
+impl WireMessage {
+    pub(crate) fn of(msg: &Message) -> Self {
+        Self {
+            subject: msg.subject.to_bytes(),
+            headers: msg.headers.as_ref().map(|h| h.raw().clone()),
+            payload: msg.payload.clone(),
+        }
+    }
+
+    pub(crate) fn message(&self) -> Message {
+        let mut msg = Message::new(
+            Subject::from_wire_unchecked(self.subject.clone()),
+            self.payload.clone(),
+        );
+        msg.headers = self.headers.clone().map(Headers::from_raw_unchecked);
+        msg
+    }
+}
+
+/// What applying an entry gave, for the proposer on the leader (never
+/// sent between nodes: the outcomes are not serialized).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Applied {
+    /// Each publish's outcome, for a stream round.
+    #[serde(skip)]
+    pub outcomes: Arc<Vec<Result<herald_store::PubAck, herald_store::ApiError>>>,
+}
+
+/// Raft timing for every group: a leader heard from four times a second,
+/// an election after one to two silent seconds.
+pub(crate) fn raft_config(group: &str) -> Arc<openraft::Config> {
+    let config = openraft::Config {
+        cluster_name: group.to_owned(),
+        heartbeat_interval: 250,
+        election_timeout_min: 1000,
+        election_timeout_max: 2000,
+        max_payload_entries: 64,
+        replication_lag_threshold: 100_000,
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        ..Default::default()
+    };
+    // Valid by construction (timeouts above the heartbeat).
+    Arc::new(config.validate().unwrap_or_default())
+}

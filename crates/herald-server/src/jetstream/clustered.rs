@@ -1,0 +1,90 @@
+//! The JetStream API requests a cluster decides: creating and deleting a
+//! replicated stream go through the meta group; a replicated stream's info
+//! carries JetStream's `cluster` object. Everything else about a replicated
+//! stream is answered by the node asked, from its replica.
+
+use herald_cluster::Cluster;
+use herald_store::{ApiError, Store, StreamConfig};
+use serde_json::{Value, json};
+
+use super::handlers::{self, Reply};
+
+/// Answers `subject` if it is the cluster's to answer; `None` otherwise.
+pub(super) async fn handle(
+    cluster: &Cluster,
+    store: &Store,
+    subject: &str,
+    payload: &[u8],
+) -> Option<Reply> {
+    let api = subject.strip_prefix("$JS.API.")?;
+    let tokens: Vec<&str> = api.split('.').collect();
+    match tokens.as_slice() {
+        ["STREAM", "CREATE", name] => {
+            let mut config = handlers::parse_stream_config(name, payload).ok()?;
+            if config.num_replicas <= 1 {
+                return None;
+            }
+            let result = create(cluster, store, &mut config).await;
+            Some(handlers::json_reply("stream_create_response", result))
+        }
+        ["STREAM", "DELETE", name] if cluster.is_replicated(name) => {
+            let result = cluster
+                .delete_stream(name)
+                .await
+                .map(|()| json!({"success": true}));
+            Some(handlers::json_reply("stream_delete_response", result))
+        }
+        ["STREAM", "UPDATE" | "PURGE", name] | ["STREAM", "MSG", "DELETE", name]
+            if cluster.is_replicated(name) =>
+        {
+            let error = ApiError::new(
+                500,
+                10011,
+                "herald does not yet update, purge or delete messages of a replicated stream",
+            );
+            Some(handlers::json_reply("error_response", Err(error)))
+        }
+        _ => None,
+    }
+}
+
+async fn create(
+    cluster: &Cluster,
+    store: &Store,
+    config: &mut StreamConfig,
+) -> Result<Value, ApiError> {
+    config.normalize()?;
+    let existed = store.stream(&config.name).is_ok();
+    cluster.create_stream(config).await?;
+    let mut value = serde_json::to_value(store.stream_info(&config.name)?)
+        .map_err(|e| ApiError::new(500, 10003, e.to_string()))?;
+    if !existed {
+        value["did_create"] = Value::Bool(true);
+    }
+    if let Some(object) = cluster.stream_cluster(&config.name) {
+        value["cluster"] = object;
+    }
+    Ok(value)
+}
+
+/// Adds the `cluster` object to a stream info or create answer about a
+/// replicated stream.
+pub(super) fn annotate(cluster: &Cluster, subject: &str, reply: Reply) -> Reply {
+    let name = subject
+        .strip_prefix("$JS.API.STREAM.INFO.")
+        .or_else(|| subject.strip_prefix("$JS.API.STREAM.CREATE."));
+    let (Some(name), Reply::Json(body)) = (name, &reply) else {
+        return reply;
+    };
+    let Some(object) = cluster.stream_cluster(name) else {
+        return reply;
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return reply;
+    };
+    if value.get("error").is_some() {
+        return reply;
+    }
+    value["cluster"] = object;
+    serde_json::to_vec(&value).map_or(reply, Reply::Json)
+}

@@ -1,0 +1,159 @@
+//! A stream replicated on three herald processes (`num_replicas: 3`, Raft
+//! through openraft): created through one node, published to through
+//! another with acks, every replica holds every acked message, stream info
+//! carries JetStream's `cluster` object; the leader SIGKILLed mid-stream,
+//! publishing resumes through a survivor (retried publishes carry a
+//! message id, so none is stored twice), and the killed node, restarted on
+//! its data, catches up from the log.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+
+use crate::cluster::{Node, restart, three};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn config() -> stream::Config {
+    stream::Config {
+        name: "R3".into(),
+        subjects: vec!["r3.>".into()],
+        num_replicas: 3,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
+/// Creates the stream, retrying while the meta group forms.
+async fn create(js: &jetstream::Context) -> stream::Stream {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match js.create_stream(config()).await {
+            Ok(stream) => return stream,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "no R3 stream: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Publishes message `i` (id `m-i`) until it is acked; returns its seq.
+async fn publish(js: &jetstream::Context, i: usize) -> u64 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("m-{i}").as_str());
+        let sent = js
+            .publish_with_headers(
+                format!("r3.{}", i % 7),
+                headers,
+                Bytes::from(format!("{i}")),
+            )
+            .await;
+        let ack = match sent {
+            Ok(ack) => tokio::time::timeout(Duration::from_secs(2), ack).await,
+            Err(_) => Ok(Err(async_nats::jetstream::context::PublishError::new(
+                async_nats::jetstream::context::PublishErrorKind::Other,
+            ))),
+        };
+        if let Ok(Ok(ack)) = ack {
+            return ack.sequence;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "message {i} never acked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `node`'s replica holds `messages` with last seq `last`.
+async fn holds(node: &Node, messages: u64, last: u64) {
+    let js = jetstream::new(node.nats().await);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Ok(mut stream) = js.get_stream("R3").await
+            && let Ok(info) = stream.info().await
+            && (info.state.messages, info.state.last_sequence) == (messages, last)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replica never caught up to {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replicated_stream_keeps_every_acked_message_when_its_leader_dies() {
+    let (a, b, c) = three().await;
+    let on_a = jetstream::new(a.nats().await);
+    let mut stream = create(&on_a).await;
+    let info = stream.info().await.expect("info");
+    let cluster = info.cluster.clone().expect("a cluster object");
+    assert_eq!(cluster.name.as_deref(), Some("test"));
+    let leader = cluster.leader.clone().expect("a leader");
+    assert_eq!(cluster.replicas.len(), 2, "{cluster:?}");
+    assert_eq!(info.config.num_replicas, 3);
+
+    // Acked publishes through b, wherever the leader is.
+    let on_b = jetstream::new(b.nats().await);
+    for i in 0..200 {
+        assert_eq!(publish(&on_b, i).await, i as u64 + 1);
+    }
+    for node in [&a, &b, &c] {
+        holds(node, 200, 200).await;
+    }
+
+    // Kill the leader; publish through a survivor until it is acked again.
+    let mut nodes = [("a", Some(a)), ("b", Some(b)), ("c", Some(c))];
+    let (leader_name, slot) = nodes
+        .iter_mut()
+        .find(|(name, _)| *name == leader)
+        .expect("the leader is one of the nodes");
+    let leader_name = *leader_name;
+    let data = slot.take().expect("alive").kill();
+    let survivors: Vec<&Node> = nodes.iter().filter_map(|(_, n)| n.as_ref()).collect();
+    let on_survivor = jetstream::new(survivors[0].nats().await);
+    let killed_at = std::time::Instant::now();
+    let seq = publish(&on_survivor, 200).await;
+    eprintln!(
+        "leader {leader_name} killed; publishing resumed after {:?}",
+        killed_at.elapsed()
+    );
+    assert_eq!(seq, 201);
+    for i in 201..300 {
+        assert_eq!(publish(&on_survivor, i).await, i as u64 + 1);
+    }
+    let info = on_survivor
+        .get_stream("R3")
+        .await
+        .expect("stream")
+        .info()
+        .await
+        .expect("info")
+        .clone();
+    let new_leader = info.cluster.and_then(|c| c.leader).expect("a new leader");
+    assert_ne!(new_leader, leader_name);
+
+    // The killed node comes back on its data and catches up from the log.
+    let back = restart(leader_name, &[survivors[0].route], data);
+    for node in survivors.iter().copied().chain([&back]) {
+        holds(node, 300, 300).await;
+    }
+    // Every acked message is there once, in order, on the node that was dead.
+    let js = jetstream::new(back.nats().await);
+    let stream = js.get_stream("R3").await.expect("stream");
+    for seq in 1..=300u64 {
+        let msg = stream.get_raw_message(seq).await.expect("stored");
+        assert_eq!(
+            msg.payload,
+            Bytes::from(format!("{}", seq - 1)),
+            "seq {seq}"
+        );
+    }
+}

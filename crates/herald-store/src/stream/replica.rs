@@ -1,0 +1,236 @@
+//! Replicated streams: the seam between a stream and a consensus log.
+//!
+//! A replicated stream is a state machine. Its leader does not store what it
+//! captures; it proposes each round of publishes (with the time it took
+//! them) through a [`Replicator`], and every replica — the leader included —
+//! stores a round only when it is committed, through [`Stream::apply`], at
+//! the round's time. Storing is deterministic in the stream's contents, the
+//! messages and the time, so replicas agree on every sequence, duplicate,
+//! limit and expiry. Timed work (TTLs, `max_age`, markers, schedules) is the
+//! leader's to notice: it proposes an empty round, and each replica does the
+//! work when applying it. Followers do not capture and run no timers.
+//!
+//! Each applied round writes an [`AppliedMark`] in the same append as what it
+//! stored, so after a crash the stream knows exactly which log entry its
+//! contents reflect and the log is replayed from there.
+
+use std::sync::Arc;
+
+use herald_core::{Message, Subject};
+
+use super::writer::{Acks, Pending, Reply, store_round};
+use super::{Stream, StreamData, StreamInner};
+use crate::PubAck;
+use crate::api_error::ApiError;
+use crate::record::AppliedMark;
+use crate::time::now_nanos;
+
+/// Carries a replicated stream's proposals to its consensus log.
+pub trait Replicator: Send + Sync + std::fmt::Debug {
+    /// Hands a round to the log. Called under the stream's lock, in the
+    /// order rounds must be stored: it must not block.
+    fn propose(&self, proposal: Proposal);
+}
+
+/// What a stream does with what it captures.
+#[derive(Clone, Debug)]
+pub(crate) enum Replica {
+    /// Stores it: a stream of one node.
+    Local,
+    /// Proposes it: the leader of a replicated stream.
+    Leader(Arc<dyn Replicator>),
+    /// Neither: a follower, which stores only what its leader committed.
+    Follower,
+}
+
+/// A round the leader proposes.
+#[derive(Debug)]
+pub struct Proposal {
+    /// When the leader took it (ns since the epoch): replicas store it at
+    /// this time, or at the stream's last time if that is later.
+    pub now: i64,
+    /// The publishes, in order; empty for a round of timed work.
+    pub messages: Vec<Message>,
+    /// Where their acks go.
+    pub acks: ProposalAcks,
+}
+
+/// Where a proposal's publish acks go, once its round is applied.
+#[derive(Debug)]
+pub struct ProposalAcks {
+    replies: Vec<(Reply, Option<Subject>)>,
+}
+
+impl ProposalAcks {
+    /// Sends each publish its outcome, in order (as [`Stream::apply`]
+    /// returned them on the leader).
+    pub fn finish(self, stream: &Stream, outcomes: Vec<Result<PubAck, ApiError>>) {
+        let mut outcomes = outcomes.into_iter();
+        let acks = Acks {
+            outcomes: self
+                .replies
+                .into_iter()
+                .map(|(reply, subject)| {
+                    let outcome = outcomes.next().unwrap_or_else(|| Err(not_leader()));
+                    (reply, subject, outcome)
+                })
+                .collect(),
+            wrote: false,
+            last_seq: stream.inner.state.lock().index.last_seq(),
+        };
+        acks.send(&stream.inner);
+    }
+
+    /// Every publish of the round failed alike (no quorum, leadership lost).
+    pub fn fail(self, stream: &Stream, error: &ApiError) {
+        let n = self.replies.len();
+        self.finish(stream, vec![Err(error.clone()); n]);
+    }
+
+    /// How many publishes wait for an ack.
+    pub fn len(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// Whether none do (a round of timed work).
+    pub fn is_empty(&self) -> bool {
+        self.replies.is_empty()
+    }
+}
+
+/// The answer to a publish that reached a replica not leading its stream.
+pub(crate) fn not_leader() -> ApiError {
+    ApiError::new(503, 10008, "JetStream cluster: not the stream leader")
+}
+
+/// A leader's round: the queued publishes, or an empty round when timed
+/// work is due. Refused publishes (queue full) are answered at once.
+pub(super) fn propose(
+    inner: &StreamInner,
+    data: &StreamData,
+    replicator: &dyn Replicator,
+    batch: std::collections::VecDeque<Pending>,
+) {
+    let now = now_nanos();
+    let no_ack = data.config.no_ack;
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut messages = Vec::with_capacity(batch.len());
+    let mut refused = Vec::new();
+    for pending in batch {
+        let subject = if no_ack {
+            None
+        } else {
+            pending.msg.reply.clone()
+        };
+        if pending.refused {
+            let busy = ApiError::new(503, 10077, "stream is busy: too many publishes waiting");
+            refused.push((pending.reply, subject, Err(busy)));
+        } else {
+            replies.push((pending.reply, subject));
+            messages.push(pending.msg);
+        }
+    }
+    if !refused.is_empty() {
+        Acks {
+            outcomes: refused,
+            wrote: false,
+            last_seq: data.index.last_seq(),
+        }
+        .send(inner);
+    }
+    if messages.is_empty() && !timed_work_due(data, now) {
+        return;
+    }
+    if messages.is_empty() {
+        // Not again until this round is applied (which sets the next timer).
+        inner.next_timer.store(
+            now.saturating_add(1_000_000_000),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+    replicator.propose(Proposal {
+        now,
+        messages,
+        acks: ProposalAcks { replies },
+    });
+}
+
+/// Whether a round with no publishes would change the stream now.
+fn timed_work_due(data: &StreamData, now: i64) -> bool {
+    let aged = !data.config.max_age.is_zero()
+        && data.index.messages() > 0
+        && data
+            .index
+            .first_time()
+            .saturating_add(i64::try_from(data.config.max_age.as_nanos()).unwrap_or(i64::MAX))
+            <= now;
+    aged || !data.markers_due.is_empty() || data.next_timer() <= now
+}
+
+impl Stream {
+    /// Whether the stream is replicated (more than one replica).
+    pub fn is_replicated(&self) -> bool {
+        !matches!(*self.inner.replica.read(), Replica::Local)
+    }
+
+    /// Makes this replica its stream's leader (`Some`: it captures and
+    /// proposes through the replicator) or a follower (`None`).
+    pub fn set_leader(&self, replicator: Option<Arc<dyn Replicator>>) {
+        let leading = replicator.is_some();
+        *self.inner.replica.write() = match replicator {
+            Some(r) => Replica::Leader(r),
+            None => Replica::Follower,
+        };
+        if leading {
+            self.capture();
+            // Timed work that came due while following.
+            let next = self.inner.state.lock().next_timer();
+            super::writer::set_next_timer(&self.inner, next.min(now_nanos()));
+        } else {
+            self.stop_capture();
+        }
+    }
+
+    /// Applies a committed round at `mark` (see the module docs); the
+    /// outcome of each message, in order. A round at or below the stream's
+    /// applied mark was applied before a restart and changes nothing.
+    pub fn apply(
+        &self,
+        now: i64,
+        messages: &[Message],
+        mark: AppliedMark,
+    ) -> Vec<Result<PubAck, ApiError>> {
+        let mut data = self.inner.state.lock();
+        if data.applied.is_some_and(|a| a.index >= mark.index) {
+            return Vec::new();
+        }
+        let now = now.max(data.index.last_time());
+        let messages: Vec<Option<Message>> = messages.iter().cloned().map(Some).collect();
+        let (outcomes, wrote) = store_round(&self.inner, &mut data, &messages, now, Some(mark));
+        let last_seq = data.index.last_seq();
+        drop(data);
+        if wrote {
+            self.inner.queue.mark_unsynced();
+        }
+        self.inner.stored.send_if_modified(|last| {
+            let changed = *last != last_seq;
+            *last = last_seq;
+            changed
+        });
+        outcomes
+    }
+
+    /// Records that the log got to `mark` with nothing for the stream (a
+    /// leader's blank entry, a membership change): kept in memory only.
+    pub fn note_applied(&self, mark: AppliedMark) {
+        let mut data = self.inner.state.lock();
+        if data.applied.is_none_or(|a| a.index < mark.index) {
+            data.applied = Some(mark);
+        }
+    }
+
+    /// The consensus log entry the contents reflect.
+    pub fn applied(&self) -> Option<AppliedMark> {
+        self.inner.state.lock().applied
+    }
+}
