@@ -57,22 +57,40 @@ async fn connect(url: &str, extra: &[u8]) -> anyhow::Result<(TcpStream, BytesMut
     }
 }
 
-/// A fresh file-backed stream on the bench subject.
-async fn fresh_stream(url: &str) -> anyhow::Result<jetstream::stream::Stream> {
+/// A fresh file-backed stream on the bench subject with `replicas`,
+/// retried for a minute while a cluster is still forming (herald's meta
+/// group forms a few seconds after its nodes mesh; nats-server's likewise).
+async fn fresh_stream(url: &str, replicas: usize) -> anyhow::Result<jetstream::stream::Stream> {
     let client = async_nats::connect(url)
         .await
         .with_context(|| format!("connecting to {url}"))?;
     let js = jetstream::new(client);
     let _ = js.delete_stream(STREAM).await;
     let subject = String::from_utf8_lossy(SUBJECT).into_owned();
-    js.create_stream(stream::Config {
+    let config = stream::Config {
         name: STREAM.to_owned(),
         subjects: vec![subject.clone(), format!("{subject}.>")],
         storage: stream::StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
-    })
-    .await
-    .context("creating the bench stream")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match js.create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(_) if replicas > 1 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e).context("creating the bench stream"),
+        }
+    }
+}
+
+/// Publishes with acks into a fresh stream of three replicas, through
+/// the node at `url` (the stream's leader may be any node).
+pub(crate) async fn run_replicated_publish(url: &str, params: &Params) -> anyhow::Result<Outcome> {
+    fresh_stream(url, 3).await?;
+    run_publish(url, Scenario::ClusterJsPub, params).await
 }
 
 /// Publishes `params.js_count` messages of `params.size` bytes with acks,
@@ -149,12 +167,13 @@ async fn bench_stream(url: &str) -> anyhow::Result<jetstream::stream::Stream> {
         .context("the bench stream (prepared?)")
 }
 
-/// Persisted publish with acks, `params.js_window` in flight.
-async fn run_publish(url: &str, params: &Params) -> anyhow::Result<Outcome> {
+/// Persisted publish with acks, `params.js_window` in flight, reported
+/// as `scenario`.
+async fn run_publish(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<Outcome> {
     let count = params.js_count;
     let (acked, refused, elapsed) = publish_with_acks(url, params).await?;
     Ok(Outcome::new(
-        Scenario::JsPub,
+        scenario,
         Protocol::Nats,
         params.size,
         count,
@@ -329,7 +348,7 @@ async fn run_consume_client(url: &str, params: &Params) -> anyhow::Result<Outcom
 /// # Errors
 /// Connection or setup failures.
 pub(crate) async fn prepare(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<()> {
-    fresh_stream(url).await?;
+    fresh_stream(url, 1).await?;
     if matches!(scenario, Scenario::JsConsume | Scenario::JsConsumeClient) {
         let (acked, refused, _) = publish_with_acks(url, params).await?;
         anyhow::ensure!(
@@ -346,7 +365,7 @@ pub(crate) async fn prepare(url: &str, scenario: Scenario, params: &Params) -> a
 /// Connection, setup or protocol failures.
 pub(crate) async fn run(url: &str, scenario: Scenario, params: &Params) -> anyhow::Result<Outcome> {
     match scenario {
-        Scenario::JsPub => run_publish(url, params).await,
+        Scenario::JsPub => run_publish(url, Scenario::JsPub, params).await,
         Scenario::JsConsume => run_consume(url, params).await,
         Scenario::JsConsumeClient => run_consume_client(url, params).await,
         other => bail!("{other:?} is not a stream scenario"),

@@ -82,40 +82,60 @@ pub(crate) async fn cluster(options: &CompareOptions) -> Vec<Outcome> {
                 size,
                 ..options.params.clone()
             };
-            for i in 0..clusters.len() {
-                let nodes = &clusters[(i + round) % clusters.len()];
-                let urls: Vec<String> =
-                    nodes.iter().filter_map(|n| n.url(Protocol::Nats)).collect();
-                eprintln!(
-                    "round {}/{} · {} {size}B · {} (3 nodes)",
-                    round + 1,
-                    options.rounds,
-                    Scenario::ClusterFanout.label(&params),
-                    nodes[0].name
-                );
-                let cpu = || -> Option<Duration> { nodes.iter().map(Server::cpu_time).sum() };
-                // From when interest has crossed: probing is not measured.
-                let mut before = None;
-                let result = crate::raw_nats::run_across(&urls[0], &urls[1..], &params, || {
-                    before = cpu();
-                })
-                .await;
-                let after = cpu();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                match result {
-                    Ok(mut outcome) => {
-                        outcome.target = nodes[0].name.clone();
-                        if let (Some(before), Some(after)) = (before, after) {
-                            outcome.server_cpu_secs = Some((after - before).as_secs_f64());
-                        }
+            for scenario in [Scenario::ClusterFanout, Scenario::ClusterJsPub] {
+                for i in 0..clusters.len() {
+                    let nodes = &clusters[(i + round) % clusters.len()];
+                    eprintln!(
+                        "round {}/{} · {} {size}B · {} (3 nodes)",
+                        round + 1,
+                        options.rounds,
+                        scenario.label(&params),
+                        nodes[0].name
+                    );
+                    if let Some(outcome) = cluster_run(nodes, scenario, &params).await {
                         runs.push(outcome);
                     }
-                    Err(error) => eprintln!("  failed: {error:#}"),
                 }
             }
         }
     }
     runs
+}
+
+/// One cluster scenario against `nodes`; server CPU is their sum, counted
+/// from when the measured traffic starts.
+async fn cluster_run(nodes: &[Server], scenario: Scenario, params: &Params) -> Option<Outcome> {
+    let urls: Vec<String> = nodes.iter().filter_map(|n| n.url(Protocol::Nats)).collect();
+    let cpu = || -> Option<Duration> { nodes.iter().map(Server::cpu_time).sum() };
+    let mut before = None;
+    let result = match scenario {
+        // From when interest has crossed: probing is not measured.
+        Scenario::ClusterFanout => {
+            crate::raw_nats::run_across(&urls[0], &urls[1..], params, || {
+                before = cpu();
+            })
+            .await
+        }
+        _ => {
+            before = cpu();
+            crate::jetstream::run_replicated_publish(&urls[0], params).await
+        }
+    };
+    let after = cpu();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    match result {
+        Ok(mut outcome) => {
+            outcome.target = nodes[0].name.clone();
+            if let (Some(before), Some(after)) = (before, after) {
+                outcome.server_cpu_secs = Some((after - before).as_secs_f64());
+            }
+            Some(outcome)
+        }
+        Err(error) => {
+            eprintln!("  failed: {error:#}");
+            None
+        }
+    }
 }
 
 /// `servers`, starting one further along each round.

@@ -33,11 +33,14 @@ pub enum Scenario {
     /// Three nodes of a cluster: one publisher on the first, N subscribers
     /// spread over the other two (every message crosses a route).
     ClusterFanout,
+    /// Three nodes of a cluster: publishes with acks into a stream with
+    /// three replicas (acked once a quorum stored them), through the first.
+    ClusterJsPub,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Pub,
         Scenario::PubSub,
         Scenario::Fanout,
@@ -48,6 +51,7 @@ impl Scenario {
         Scenario::JsConsume,
         Scenario::JsConsumeClient,
         Scenario::ClusterFanout,
+        Scenario::ClusterJsPub,
     ];
 
     /// A short label for tables and charts.
@@ -63,6 +67,7 @@ impl Scenario {
             Scenario::JsConsume => "stream pull+ack".to_owned(),
             Scenario::JsConsumeClient => "stream pull+ack (async-nats)".to_owned(),
             Scenario::ClusterFanout => format!("1→{} across nodes", params.fanout),
+            Scenario::ClusterJsPub => format!("R3 stream pub ({} in flight)", params.js_window),
         }
     }
 
@@ -75,6 +80,7 @@ impl Scenario {
             Scenario::Fanin => (1, params.fanin, false),
             Scenario::Queue => (params.queue, 1, true),
             Scenario::ReqRep
+            | Scenario::ClusterJsPub
             | Scenario::JsPub
             | Scenario::JsConsume
             | Scenario::JsConsumeClient => {
@@ -99,7 +105,7 @@ impl Scenario {
     /// Whether `protocol` has this traffic shape (Redis has no queue groups
     /// and no request/reply).
     pub fn supports(self, protocol: Protocol) -> bool {
-        if self == Scenario::ClusterFanout {
+        if matches!(self, Scenario::ClusterFanout | Scenario::ClusterJsPub) {
             // Runs against clusters only (see `passes::cluster`).
             return false;
         }
@@ -577,6 +583,10 @@ async fn run_measured(
         }
         Protocol::Nats if scenario.is_stream() => {
             crate::jetstream::run(url, scenario, params).await
+        }
+        // Against one node of a cluster (the others found by the server).
+        Protocol::Nats if scenario == Scenario::ClusterJsPub => {
+            crate::jetstream::run_replicated_publish(url, params).await
         }
         Protocol::Nats if scenario == Scenario::ReqRep || params.client == Client::Crate => {
             crate::nats::run(url, scenario, params).await

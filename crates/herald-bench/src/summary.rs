@@ -172,7 +172,7 @@ fn core(md: &mut String, report: &Report) {
     let body: Vec<Vec<String>> = rows
         .iter()
         .filter(|r| r.client == Client::Raw && r.p99_us.is_none() && !r.scenario.is_stream())
-        .filter(|r| r.scenario != Scenario::ClusterFanout)
+        .filter(|r| !matches!(r.scenario, Scenario::ClusterFanout | Scenario::ClusterJsPub))
         .filter(|r| r.target.protocol == "nats" || r.target.protocol == "redis")
         .filter(|r| seen.insert((r.scenario as usize, r.size)))
         .map(|row| {
@@ -247,7 +247,8 @@ fn against_nats_server(rows: &[Row], pick: impl Fn(&Row) -> bool) -> Vec<Vec<Str
 fn cluster(md: &mut String, report: &Report) {
     let rows = &report.rows;
     let body = against_nats_server(rows, |r| {
-        r.scenario == Scenario::ClusterFanout && r.target.server == "herald"
+        matches!(r.scenario, Scenario::ClusterFanout | Scenario::ClusterJsPub)
+            && r.target.server == "herald"
     });
     if body.is_empty() {
         return;
@@ -258,8 +259,10 @@ fn cluster(md: &mut String, report: &Report) {
         "Three herald nodes (routes learned from one seed) against three nats-server \
          nodes (`--cluster`, `--routes`), all on loopback and on these two cores: one \
          publisher on the first node, the subscribers spread over the other two, so \
-         every message crosses a route. Lean NATS clients; CPU/msg is the three \
-         processes' sum. Replicated-stream rows come with replicated streams.",
+         every message crosses a route. R3 stream pub: publishes with acks into a \
+         file stream with three replicas through the first node (acked once a quorum \
+         stored them; the stream's leader may be any node; stream creation is not \
+         timed). Lean NATS clients; CPU/msg is the three processes' sum.",
         &[
             "scenario",
             "size",

@@ -30,6 +30,9 @@ pub struct ClusterConfig {
     pub name: String,
     /// Where the route listener binds.
     pub listen: SocketAddr,
+    /// The route address other nodes are told to dial (behind NAT, a
+    /// proxy or a container's port mapping); `None`: the bound address.
+    pub advertise: Option<String>,
     /// Route addresses of other nodes to dial (more are learned from them).
     pub peers: Vec<String>,
     /// A secret every node must prove it knows (checked both ways with a
@@ -377,11 +380,12 @@ impl Inner {
         Info {
             node: self.config.node.clone(),
             cluster: self.config.name.clone(),
-            route: self
-                .route_addr
-                .lock()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
+            route: self.config.advertise.clone().unwrap_or_else(|| {
+                self.route_addr
+                    .lock()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            }),
             client_urls: self.client_urls.lock().clone(),
             peers,
             nonce,
@@ -443,6 +447,22 @@ impl Inner {
         for key in state.interests.keys() {
             route.announce(key, true);
         }
+        // Gossip: nodes that already have a route here learn the new one
+        // (their handshakes could not list it), and it learns them.
+        let new = Frame::Peers(vec![route.info.route.clone()]);
+        let known = Frame::Peers(
+            state
+                .routes
+                .values()
+                .map(|r| r.info.route.clone())
+                .collect(),
+        );
+        for other in state.routes.values() {
+            other.outbox.push_control(|b| wire::encode_control(b, &new));
+        }
+        route
+            .outbox
+            .push_control(|b| wire::encode_control(b, &known));
         state.routes.insert(peer.clone(), route.clone());
         true
     }
@@ -484,7 +504,11 @@ async fn accept(inner: Arc<Inner>, listener: TcpListener) {
 /// Starts a dialer for `addr` unless one runs or it is this node.
 fn dial_later(inner: &Arc<Inner>, addr: String) {
     let own = inner.route_addr.lock().map(|a| a.to_string());
-    if own.as_deref() == Some(addr.as_str()) || !inner.dialing.lock().insert(addr.clone()) {
+    let advertised = inner.config.advertise.as_deref() == Some(addr.as_str());
+    if own.as_deref() == Some(addr.as_str())
+        || advertised
+        || !inner.dialing.lock().insert(addr.clone())
+    {
         return;
     }
     let inner2 = inner.clone();
@@ -733,6 +757,11 @@ async fn read(
                         .push_control(|b| wire::encode_control(b, &Frame::Pong));
                 }
                 Frame::Pong => {}
+                Frame::Peers(peers) => {
+                    for addr in peers {
+                        dial_later(inner, addr);
+                    }
+                }
                 Frame::Rpc(rpc) => {
                     let answer = crate::raft::network::answer(inner.clone(), route.clone(), rpc);
                     inner.tracker.spawn(answer);

@@ -123,6 +123,9 @@ pub enum Frame {
     Pong,
     /// The peer refuses something and will close.
     Err(String),
+    /// Route addresses of nodes the peer has just met, to dial (routes
+    /// formed after this one's handshake, whose `INFO` could not list them).
+    Peers(Vec<String>),
     /// A request for one of this node's consensus groups.
     Rpc(Rpc),
     /// The answer to an [`Frame::Rpc`]: `Ok` the encoded response, `Err`
@@ -172,6 +175,7 @@ const PONG: u8 = 7;
 const ERR: u8 = 8;
 const RPC: u8 = 9;
 const RPC_REPLY: u8 = 10;
+const PEERS: u8 = 11;
 
 const HEAD: usize = 5;
 
@@ -197,7 +201,7 @@ pub fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, WireError>
     if len > max {
         return Err(WireError::TooLong(len));
     }
-    if !(INFO..=RPC_REPLY).contains(&op) {
+    if !(INFO..=PEERS).contains(&op) {
         return Err(WireError::UnknownOp(op));
     }
     if buf.len() < HEAD + len {
@@ -222,7 +226,10 @@ pub fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, WireError>
         PONG => Frame::Pong,
         ERR => Frame::Err(String::from_utf8_lossy(&body).into_owned()),
         RPC => Frame::Rpc(rpc(&mut body).ok_or(WireError::Malformed("RPC"))?),
-        _ => rpc_reply(&mut body).ok_or(WireError::Malformed("RPC_REPLY"))?,
+        RPC_REPLY => rpc_reply(&mut body).ok_or(WireError::Malformed("RPC_REPLY"))?,
+        _ => {
+            Frame::Peers(serde_json::from_slice(&body).map_err(|_| WireError::Malformed("PEERS"))?)
+        }
     };
     Ok(Some(frame))
 }
@@ -401,6 +408,11 @@ pub fn encode_control(buf: &mut BytesMut, frame: &Frame) {
         Frame::Sub(key) => encode_interest(buf, key, true),
         Frame::Unsub(key) => encode_interest(buf, key, false),
         Frame::Msg(msg) => encode_msg(buf, msg),
+        Frame::Peers(peers) => {
+            let json = serde_json::to_vec(peers).unwrap_or_default();
+            head(buf, PEERS, json.len());
+            buf.put_slice(&json);
+        }
         Frame::Rpc(rpc) => {
             head(buf, RPC, 8 + 1 + 4 + rpc.group.len() + rpc.body.len());
             buf.put_u64(rpc.id);
@@ -488,6 +500,7 @@ mod tests {
             Just(Frame::Pong),
             "[a-z ]{0,20}".prop_map(Frame::Err),
             any::<[u8; 32]>().prop_map(Frame::Auth),
+            proptest::collection::vec("[0-9.:]{1,21}", 0..4).prop_map(Frame::Peers),
             (any::<u64>(), "[a-z:]{0,12}", any::<u8>(), bytes(100)).prop_map(
                 |(id, group, op, body)| Frame::Rpc(Rpc {
                     id,

@@ -153,6 +153,9 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub peers: Option<Vec<String>>,
+    /// The route address other nodes are told to dial (behind NAT or a proxy) [default: the bound address].
+    #[arg(long, env = "HERALD_CLUSTER_ADVERTISE", value_name = "ADDR")]
+    pub cluster_advertise: Option<String>,
     /// This node's name in the cluster [default: the host name].
     #[arg(long, env = "HERALD_NODE", value_name = "NAME")]
     pub node: Option<String>,
@@ -245,6 +248,7 @@ impl ServeArgs {
             ("cluster.node", &self.node),
             ("cluster.name", &self.cluster_name),
             ("cluster.secret", &self.cluster_secret),
+            ("cluster.advertise", &self.cluster_advertise),
         ];
         for (key, value) in text {
             if let Some(value) = value {

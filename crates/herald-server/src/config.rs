@@ -92,6 +92,8 @@ pub struct ClusterSection {
     pub name: String,
     /// Route addresses of other nodes (`host:port`); more are learned from them.
     pub peers: Vec<String>,
+    /// The route address other nodes are told to dial (empty: the bound one).
+    pub advertise: String,
     /// A secret every node must prove it knows (empty: none).
     pub secret: String,
 }
@@ -129,6 +131,8 @@ impl ClusterSection {
                 self.name.clone()
             },
             listen,
+            advertise: (!self.advertise.trim().is_empty())
+                .then(|| self.advertise.trim().to_owned()),
             peers: self
                 .peers
                 .iter()

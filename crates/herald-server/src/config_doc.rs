@@ -133,6 +133,10 @@ const COMMENTS: &[(&str, &str)] = &[
         "Route addresses of other nodes to dial; the rest of the mesh is learned from them.",
     ),
     (
+        "cluster.advertise",
+        "The route address other nodes are told to dial (NAT, proxies, port mappings); empty: the bound address.",
+    ),
+    (
         "cluster.secret",
         "A secret every node proves it knows when a route opens (never sent); empty: none.",
     ),

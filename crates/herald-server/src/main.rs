@@ -202,8 +202,15 @@ async fn serve(config: Config, source: herald_server::reload::ConfigSource) -> a
 /// Logging to stderr with `filter` (the `log` key: flag, HERALD_LOG,
 /// RUST_LOG, file, in that order); colours only when stderr is a terminal.
 fn init_logging(filter: &str, format: LogFormat) {
+    // openraft narrates every vote and append at info: its warnings are
+    // what an operator needs, unless the filter asks for more of it.
+    let filter = if filter.contains("openraft") {
+        filter.to_owned()
+    } else {
+        format!("{filter},openraft=warn")
+    };
     // Validation refused a bad filter before this runs.
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

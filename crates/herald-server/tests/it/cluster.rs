@@ -54,7 +54,7 @@ fn node_args(
 }
 
 /// [`node_args`], its data in `data` (a restart reuses a killed node's).
-fn node_in(
+pub(crate) fn node_in(
     name: &str,
     cluster: &str,
     secret: &str,
@@ -157,6 +157,11 @@ pub(crate) fn restart(name: &str, peers: &[SocketAddr], data: tempfile::TempDir)
 }
 
 impl Node {
+    /// The process id (to stop and continue it).
+    pub(crate) fn pid(&self) -> u32 {
+        self._child.0.id()
+    }
+
     /// SIGKILLs the process; its data stays for a restart.
     pub(crate) fn kill(self) -> tempfile::TempDir {
         drop(self._child);
@@ -206,10 +211,13 @@ impl Node {
             if names == peers {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "routes {names:?}, wanted {peers:?}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let log: Vec<String> = self.log.try_iter().collect();
+                panic!(
+                    "routes {names:?}, wanted {peers:?}; its log:\n{}",
+                    log.join("\n")
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
