@@ -327,6 +327,52 @@ impl Cluster {
         }
     }
 
+    /// Purges a replicated stream on every replica (through its leader);
+    /// JetStream's answer (`purged`).
+    ///
+    /// # Errors
+    /// The purge's refusal, or no leader to decide it now.
+    pub async fn purge_stream(
+        &self,
+        name: &str,
+        request: &herald_store::PurgeRequest,
+    ) -> Result<serde_json::Value, herald_store::ApiError> {
+        let request = serde_json::to_string(request)
+            .map_err(|e| herald_store::ApiError::new(500, 10003, e.to_string()))?;
+        let command = crate::raft::Command::Purge {
+            now: herald_store::time::now_nanos(),
+            request,
+        };
+        self.stream_write(name, command).await
+    }
+
+    /// Deletes message `seq` of a replicated stream on every replica.
+    ///
+    /// # Errors
+    /// The delete's refusal, or no leader to decide it now.
+    pub async fn delete_message(
+        &self,
+        name: &str,
+        seq: u64,
+    ) -> Result<serde_json::Value, herald_store::ApiError> {
+        let command = crate::raft::Command::DeleteMsg {
+            now: herald_store::time::now_nanos(),
+            seq,
+        };
+        self.stream_write(name, command).await
+    }
+
+    async fn stream_write(
+        &self,
+        name: &str,
+        command: crate::raft::Command,
+    ) -> Result<serde_json::Value, herald_store::ApiError> {
+        match self.inner.consensus.get() {
+            Some(consensus) => consensus.stream_write(name, command).await,
+            None => Err(herald_store::ApiError::stream_not_found()),
+        }
+    }
+
     /// JetStream's `cluster` object of a replicated stream held here.
     pub fn stream_cluster(&self, name: &str) -> Option<serde_json::Value> {
         self.inner

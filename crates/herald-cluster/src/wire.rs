@@ -388,6 +388,22 @@ fn put_long(buf: &mut BytesMut, field: &[u8]) {
     buf.put_slice(field);
 }
 
+/// Appends an `RPC` frame's head; `body_len` bytes of body must follow.
+pub fn encode_rpc_head(buf: &mut BytesMut, id: u64, op: u8, group: &str, body_len: usize) {
+    head(buf, RPC, 8 + 1 + 4 + group.len() + body_len);
+    buf.put_u64(id);
+    buf.put_u8(op);
+    put_long(buf, group.as_bytes());
+}
+
+/// Appends an `RPC_REPLY` frame's head (`ok`: the body is the answer, else
+/// why there is none); `body_len` bytes of body must follow.
+pub fn encode_rpc_reply_head(buf: &mut BytesMut, id: u64, ok: bool, body_len: usize) {
+    head(buf, RPC_REPLY, 8 + 1 + body_len);
+    buf.put_u64(id);
+    buf.put_u8(if ok { 0 } else { 1 });
+}
+
 /// Appends a whole `MSG` frame.
 pub fn encode_msg(buf: &mut BytesMut, msg: &RouteMsg) {
     encode_msg_head(buf, msg, msg.payload.len());
@@ -414,20 +430,15 @@ pub fn encode_control(buf: &mut BytesMut, frame: &Frame) {
             buf.put_slice(&json);
         }
         Frame::Rpc(rpc) => {
-            head(buf, RPC, 8 + 1 + 4 + rpc.group.len() + rpc.body.len());
-            buf.put_u64(rpc.id);
-            buf.put_u8(rpc.op);
-            put_long(buf, rpc.group.as_bytes());
+            encode_rpc_head(buf, rpc.id, rpc.op, &rpc.group, rpc.body.len());
             buf.put_slice(&rpc.body);
         }
         Frame::RpcReply { id, body } => {
             let (ok, bytes) = match body {
-                Ok(b) => (0, b.as_ref()),
-                Err(e) => (1, e.as_bytes()),
+                Ok(b) => (true, b.as_ref()),
+                Err(e) => (false, e.as_bytes()),
             };
-            head(buf, RPC_REPLY, 8 + 1 + bytes.len());
-            buf.put_u64(*id);
-            buf.put_u8(ok);
+            encode_rpc_reply_head(buf, *id, ok, bytes.len());
             buf.put_slice(bytes);
         }
     }

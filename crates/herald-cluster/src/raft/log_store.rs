@@ -143,12 +143,18 @@ fn decode(bytes: &[u8]) -> Option<(Entry, usize)> {
     Some((postcard::from_bytes(body).ok()?, 8 + len))
 }
 
+/// Appends `entry` to `out`, encoded in place (no buffer of its own).
 fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<u32, StorageError<NodeId>> {
-    let body = postcard::to_stdvec(entry).map_err(io_err)?;
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    Ok((body.len() + 8) as u32)
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    let mut body = std::mem::take(out);
+    body = postcard::to_extend(entry, body).map_err(io_err)?;
+    *out = body;
+    let len = out.len() - start - 8;
+    let crc = crc32c::crc32c(&out[start + 8..]);
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok((len + 8) as u32)
 }
 
 impl Inner {

@@ -127,7 +127,7 @@ impl RaftStateMachine<TypeConfig> for MetaMachine {
                         let _ = self.changes.send(Change::Removed(name));
                     }
                 }
-                EntryPayload::Blank | EntryPayload::Normal(Command::Round { .. }) => {}
+                EntryPayload::Blank | EntryPayload::Normal(_) => {}
             }
             out.push(Applied::default());
         }
@@ -386,7 +386,7 @@ impl Consensus {
             op::SNAPSHOT => network::run(body, |r| raft.install_snapshot(r)).await,
             op::PROPOSE => {
                 network::run(body, |c: Command| async {
-                    raft.client_write(c).await.map(|_| ())
+                    raft.client_write(c).await.map(|r| r.data.answer)
                 })
                 .await
             }
@@ -473,6 +473,44 @@ impl Consensus {
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+
+    /// Proposes `command` to the group of replicated stream `name`, on its
+    /// leader wherever it is; the operation's JetStream answer.
+    pub(crate) async fn stream_write(
+        &self,
+        name: &str,
+        command: Command,
+    ) -> Result<serde_json::Value, ApiError> {
+        let raft = self
+            .streams
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unavailable("this node holds no replica of the stream"))?;
+        let leader = raft.metrics().borrow().current_leader;
+        let Some(leader) = leader else {
+            return Err(unavailable("the stream has no leader"));
+        };
+        if leader == self.me_id {
+            let written = raft.client_write(command).await.map_err(unavailable)?;
+            return Applied::outcome(written.data.answer.as_deref());
+        }
+        let node = {
+            let m = raft.metrics().borrow().membership_config.clone();
+            m.nodes()
+                .find(|(id, _)| **id == leader)
+                .map(|(_, n)| n.addr.clone())
+        }
+        .ok_or_else(|| unavailable("the stream's leader is unknown"))?;
+        let body = postcard::to_stdvec(&command).map_err(unavailable)?;
+        let group = format!("{STREAM_GROUP}{name}");
+        let answer = self
+            .call(&node, &group, op::PROPOSE, body.into())
+            .await
+            .map_err(unavailable)?;
+        let answer: Option<String> = postcard::from_bytes(&answer).map_err(unavailable)?;
+        Applied::outcome(answer.as_deref())
     }
 
     fn node_name(&self, id: NodeId) -> Option<String> {

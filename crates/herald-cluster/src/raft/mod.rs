@@ -77,6 +77,20 @@ pub enum Command {
         /// Its name.
         name: String,
     },
+    /// Stream: a purge (JetStream's purge request, JSON) at the leader's time.
+    Purge {
+        /// ns since the epoch.
+        now: i64,
+        /// The `PurgeRequest` as JSON.
+        request: String,
+    },
+    /// Stream: one message deleted.
+    DeleteMsg {
+        /// ns since the epoch.
+        now: i64,
+        /// Its sequence.
+        seq: u64,
+    },
     /// Stream: a round of publishes (empty: timed work) at the leader's time.
     Round {
         /// ns since the epoch.
@@ -113,13 +127,43 @@ impl WireMessage {
     }
 }
 
-/// What applying an entry gave, for the proposer on the leader (never
-/// sent between nodes: the outcomes are not serialized).
+/// What applying an entry gave, for whoever proposed it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Applied {
-    /// Each publish's outcome, for a stream round.
+    /// Each publish's outcome, for a stream round (only on the leader,
+    /// which sends the acks: not serialized).
     #[serde(skip)]
     pub outcomes: Arc<Vec<Result<herald_store::PubAck, herald_store::ApiError>>>,
+    /// A purge's or delete's JetStream answer, as JSON (`{"ok": …}` or
+    /// `{"error": …}`), for a proposal forwarded from another node.
+    pub answer: Option<String>,
+}
+
+impl Applied {
+    /// The answer of an operation's outcome.
+    pub(crate) fn answer(result: Result<serde_json::Value, herald_store::ApiError>) -> Self {
+        let json = match result {
+            Ok(value) => serde_json::json!({ "ok": value }),
+            Err(error) => serde_json::json!({ "error": error }),
+        };
+        Self {
+            answer: Some(json.to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// The outcome an answer carries.
+    pub(crate) fn outcome(
+        answer: Option<&str>,
+    ) -> Result<serde_json::Value, herald_store::ApiError> {
+        let broken = || herald_store::ApiError::new(500, 10003, "no answer from the stream group");
+        let mut json: serde_json::Value =
+            serde_json::from_str(answer.ok_or_else(broken)?).map_err(|_| broken())?;
+        if let Some(error) = json.get("error") {
+            return Err(serde_json::from_value(error.clone()).map_err(|_| broken())?);
+        }
+        Ok(json["ok"].take())
+    }
 }
 
 /// Raft timing for every group: a leader heard from four times a second,

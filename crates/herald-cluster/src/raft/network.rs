@@ -60,15 +60,9 @@ impl Pending {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiting.lock().insert(id, tx);
-        let frame = Frame::Rpc(Rpc {
-            id,
-            group: group.to_owned(),
-            op,
-            body,
+        send(&route, &body, |b| {
+            wire::encode_rpc_head(b, id, op, group, body.len())
         });
-        route
-            .outbox
-            .push_control(|b| wire::encode_control(b, &frame));
         let answer = tokio::time::timeout(timeout, rx).await;
         self.waiting.lock().remove(&id);
         match answer {
@@ -199,10 +193,31 @@ pub(crate) async fn answer(inner: Arc<Inner>, route: Arc<Route>, rpc: Rpc) {
         Some(consensus) => consensus.answer(&rpc).await,
         None => Err("this node runs no consensus groups".to_owned()),
     };
-    let frame = Frame::RpcReply { id: rpc.id, body };
-    route
-        .outbox
-        .push_control(|b| wire::encode_control(b, &frame));
+    match body {
+        Ok(body) => send(&route, &body, |b| {
+            wire::encode_rpc_reply_head(b, rpc.id, true, body.len());
+        }),
+        Err(text) => {
+            let frame = Frame::RpcReply {
+                id: rpc.id,
+                body: Err(text),
+            };
+            route
+                .outbox
+                .push_control(|b| wire::encode_control(b, &frame));
+        }
+    }
+}
+
+/// Queues a frame whose head `head` writes and whose body is `body`: a
+/// large body (a batch of a stream's rounds) is written to the socket from
+/// where it is, not copied into the outbox.
+fn send(route: &Route, body: &Bytes, head: impl FnOnce(&mut bytes::BytesMut)) {
+    let mut ctx = herald_core::DeliveryCtx::new();
+    let _ = route.outbox.push_message(&mut ctx, 64 + body.len(), |w| {
+        head(w.buf());
+        w.put_payload(body);
+    });
 }
 
 /// Decodes a request, runs it, encodes the answer.

@@ -84,7 +84,29 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                     let outcomes = self.stream.apply(now, &messages, mark);
                     out.push(Applied {
                         outcomes: Arc::new(outcomes),
+                        answer: None,
                     });
+                    continue;
+                }
+                EntryPayload::Normal(Command::Purge { now, request }) => {
+                    let result = match serde_json::from_str::<herald_store::PurgeRequest>(&request)
+                    {
+                        Ok(request) => self
+                            .stream
+                            .apply_purge(&request, now, mark)
+                            .map(|n| serde_json::json!({"success": true, "purged": n})),
+                        Err(e) => Err(herald_store::ApiError::invalid_json(e)),
+                    };
+                    self.stream.note_applied(mark);
+                    out.push(Applied::answer(result));
+                    continue;
+                }
+                EntryPayload::Normal(Command::DeleteMsg { now, seq }) => {
+                    let result = self
+                        .stream
+                        .apply_delete(seq, now, mark)
+                        .map(|()| serde_json::json!({"success": true}));
+                    out.push(Applied::answer(result));
                     continue;
                 }
                 EntryPayload::Membership(m) => {
@@ -167,31 +189,53 @@ impl Replicator for Proposer {
     }
 }
 
-/// Writes each round to the log in order; acks follow when it is applied.
+/// Rounds in the log not yet applied, at most: while they commit, the
+/// rounds that arrive wait and then go as one entry (group commit: under
+/// load entries grow instead of multiplying; alone, a round goes at once).
+const ROUNDS_IN_FLIGHT: usize = 4;
+
+/// Writes the leader's rounds to the log in order, several waiting rounds
+/// as one entry; each publish's ack follows when its entry is applied.
 async fn propose(raft: Raft, stream: Stream, mut rounds: mpsc::UnboundedReceiver<Proposal>) {
-    while let Some(p) = rounds.recv().await {
-        let command = Command::Round {
-            now: p.now,
-            messages: p.messages.iter().map(WireMessage::of).collect(),
+    let slots = Arc::new(tokio::sync::Semaphore::new(ROUNDS_IN_FLIGHT));
+    while let Some(first) = rounds.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
         };
-        let acks = p.acks;
-        match raft.client_write_ff(command).await {
-            Ok(done) => {
-                let stream = stream.clone();
-                tokio::spawn(async move {
-                    match done.await {
-                        Ok(Ok(response)) => {
-                            let outcomes = Arc::try_unwrap(response.data.outcomes)
-                                .unwrap_or_else(|shared| (*shared).clone());
-                            acks.finish(&stream, outcomes);
-                        }
-                        Ok(Err(e)) => acks.fail(&stream, &not_committed(&e.to_string())),
-                        Err(_) => acks.fail(&stream, &not_committed("the group stopped")),
-                    }
-                });
-            }
-            Err(e) => acks.fail(&stream, &not_committed(&e.to_string())),
+        let mut now = first.now;
+        let mut messages: Vec<WireMessage> = first.messages.iter().map(WireMessage::of).collect();
+        let mut waiting = vec![(first.acks, first.messages.len())];
+        while let Ok(more) = rounds.try_recv() {
+            now = now.max(more.now);
+            messages.extend(more.messages.iter().map(WireMessage::of));
+            waiting.push((more.acks, more.messages.len()));
         }
+        let written = raft.client_write_ff(Command::Round { now, messages }).await;
+        let stream = stream.clone();
+        tokio::spawn(async move {
+            let outcome = match written {
+                Ok(done) => match done.await {
+                    Ok(Ok(response)) => Ok(response.data.outcomes),
+                    Ok(Err(e)) => Err(not_committed(&e.to_string())),
+                    Err(_) => Err(not_committed("the group stopped")),
+                },
+                Err(e) => Err(not_committed(&e.to_string())),
+            };
+            drop(slot);
+            match outcome {
+                Ok(outcomes) => {
+                    let mut outcomes = outcomes.iter().cloned();
+                    for (acks, n) in waiting {
+                        acks.finish(&stream, outcomes.by_ref().take(n).collect());
+                    }
+                }
+                Err(error) => {
+                    for (acks, _) in waiting {
+                        acks.fail(&stream, &error);
+                    }
+                }
+            }
+        });
     }
 }
 

@@ -4,7 +4,7 @@
 //! stream is answered by the node asked, from its replica.
 
 use herald_cluster::Cluster;
-use herald_store::{ApiError, Store, StreamConfig};
+use herald_store::{ApiError, PurgeRequest, Store, StreamConfig};
 use serde_json::{Value, json};
 
 use super::handlers::{self, Reply};
@@ -34,15 +34,27 @@ pub(super) async fn handle(
                 .map(|()| json!({"success": true}));
             Some(handlers::json_reply("stream_delete_response", result))
         }
-        ["STREAM", "UPDATE" | "PURGE", name] | ["STREAM", "MSG", "DELETE", name]
-            if cluster.is_replicated(name) =>
-        {
+        ["STREAM", "PURGE", name] if cluster.is_replicated(name) => {
+            let result = match handlers::parse_optional::<PurgeRequest>(payload) {
+                Ok(request) => cluster.purge_stream(name, &request).await,
+                Err(e) => Err(e),
+            };
+            Some(handlers::json_reply("stream_purge_response", result))
+        }
+        ["STREAM", "MSG", "DELETE", name] if cluster.is_replicated(name) => {
+            let result = match serde_json::from_slice::<handlers::DeleteRequest>(payload) {
+                Ok(request) => cluster.delete_message(name, request.seq).await,
+                Err(e) => Err(ApiError::invalid_json(e)),
+            };
+            Some(handlers::json_reply("stream_msg_delete_response", result))
+        }
+        ["STREAM", "UPDATE", name] if cluster.is_replicated(name) => {
             let error = ApiError::new(
                 500,
                 10011,
-                "herald does not yet update, purge or delete messages of a replicated stream",
+                "herald does not yet update a replicated stream's configuration",
             );
-            Some(handlers::json_reply("error_response", Err(error)))
+            Some(handlers::json_reply("stream_update_response", Err(error)))
         }
         _ => None,
     }

@@ -127,7 +127,9 @@ fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
 }
 
 /// Parses an optional JSON body: empty, `null` and `{}` are the default.
-fn parse_optional<T: Default + serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_optional<T: Default + serde::de::DeserializeOwned>(
+    payload: &[u8],
+) -> Result<T, ApiError> {
     let text = std::str::from_utf8(payload)
         .map_err(ApiError::invalid_json)?
         .trim();
@@ -334,8 +336,8 @@ fn msg_get(
 }
 
 #[derive(Deserialize)]
-struct DeleteRequest {
-    seq: u64,
+pub(super) struct DeleteRequest {
+    pub(super) seq: u64,
 }
 
 fn msg_delete(store: &Store, name: &str, payload: &[u8]) -> Result<Value, ApiError> {

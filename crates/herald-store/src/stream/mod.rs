@@ -326,6 +326,10 @@ impl Stream {
     /// Deletes one message.
     pub fn delete_message(&self, seq: u64) -> Result<(), ApiError> {
         let mut data = self.inner.state.lock();
+        Self::delete_locked(&mut data, seq)
+    }
+
+    pub(crate) fn delete_locked(data: &mut StreamData, seq: u64) -> Result<(), ApiError> {
         if data.config.deny_delete {
             return Err(ApiError::new(400, 10057, "message delete not permitted"));
         }
@@ -359,6 +363,13 @@ impl Stream {
     /// Purges messages; returns how many went.
     pub fn purge(&self, request: &PurgeRequest) -> Result<u64, ApiError> {
         let mut data = self.inner.state.lock();
+        Self::purge_locked(&mut data, request)
+    }
+
+    pub(crate) fn purge_locked(
+        data: &mut StreamData,
+        request: &PurgeRequest,
+    ) -> Result<u64, ApiError> {
         if data.config.deny_purge {
             return Err(ApiError::new(400, 10110, "stream purge not permitted"));
         }

@@ -207,6 +207,52 @@ impl Stream {
         let now = now.max(data.index.last_time());
         let messages: Vec<Option<Message>> = messages.iter().cloned().map(Some).collect();
         let (outcomes, wrote) = store_round(&self.inner, &mut data, &messages, now, Some(mark));
+        self.applied_round(data, wrote);
+        outcomes
+    }
+
+    /// Applies a committed purge at `mark` (as [`Stream::purge`]; the same
+    /// request on the same contents removes the same messages everywhere).
+    pub fn apply_purge(
+        &self,
+        request: &crate::PurgeRequest,
+        now: i64,
+        mark: AppliedMark,
+    ) -> Result<u64, ApiError> {
+        self.apply_op(now, mark, |data| Self::purge_locked(data, request))
+            .unwrap_or(Ok(0))
+    }
+
+    /// Applies a committed message delete at `mark`.
+    pub fn apply_delete(&self, seq: u64, now: i64, mark: AppliedMark) -> Result<(), ApiError> {
+        self.apply_op(now, mark, |data| Self::delete_locked(data, seq))
+            .unwrap_or(Ok(()))
+    }
+
+    /// Runs `op` under the stream's lock, then writes `mark` (with a round
+    /// of timed work at `now`) before the lock is released; `None` when the
+    /// entry was applied before a restart. A crash between the op's write
+    /// and the mark's replays the op, which finds nothing more to remove.
+    fn apply_op<T>(
+        &self,
+        now: i64,
+        mark: AppliedMark,
+        op: impl FnOnce(&mut StreamData) -> Result<T, ApiError>,
+    ) -> Option<Result<T, ApiError>> {
+        let mut data = self.inner.state.lock();
+        if data.applied.is_some_and(|a| a.index >= mark.index) {
+            return None;
+        }
+        let result = op(&mut data);
+        let now = now.max(data.index.last_time());
+        let (_, wrote) = store_round(&self.inner, &mut data, &[], now, Some(mark));
+        self.applied_round(data, wrote);
+        Some(result)
+    }
+
+    /// After a round was applied: the writer syncs what it wrote, and
+    /// consumers waiting for new messages hear of them.
+    fn applied_round(&self, data: parking_lot::MutexGuard<'_, StreamData>, wrote: bool) {
         let last_seq = data.index.last_seq();
         drop(data);
         if wrote {
@@ -217,7 +263,6 @@ impl Stream {
             *last = last_seq;
             changed
         });
-        outcomes
     }
 
     /// Records that the log got to `mark` with nothing for the stream (a
