@@ -41,6 +41,10 @@ pub struct ClusterConfig {
     /// Largest frame accepted from a proven peer: the largest message the
     /// server accepts, with room for its subject and headers.
     pub max_frame: usize,
+    /// Entries of a replicated stream's log between snapshots; the log is
+    /// kept this far behind the last one too (a replica further behind is
+    /// sent the stream's contents instead).
+    pub snapshot_entries: u64,
 }
 
 /// Mutual TLS for routes: each node accepts with its certificate, asking
@@ -276,7 +280,7 @@ impl Cluster {
             self.inner.config.node.clone(),
             raft_dir,
             store,
-            fsync,
+            (fsync, self.inner.config.snapshot_entries),
         )
         .await?;
         let _ = self.inner.consensus.set(consensus);

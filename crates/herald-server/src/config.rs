@@ -96,6 +96,9 @@ pub struct ClusterSection {
     pub advertise: String,
     /// A secret every node must prove it knows (empty: none).
     pub secret: String,
+    /// Entries of a replicated stream's consensus log between snapshots
+    /// (0: the default, 8192).
+    pub snapshot_entries: u64,
 }
 
 impl ClusterSection {
@@ -143,6 +146,10 @@ impl ClusterSection {
             // A message as large as clients may publish, with its subject,
             // headers and the frame's own fields.
             max_frame: max_payload.saturating_add(1 << 20),
+            snapshot_entries: match self.snapshot_entries {
+                0 => 8192,
+                n => n,
+            },
         }))
     }
 }

@@ -137,6 +137,10 @@ const COMMENTS: &[(&str, &str)] = &[
         "The route address other nodes are told to dial (NAT, proxies, port mappings); empty: the bound address.",
     ),
     (
+        "cluster.snapshot_entries",
+        "Entries of a replicated stream's consensus log between snapshots (0: 8192); a replica further behind is sent the stream's contents.",
+    ),
+    (
         "cluster.secret",
         "A secret every node proves it knows when a route opens (never sent); empty: none.",
     ),

@@ -42,4 +42,4 @@ pub use record::{AppliedMark, Location, Record, RecoveredRecord, StoredMessage};
 pub use state_file::write_atomic;
 pub use store::{CreateAction, Store, SyncPolicy, Usage};
 pub use stream::Stream;
-pub use stream::replica::{Proposal, ProposalAcks, Replicator};
+pub use stream::replica::{Export, Proposal, ProposalAcks, Replicator};

@@ -193,6 +193,7 @@ pub(crate) struct Consensus {
     me_id: NodeId,
     dir: PathBuf,
     fsync: bool,
+    snapshot_entries: u64,
     store: Store,
     meta: Raft,
     data: Arc<Mutex<MetaData>>,
@@ -227,7 +228,7 @@ impl Consensus {
         me: String,
         dir: PathBuf,
         store: Store,
-        fsync: bool,
+        (fsync, snapshot_entries): (bool, u64),
     ) -> std::io::Result<Arc<Consensus>> {
         let me_id = node_id(&me);
         let meta_dir = dir.join("meta");
@@ -251,7 +252,7 @@ impl Consensus {
             cluster: cluster.clone(),
             group: META.to_owned(),
         };
-        let meta = Raft::new(me_id, raft_config(META), network, log, machine)
+        let meta = Raft::new(me_id, raft_config(META, None), network, log, machine)
             .await
             .map_err(std::io::Error::other)?;
         let consensus = Arc::new(Consensus {
@@ -259,6 +260,7 @@ impl Consensus {
             me_id,
             dir,
             fsync,
+            snapshot_entries,
             store,
             meta,
             data,
@@ -408,19 +410,25 @@ impl Consensus {
         self.store
             .create_replica(config)
             .map_err(|e| e.description.clone())?;
-        let stream = self.store.stream(name).map_err(|e| e.description.clone())?;
         let dir = self.group_dir(name);
         let log = LogStore::open(&dir, self.fsync).map_err(|e| e.to_string())?;
-        let machine =
-            super::stream::StreamMachine::open(stream.clone(), dir).map_err(|e| e.to_string())?;
+        let machine = super::stream::StreamMachine::open(self.store.clone(), name, dir)
+            .map_err(|e| e.to_string())?;
         let group = format!("{STREAM_GROUP}{name}");
         let network = Network {
             cluster: self.cluster.clone(),
             group: group.clone(),
         };
-        let raft = Raft::new(self.me_id, raft_config(&group), network, log, machine)
-            .await
-            .map_err(|e| e.to_string())?;
+        let snapshots = Some(self.snapshot_entries);
+        let raft = Raft::new(
+            self.me_id,
+            raft_config(&group, snapshots),
+            network,
+            log,
+            machine,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         self.streams.lock().insert(name.to_owned(), raft.clone());
         let members: BTreeMap<NodeId, BasicNode> = placement
             .peers
@@ -432,7 +440,7 @@ impl Consensus {
         {
             tracing::debug!(stream = %name, "initializing its group: {e}");
         }
-        super::stream::follow_leadership(raft, stream, self.me_id);
+        super::stream::follow_leadership(raft, self.store.clone(), name, self.me_id);
         Ok(())
     }
 

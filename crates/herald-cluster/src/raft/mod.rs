@@ -167,8 +167,14 @@ impl Applied {
 }
 
 /// Raft timing for every group: a leader heard from four times a second,
-/// an election after one to two silent seconds.
-pub(crate) fn raft_config(group: &str) -> Arc<openraft::Config> {
+/// an election after one to two silent seconds. With `snapshot_entries`, a
+/// snapshot every that many entries and as many kept behind it; without,
+/// the whole log is kept (the meta group's, which only grows with streams).
+pub(crate) fn raft_config(group: &str, snapshot_entries: Option<u64>) -> Arc<openraft::Config> {
+    let snapshot_policy = match snapshot_entries {
+        Some(n) => openraft::SnapshotPolicy::LogsSinceLast(n.max(1)),
+        None => openraft::SnapshotPolicy::Never,
+    };
     let config = openraft::Config {
         cluster_name: group.to_owned(),
         heartbeat_interval: 250,
@@ -176,7 +182,9 @@ pub(crate) fn raft_config(group: &str) -> Arc<openraft::Config> {
         election_timeout_max: 2000,
         max_payload_entries: 64,
         replication_lag_threshold: 100_000,
-        snapshot_policy: openraft::SnapshotPolicy::Never,
+        snapshot_policy,
+        max_in_snapshot_log_to_keep: snapshot_entries.unwrap_or(1000),
+        purge_batch_size: snapshot_entries.unwrap_or(256).clamp(1, 256),
         ..Default::default()
     };
     // Valid by construction (timeouts above the heartbeat).

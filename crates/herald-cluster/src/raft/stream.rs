@@ -6,12 +6,17 @@ use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use herald_store::{AppliedMark, Proposal, Replicator, Stream};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use herald_core::{Headers, Subject};
+use herald_store::{AppliedMark, Export, Proposal, Replicator, Store, StoredMessage, Stream};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
     BasicNode, CommittedLeaderId, EntryPayload, LogId, ServerState, StorageError, StorageIOError,
     StoredMembership,
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{Applied, Command, Entry, NodeId, Raft, TypeConfig, WireMessage};
@@ -31,41 +36,78 @@ fn log_id_of(mark: AppliedMark) -> LogId<NodeId> {
 
 type Membership = StoredMembership<NodeId, BasicNode>;
 
+fn sm_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+/// This node's replica of `name`, as the store has it now (a snapshot
+/// installed replaces it).
+fn replica(store: &Store, name: &str) -> Result<Stream, StorageError<NodeId>> {
+    store.stream(name).map_err(|e| sm_error(&e.description))
+}
+
+/// A snapshot's contents: the replica's messages and last sequence.
+#[derive(Serialize, Deserialize)]
+struct Contents {
+    last_seq: u64,
+    messages: Vec<SnapshotMessage>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotMessage {
+    seq: u64,
+    time: i64,
+    subject: Bytes,
+    headers: Option<Bytes>,
+    payload: Bytes,
+}
+
 /// The state machine: the stream replica itself, plus the group's last
 /// membership (in `membership.json` beside the group's log).
 pub(crate) struct StreamMachine {
-    stream: Stream,
+    store: Store,
+    name: String,
     dir: PathBuf,
     membership: Membership,
+    /// Whether a snapshot was taken in this process: until then openraft's
+    /// start-up probe gets none (exporting the stream then would read it
+    /// all for nothing).
+    snapshotted: Arc<AtomicBool>,
 }
 
 impl StreamMachine {
-    pub(crate) fn open(stream: Stream, dir: PathBuf) -> std::io::Result<Self> {
+    pub(crate) fn open(store: Store, name: &str, dir: PathBuf) -> std::io::Result<Self> {
         let membership = match std::fs::read(dir.join("membership.json")) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Membership::default(),
             Err(e) => return Err(e),
         };
         Ok(Self {
-            stream,
+            store,
+            name: name.to_owned(),
             dir,
             membership,
+            snapshotted: Arc::default(),
         })
     }
 
     fn save_membership(&self) -> Result<(), StorageError<NodeId>> {
         super::log_store::write_json(&self.dir.join("membership.json"), &self.membership)
     }
+
+    fn stream(&self) -> Result<Stream, StorageError<NodeId>> {
+        replica(&self.store, &self.name)
+    }
 }
 
 impl RaftStateMachine<TypeConfig> for StreamMachine {
-    type SnapshotBuilder = MetaOnlySnapshot;
+    type SnapshotBuilder = MarkSnapshot;
 
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
         Ok((
-            self.stream.applied().map(log_id_of),
+            self.stream()?.applied().map(log_id_of),
             self.membership.clone(),
         ))
     }
@@ -75,13 +117,14 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
         I: IntoIterator<Item = Entry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
+        let stream = self.stream()?;
         let mut out = Vec::new();
         for entry in entries {
             let mark = mark_of(&entry.log_id);
             match entry.payload {
                 EntryPayload::Normal(Command::Round { now, messages }) => {
                     let messages: Vec<_> = messages.iter().map(WireMessage::message).collect();
-                    let outcomes = self.stream.apply(now, &messages, mark);
+                    let outcomes = stream.apply(now, &messages, mark);
                     out.push(Applied {
                         outcomes: Arc::new(outcomes),
                         answer: None,
@@ -91,19 +134,17 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                 EntryPayload::Normal(Command::Purge { now, request }) => {
                     let result = match serde_json::from_str::<herald_store::PurgeRequest>(&request)
                     {
-                        Ok(request) => self
-                            .stream
+                        Ok(request) => stream
                             .apply_purge(&request, now, mark)
                             .map(|n| serde_json::json!({"success": true, "purged": n})),
                         Err(e) => Err(herald_store::ApiError::invalid_json(e)),
                     };
-                    self.stream.note_applied(mark);
+                    stream.note_applied(mark);
                     out.push(Applied::answer(result));
                     continue;
                 }
                 EntryPayload::Normal(Command::DeleteMsg { now, seq }) => {
-                    let result = self
-                        .stream
+                    let result = stream
                         .apply_delete(seq, now, mark)
                         .map(|()| serde_json::json!({"success": true}));
                     out.push(Applied::answer(result));
@@ -115,16 +156,17 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                 }
                 EntryPayload::Blank | EntryPayload::Normal(_) => {}
             }
-            self.stream.note_applied(mark);
+            stream.note_applied(mark);
             out.push(Applied::default());
         }
         Ok(out)
     }
 
-    async fn get_snapshot_builder(&mut self) -> MetaOnlySnapshot {
-        MetaOnlySnapshot {
-            applied: self.stream.applied().map(log_id_of),
+    async fn get_snapshot_builder(&mut self) -> MarkSnapshot {
+        MarkSnapshot {
+            stream: self.stream().ok(),
             membership: self.membership.clone(),
+            snapshotted: self.snapshotted.clone(),
         }
     }
 
@@ -136,40 +178,109 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<NodeId, BasicNode>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
-        // Stream groups keep their whole log (snapshot policy `Never`), so a
-        // lagging replica is always caught up from the log.
-        Err(StorageIOError::write_snapshot(
-            None,
-            &std::io::Error::other(
-                "stream snapshots are not supported: replicas catch up from the log",
-            ),
-        )
-        .into())
+        let Some(last) = meta.last_log_id else {
+            return Ok(());
+        };
+        let contents: Contents = postcard::from_bytes(snapshot.get_ref()).map_err(sm_error)?;
+        // The replica is replaced whole: emptied (its files go), then
+        // filled with the leader's messages at their sequences.
+        let config = self.stream()?.config();
+        self.store
+            .delete_stream(&self.name)
+            .map_err(|e| sm_error(&e.description))?;
+        self.store
+            .create_replica(config)
+            .map_err(|e| sm_error(&e.description))?;
+        let export = Export {
+            applied: None,
+            last_seq: contents.last_seq,
+            messages: contents
+                .messages
+                .into_iter()
+                .map(|m| StoredMessage {
+                    seq: m.seq,
+                    time: m.time,
+                    subject: Subject::from_wire_unchecked(m.subject),
+                    headers: m.headers.map(Headers::from_raw_unchecked),
+                    payload: m.payload,
+                })
+                .collect(),
+        };
+        let messages = export.messages.len();
+        self.stream()?
+            .load(export, mark_of(&last))
+            .map_err(|e| sm_error(&e.description))?;
+        self.membership = meta.last_membership.clone();
+        self.save_membership()?;
+        self.snapshotted.store(true, Ordering::Relaxed);
+        tracing::info!(stream = %self.name, messages, index = last.index, "replica installed from a snapshot");
+        Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(None)
+        if !self.snapshotted.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let export = self
+            .stream()?
+            .export()
+            .map_err(|e| sm_error(&e.description))?;
+        let Some(applied) = export.applied else {
+            return Ok(None);
+        };
+        let contents = Contents {
+            last_seq: export.last_seq,
+            messages: export
+                .messages
+                .into_iter()
+                .map(|m| SnapshotMessage {
+                    seq: m.seq,
+                    time: m.time,
+                    subject: m.subject.to_bytes(),
+                    headers: m.headers.map(|h| h.raw().clone()),
+                    payload: m.payload,
+                })
+                .collect(),
+        };
+        let bytes = postcard::to_stdvec(&contents).map_err(sm_error)?;
+        let last = log_id_of(applied);
+        Ok(Some(Snapshot {
+            meta: SnapshotMeta {
+                last_log_id: Some(last),
+                last_membership: self.membership.clone(),
+                snapshot_id: format!("{}-{}", last.leader_id.term, last.index),
+            },
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
     }
 }
 
-/// The stream's files are its state: a snapshot records only where they are.
-pub(crate) struct MetaOnlySnapshot {
-    applied: Option<LogId<NodeId>>,
+/// A snapshot as openraft takes it: the stream's files are the state, so
+/// taking one syncs them and records where they are; the contents are read
+/// only when a lagging replica needs them (`get_current_snapshot`).
+pub(crate) struct MarkSnapshot {
+    stream: Option<Stream>,
     membership: Membership,
+    snapshotted: Arc<AtomicBool>,
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for MetaOnlySnapshot {
+impl RaftSnapshotBuilder<TypeConfig> for MarkSnapshot {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let stream = self.stream.as_ref().ok_or_else(|| sm_error("no replica"))?;
+        // The log up to here may be dropped once this returns.
+        stream.sync().map_err(|e| sm_error(&e.description))?;
+        let applied = stream.applied().map(log_id_of);
+        self.snapshotted.store(true, Ordering::Relaxed);
         Ok(Snapshot {
             meta: SnapshotMeta {
-                last_log_id: self.applied,
+                last_log_id: applied,
                 last_membership: self.membership.clone(),
-                snapshot_id: format!("{:?}", self.applied.map(|l| l.index)),
+                snapshot_id: format!("{:?}", applied.map(|l| (l.leader_id.term, l.index))),
             },
             snapshot: Box::new(Cursor::new(Vec::new())),
         })
@@ -196,7 +307,11 @@ const ROUNDS_IN_FLIGHT: usize = 4;
 
 /// Writes the leader's rounds to the log in order, several waiting rounds
 /// as one entry; each publish's ack follows when its entry is applied.
-async fn propose(raft: Raft, stream: Stream, mut rounds: mpsc::UnboundedReceiver<Proposal>) {
+async fn propose(
+    raft: Raft,
+    (store, name): (Store, String),
+    mut rounds: mpsc::UnboundedReceiver<Proposal>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ROUNDS_IN_FLIGHT));
     while let Some(first) = rounds.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -211,7 +326,9 @@ async fn propose(raft: Raft, stream: Stream, mut rounds: mpsc::UnboundedReceiver
             waiting.push((more.acks, more.messages.len()));
         }
         let written = raft.client_write_ff(Command::Round { now, messages }).await;
-        let stream = stream.clone();
+        let Ok(stream) = store.stream(&name) else {
+            return;
+        };
         tokio::spawn(async move {
             let outcome = match written {
                 Ok(done) => match done.await {
@@ -249,9 +366,10 @@ fn not_committed(why: &str) -> herald_store::ApiError {
 
 /// Starts the proposer and makes the replica lead whenever the group's
 /// leader is this node, follow otherwise.
-pub(crate) fn follow_leadership(raft: Raft, stream: Stream, me: NodeId) {
+pub(crate) fn follow_leadership(raft: Raft, store: Store, name: &str, me: NodeId) {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(propose(raft.clone(), stream.clone(), rx));
+    let name = name.to_owned();
+    tokio::spawn(propose(raft.clone(), (store.clone(), name.clone()), rx));
     let replicator: Arc<dyn Replicator> = Arc::new(Proposer(tx));
     tokio::spawn(async move {
         let mut metrics = raft.metrics();
@@ -263,11 +381,15 @@ pub(crate) fn follow_leadership(raft: Raft, stream: Stream, me: NodeId) {
             };
             if now_leading != leading {
                 leading = now_leading;
-                tracing::info!(stream = %stream.name(), leading, "stream leadership");
-                stream.set_leader(leading.then(|| replicator.clone()));
+                tracing::info!(stream = %name, leading, "stream leadership");
+                if let Ok(stream) = store.stream(&name) {
+                    stream.set_leader(leading.then(|| replicator.clone()));
+                }
             }
             if metrics.changed().await.is_err() {
-                stream.set_leader(None);
+                if let Ok(stream) = store.stream(&name) {
+                    stream.set_leader(None);
+                }
                 return;
             }
         }

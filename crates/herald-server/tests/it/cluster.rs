@@ -43,14 +43,8 @@ fn node_args(
     peers: &[SocketAddr],
     extra: &[std::ffi::OsString],
 ) -> Node {
-    node_in(
-        name,
-        cluster,
-        secret,
-        peers,
-        extra,
-        tempfile::tempdir().expect("temp dir"),
-    )
+    let data = tempfile::tempdir().expect("temp dir");
+    node_in(name, cluster, secret, peers, (extra, &[]), data)
 }
 
 /// [`node_args`], its data in `data` (a restart reuses a killed node's).
@@ -59,7 +53,7 @@ pub(crate) fn node_in(
     cluster: &str,
     secret: &str,
     peers: &[SocketAddr],
-    extra: &[std::ffi::OsString],
+    (extra, env): (&[std::ffi::OsString], &[(&str, &str)]),
     data: tempfile::TempDir,
 ) -> Node {
     let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
@@ -87,6 +81,7 @@ pub(crate) fn node_in(
     .env("RUST_LOG", "info")
     .env("NO_COLOR", "1")
     .env("HERALD_CLUSTER_SECRET", secret)
+    .envs(env.iter().copied())
     .args(extra);
     if !peers.is_empty() {
         cmd.arg("--peers").arg(peers.join(","));
@@ -151,9 +146,15 @@ pub(crate) fn node(name: &str, peers: &[SocketAddr]) -> Node {
     node_with(name, "test", "s3cret", peers)
 }
 
-/// Node `name` started again on the data of a node killed before.
-pub(crate) fn restart(name: &str, peers: &[SocketAddr], data: tempfile::TempDir) -> Node {
-    node_in(name, "test", "s3cret", peers, &[], data)
+/// Node `name` started again on the data of a node killed before, with
+/// `env` set.
+pub(crate) fn restart(
+    name: &str,
+    peers: &[SocketAddr],
+    data: tempfile::TempDir,
+    env: &[(&str, &str)],
+) -> Node {
+    node_in(name, "test", "s3cret", peers, (&[], env), data)
 }
 
 impl Node {
@@ -175,14 +176,15 @@ impl Node {
     }
 
     /// Waits for a log line containing `text`.
-    fn logged(&self, text: &str) {
+    pub(crate) fn logged(&self, text: &str) {
         let deadline = std::time::Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.log.recv_timeout(left) {
                 Ok(line) if line.contains(text) => return,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {text:?}"),
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no log line with {text:?}; its log:\n{}", seen.join("\n")),
             }
         }
     }
@@ -225,9 +227,18 @@ impl Node {
 
 /// Three nodes: b and c know only a; the mesh is learned.
 pub(crate) async fn three() -> (Node, Node, Node) {
-    let a = node("a", &[]);
-    let b = node("b", &[a.route]);
-    let c = node("c", &[a.route]);
+    three_with(&[]).await
+}
+
+/// [`three`], each node with `env` set.
+pub(crate) async fn three_with(env: &[(&str, &str)]) -> (Node, Node, Node) {
+    let start = |name: &str, peers: &[SocketAddr]| {
+        let data = tempfile::tempdir().expect("temp dir");
+        node_in(name, "test", "s3cret", peers, (&[], env), data)
+    };
+    let a = start("a", &[]);
+    let b = start("b", &[a.route]);
+    let c = start("c", &[a.route]);
     a.routed_to(&["b", "c"]).await;
     b.routed_to(&["a", "c"]).await;
     c.routed_to(&["a", "b"]).await;

@@ -134,7 +134,7 @@ pub(crate) fn behind(
 ) -> Node {
     let extra = ["--cluster-advertise".into(), proxy.addr.to_string().into()];
     let data = data.unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
-    let node = node_in(name, "test", "s3cret", peers, &extra, data);
+    let node = node_in(name, "test", "s3cret", peers, (&extra, &[]), data);
     proxy.points_to(node.route);
     node
 }

@@ -4,14 +4,15 @@
 //! carries JetStream's `cluster` object; the leader SIGKILLed mid-stream,
 //! publishing resumes through a survivor (retried publishes carry a
 //! message id, so none is stored twice), and the killed node, restarted on
-//! its data, catches up from the log.
+//! its data, catches up from the log; a replica down while its group
+//! snapshotted and dropped the log it missed is sent the stream instead.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
-use crate::cluster::{Node, restart, three};
+use crate::cluster::{Node, restart, three, three_with};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -141,7 +142,7 @@ async fn a_replicated_stream_keeps_every_acked_message_when_its_leader_dies() {
     assert_ne!(new_leader, leader_name);
 
     // The killed node comes back on its data and catches up from the log.
-    let back = restart(leader_name, &[survivors[0].route], data);
+    let back = restart(leader_name, &[survivors[0].route], data, &[]);
     for node in survivors.iter().copied().chain([&back]) {
         holds(node, 300, 300).await;
     }
@@ -156,4 +157,62 @@ async fn a_replicated_stream_keeps_every_acked_message_when_its_leader_dies() {
             "seq {seq}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_replica_behind_a_snapshot_is_sent_the_stream() {
+    // Snapshots every 20 entries.
+    let env = [("HERALD_CLUSTER__SNAPSHOT_ENTRIES", "20")];
+    let (a, b, c) = three_with(&env).await;
+    let on_a = jetstream::new(a.nats().await);
+    let mut stream = create(&on_a).await;
+    for i in 0..10 {
+        publish(&on_a, i).await;
+    }
+    let leader = stream
+        .info()
+        .await
+        .expect("info")
+        .cluster
+        .clone()
+        .expect("cluster")
+        .leader;
+    let mut nodes = [("a", Some(a)), ("b", Some(b)), ("c", Some(c))];
+    let (name, slot) = nodes
+        .iter_mut()
+        .find(|(name, _)| Some(name.to_string()) != leader)
+        .expect("a follower");
+    let name = *name;
+    let data = slot.take().expect("alive").kill();
+    let survivor = nodes
+        .iter()
+        .find_map(|(_, n)| n.as_ref())
+        .expect("a survivor");
+    let js = jetstream::new(survivor.nats().await);
+    // One entry per acked publish: far past two snapshots.
+    for i in 10..200 {
+        publish(&js, i).await;
+    }
+    let stream = js.get_stream("R3").await.expect("stream");
+    assert!(stream.delete_message(5).await.expect("delete a middle one"));
+    assert!(
+        stream
+            .delete_message(200)
+            .await
+            .expect("delete the last one")
+    );
+
+    let back = restart(name, &[survivor.route], data, &env);
+    back.logged("replica installed from a snapshot");
+    holds(&back, 198, 200).await;
+    // The next message continues the sequence on every replica.
+    let on_back = jetstream::new(back.nats().await);
+    assert_eq!(publish(&on_back, 200).await, 201);
+    for node in nodes.iter().filter_map(|(_, n)| n.as_ref()).chain([&back]) {
+        holds(node, 199, 201).await;
+    }
+    let stream = on_back.get_stream("R3").await.expect("stream");
+    let first = stream.get_raw_message(1).await.expect("first");
+    assert_eq!(first.payload, Bytes::from("0"));
+    assert!(stream.get_raw_message(5).await.is_err(), "5 stays deleted");
 }

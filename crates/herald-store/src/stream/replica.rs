@@ -25,6 +25,17 @@ use crate::api_error::ApiError;
 use crate::record::AppliedMark;
 use crate::time::now_nanos;
 
+/// A replica's contents, for a snapshot ([`Stream::export`], [`Stream::load`]).
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The consensus log entry they reflect.
+    pub applied: Option<AppliedMark>,
+    /// The stream's last sequence (its last message may have been removed).
+    pub last_seq: u64,
+    /// Every live message, in sequence order.
+    pub messages: Vec<crate::record::StoredMessage>,
+}
+
 /// Carries a replicated stream's proposals to its consensus log.
 pub trait Replicator: Send + Sync + std::fmt::Debug {
     /// Hands a round to the log. Called under the stream's lock, in the
@@ -263,6 +274,133 @@ impl Stream {
             *last = last_seq;
             changed
         });
+    }
+
+    /// Everything a lagging replica needs to become this one: the applied
+    /// mark, the last sequence and every live message, read under one lock.
+    ///
+    /// # Errors
+    /// A message cannot be read from disk.
+    pub fn export(&self) -> Result<Export, ApiError> {
+        let data = self.inner.state.lock();
+        let seqs: Vec<u64> = data.index.live_from(0).map(|(seq, _)| seq).collect();
+        let mut messages = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some(m) = data.read(seq)? {
+                messages.push(m);
+            }
+        }
+        Ok(Export {
+            applied: data.applied,
+            last_seq: data.index.last_seq(),
+            messages,
+        })
+    }
+
+    /// Fills an empty replica with an [`Export`] of another (a snapshot
+    /// installed), ending at `mark`. Sequences, times and the last sequence
+    /// are the exporter's, so what follows is stored alike everywhere.
+    ///
+    /// # Errors
+    /// The replica is not empty, or a write fails.
+    pub fn load(&self, export: Export, mark: AppliedMark) -> Result<(), ApiError> {
+        let mut data = self.inner.state.lock();
+        if data.index.messages() > 0 || data.index.last_seq() > export.last_seq {
+            return Err(ApiError::new(
+                500,
+                10003,
+                "a snapshot loads into an empty replica only",
+            ));
+        }
+        let first = export
+            .messages
+            .first()
+            .map_or(export.last_seq + 1, |m| m.seq);
+        if first > data.index.last_seq() + 1 {
+            data.index.clear(first);
+            if let Some(log) = &mut data.log {
+                log.reset(first)?;
+            }
+        }
+        let mut records = Vec::with_capacity(export.messages.len() + 3);
+        let last_message = export.messages.last().map(|m| m.seq);
+        for m in export.messages {
+            let subject = data.index.intern(&m.subject);
+            let size = m.stored_size();
+            let body_len = m.payload.len() + m.headers.as_ref().map_or(0, |h| h.raw().len());
+            data.index.push(
+                m.seq,
+                super::Slot {
+                    time: m.time,
+                    subject,
+                    size,
+                    location: None,
+                    body: Some(super::Body {
+                        headers: m.headers.clone(),
+                        payload: m.payload.clone(),
+                    }),
+                },
+            );
+            data.cache_body(m.seq, body_len);
+            records.push(crate::record::Record::Message(m));
+        }
+        // The last sequence may be a removed message's: a placeholder
+        // stored and removed at once carries it (replay keeps the sequence).
+        if last_message.is_some_and(|seq| seq < export.last_seq) {
+            let placeholder = crate::record::StoredMessage {
+                seq: export.last_seq,
+                time: data.index.last_time(),
+                subject: herald_core::Subject::from_wire_unchecked(bytes::Bytes::from_static(
+                    b"$HERALD.SNAPSHOT.LAST",
+                )),
+                headers: None,
+                payload: bytes::Bytes::new(),
+            };
+            let subject = data.index.intern(&placeholder.subject);
+            data.index.push(
+                placeholder.seq,
+                super::Slot {
+                    time: placeholder.time,
+                    subject,
+                    size: 0,
+                    location: None,
+                    body: None,
+                },
+            );
+            data.index.remove(placeholder.seq);
+            records.push(crate::record::Record::Message(placeholder));
+            records.push(crate::record::Record::Delete {
+                seq: export.last_seq,
+            });
+        }
+        records.push(crate::record::Record::Applied(mark));
+        if let Some(log) = &mut data.log {
+            let locations = log.append(&records)?;
+            for (record, location) in records.iter().zip(locations) {
+                if let crate::record::Record::Message(m) = record
+                    && let Some(slot) = data.index.get_mut(m.seq)
+                {
+                    slot.location = Some(location);
+                }
+            }
+        }
+        data.applied = Some(mark);
+        data.rebuild_dedup();
+        let (ttls, schedules) = (data.config.allow_msg_ttl, data.config.allow_msg_schedules);
+        data.rebuild_timers(ttls, schedules);
+        super::writer::set_next_timer(&self.inner, data.next_timer());
+        self.applied_round(data, true);
+        Ok(())
+    }
+
+    /// Writes what the replica holds to disk now (before the consensus log
+    /// that led to it may be dropped).
+    ///
+    /// # Errors
+    /// The sync fails.
+    pub fn sync(&self) -> Result<(), ApiError> {
+        super::writer::sync_now(&self.inner)
+            .map_err(|e| ApiError::new(500, 10049, format!("stream sync failed: {e}")))
     }
 
     /// Records that the log got to `mark` with nothing for the stream (a

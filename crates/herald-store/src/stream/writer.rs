@@ -283,6 +283,15 @@ fn run(inner: &StreamInner) {
     }
 }
 
+/// Syncs the active segment now, whatever the policy.
+pub(super) fn sync_now(inner: &StreamInner) -> std::io::Result<()> {
+    let file = inner.state.lock().log.as_ref().map(|log| log.active_file());
+    match file {
+        Some(file) => file.sync_data(),
+        None => Ok(()),
+    }
+}
+
 fn sync(inner: &StreamInner) {
     let file = inner.state.lock().log.as_ref().map(|log| log.active_file());
     let Some(file) = file else {
