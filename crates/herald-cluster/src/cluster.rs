@@ -80,9 +80,11 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 const HANDSHAKE: Duration = Duration::from_secs(5);
 /// Largest frame accepted before the peer has proved itself.
 const HANDSHAKE_FRAME: usize = 64 << 10;
-/// Bytes of a consensus frame (a batch of a stream's rounds) on a live,
-/// authenticated route, whatever the message size limit.
-const RPC_FRAME: usize = 256 << 20;
+/// Bytes of a consensus frame on a live, authenticated route, whatever the
+/// message size limit: a batch of up to 8 entries of a stream's rounds,
+/// joined rounds kept to 1 MiB, one round at most the stream writer's
+/// 256 MiB queue.
+const RPC_FRAME: usize = 512 << 20;
 
 /// A node's view of its cluster. Cheap to clone.
 #[derive(Debug, Clone)]

@@ -166,8 +166,9 @@ impl Applied {
     }
 }
 
-/// Raft timing for every group: a leader heard from four times a second,
-/// an election after one to two silent seconds. With `snapshot_entries`, a
+/// Raft timing for every group: a leader heard from twice a second (also
+/// openraft's deadline for one append), an election after one and a half
+/// to three silent seconds. With `snapshot_entries`, a
 /// snapshot every that many entries and as many kept behind it; without,
 /// the whole log is kept (the meta group's, which only grows with streams).
 pub(crate) fn raft_config(group: &str, snapshot_entries: Option<u64>) -> Arc<openraft::Config> {
@@ -177,10 +178,11 @@ pub(crate) fn raft_config(group: &str, snapshot_entries: Option<u64>) -> Arc<ope
     };
     let config = openraft::Config {
         cluster_name: group.to_owned(),
-        heartbeat_interval: 250,
-        election_timeout_min: 1000,
-        election_timeout_max: 2000,
-        max_payload_entries: 64,
+        heartbeat_interval: 500,
+        election_timeout_min: 1500,
+        election_timeout_max: 3000,
+        install_snapshot_timeout: 60_000,
+        max_payload_entries: 8,
         replication_lag_threshold: 100_000,
         snapshot_policy,
         max_in_snapshot_log_to_keep: snapshot_entries.unwrap_or(1000),

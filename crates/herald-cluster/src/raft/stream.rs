@@ -125,6 +125,11 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                 EntryPayload::Normal(Command::Round { now, messages }) => {
                     let messages: Vec<_> = messages.iter().map(WireMessage::message).collect();
                     let outcomes = stream.apply(now, &messages, mark);
+                    // A replica that cannot store what the others stored
+                    // must stop, not go on with a hole.
+                    if let Some(reason) = stream.failure() {
+                        return Err(sm_error(format!("stream storage failed: {reason}")));
+                    }
                     out.push(Applied {
                         outcomes: Arc::new(outcomes),
                         answer: None,
@@ -272,9 +277,10 @@ pub(crate) struct MarkSnapshot {
 impl RaftSnapshotBuilder<TypeConfig> for MarkSnapshot {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let stream = self.stream.as_ref().ok_or_else(|| sm_error("no replica"))?;
-        // The log up to here may be dropped once this returns.
-        stream.sync().map_err(|e| sm_error(&e.description))?;
+        // The log up to here may be dropped once this returns: the mark is
+        // read first, so everything it covers is in what is synced.
         let applied = stream.applied().map(log_id_of);
+        stream.sync().map_err(|e| sm_error(&e.description))?;
         self.snapshotted.store(true, Ordering::Relaxed);
         Ok(Snapshot {
             meta: SnapshotMeta {
@@ -305,6 +311,18 @@ impl Replicator for Proposer {
 /// load entries grow instead of multiplying; alone, a round goes at once).
 const ROUNDS_IN_FLIGHT: usize = 4;
 
+/// Bytes of messages past which no further round is joined to an entry:
+/// a batch of entries stays small enough to cross a route well inside
+/// openraft's deadline for one append (its heartbeat interval).
+const JOINED_BYTES: usize = 1 << 20;
+
+/// How long a proposer waits for its entry to be applied.
+const COMMIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn round_bytes(round: &Proposal) -> usize {
+    round.messages.iter().map(herald_core::Message::size).sum()
+}
+
 /// Writes the leader's rounds to the log in order, several waiting rounds
 /// as one entry; each publish's ack follows when its entry is applied.
 async fn propose(
@@ -313,14 +331,32 @@ async fn propose(
     mut rounds: mpsc::UnboundedReceiver<Proposal>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ROUNDS_IN_FLIGHT));
-    while let Some(first) = rounds.recv().await {
+    // A round that did not fit the entry before it.
+    let mut carried: Option<Proposal> = None;
+    loop {
+        let first = match carried.take() {
+            Some(round) => round,
+            None => match rounds.recv().await {
+                Some(round) => round,
+                None => return,
+            },
+        };
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         let mut now = first.now;
+        let mut bytes = round_bytes(&first);
         let mut messages: Vec<WireMessage> = first.messages.iter().map(WireMessage::of).collect();
         let mut waiting = vec![(first.acks, first.messages.len())];
-        while let Ok(more) = rounds.try_recv() {
+        while bytes < JOINED_BYTES {
+            let Ok(more) = rounds.try_recv() else {
+                break;
+            };
+            if bytes + round_bytes(&more) > JOINED_BYTES {
+                carried = Some(more);
+                break;
+            }
+            bytes += round_bytes(&more);
             now = now.max(more.now);
             messages.extend(more.messages.iter().map(WireMessage::of));
             waiting.push((more.acks, more.messages.len()));
@@ -330,11 +366,16 @@ async fn propose(
             return;
         };
         tokio::spawn(async move {
+            // An entry of a leader that lost its term may never be answered
+            // (its log overwritten by a snapshot): give up on it in time,
+            // so its slot comes back. Its publishes were not acked; a retry
+            // with the same message id is recognised if it did commit.
             let outcome = match written {
-                Ok(done) => match done.await {
-                    Ok(Ok(response)) => Ok(response.data.outcomes),
-                    Ok(Err(e)) => Err(not_committed(&e.to_string())),
-                    Err(_) => Err(not_committed("the group stopped")),
+                Ok(done) => match tokio::time::timeout(COMMIT_PATIENCE, done).await {
+                    Ok(Ok(Ok(response))) => Ok(response.data.outcomes),
+                    Ok(Ok(Err(e))) => Err(not_committed(&e.to_string())),
+                    Ok(Err(_)) => Err(not_committed("the group stopped")),
+                    Err(_) => Err(not_committed("no quorum in time")),
                 },
                 Err(e) => Err(not_committed(&e.to_string())),
             };

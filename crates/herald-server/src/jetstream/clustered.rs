@@ -66,6 +66,22 @@ async fn create(
     config: &mut StreamConfig,
 ) -> Result<Value, ApiError> {
     config.normalize()?;
+    // Consumers are not in the stream's group yet: their acks would remove
+    // messages on one replica only. A memory stream keeps no applied mark.
+    if config.retention != herald_store::Retention::Limits {
+        return Err(ApiError::new(
+            500,
+            10011,
+            "herald does not yet replicate work-queue or interest streams (num_replicas 1 does)",
+        ));
+    }
+    if config.storage == herald_store::StorageType::Memory {
+        return Err(ApiError::new(
+            500,
+            10011,
+            "herald replicates file streams only (num_replicas 1 for memory storage)",
+        ));
+    }
     let existed = store.stream(&config.name).is_ok();
     cluster.create_stream(config).await?;
     let mut value = serde_json::to_value(store.stream_info(&config.name)?)

@@ -100,6 +100,16 @@ async fn a_replicated_stream_keeps_every_acked_message_when_its_leader_dies() {
     let leader = cluster.leader.clone().expect("a leader");
     assert_eq!(cluster.replicas.len(), 2, "{cluster:?}");
     assert_eq!(info.config.num_replicas, 3);
+    // Not replicated yet, and said so: work queues (their acks are node-local).
+    let work_queue = stream::Config {
+        name: "WQ3".into(),
+        subjects: vec!["wq3.>".into()],
+        num_replicas: 3,
+        retention: stream::RetentionPolicy::WorkQueue,
+        ..Default::default()
+    };
+    let refused = on_a.create_stream(work_queue).await.expect_err("refused");
+    assert!(refused.to_string().contains("work-queue"), "{refused}");
 
     // Acked publishes through b, wherever the leader is.
     let on_b = jetstream::new(b.nats().await);

@@ -146,23 +146,29 @@ impl StreamData {
         if seqs.is_empty() {
             return Ok(());
         }
-        let first = self.index.first_seq();
+        let records = self.removal_records(&seqs);
         if let Some(log) = &mut self.log {
-            // Removals from the front are one purge record; others one delete each.
-            let mut records: Vec<Record> = seqs
-                .iter()
-                .filter(|&&s| s >= first)
-                .map(|&seq| Record::Delete { seq })
-                .collect();
-            if seqs.iter().any(|&s| s < first) {
-                records.push(Record::Purge {
-                    below: first,
-                    filter: None,
-                });
-            }
             log.append(&records)?;
         }
         self.drop_old_segments()
+    }
+
+    /// The tombstones of removed `seqs`: removals from the front are one
+    /// purge record, others one delete each.
+    pub(crate) fn removal_records(&self, seqs: &[u64]) -> Vec<Record> {
+        let first = self.index.first_seq();
+        let mut records: Vec<Record> = seqs
+            .iter()
+            .filter(|&&s| s >= first)
+            .map(|&seq| Record::Delete { seq })
+            .collect();
+        if seqs.iter().any(|&s| s < first) {
+            records.push(Record::Purge {
+                below: first,
+                filter: None,
+            });
+        }
+        records
     }
 
     pub(super) fn drop_old_segments(&mut self) -> Result<(), StoreError> {
@@ -314,7 +320,14 @@ impl StreamData {
     /// Rebuilds the duplicate table from messages inside the window.
     pub(super) fn rebuild_dedup(&mut self) {
         let window = i64::try_from(self.config.duplicate_window.as_nanos()).unwrap_or(i64::MAX);
-        let since = now_nanos().saturating_sub(window);
+        // A replica's window runs on its rounds' times, not this clock: the
+        // next round's expiry trims it exactly as on the other replicas.
+        let reference = if self.config.num_replicas > 1 {
+            self.index.last_time()
+        } else {
+            now_nanos()
+        };
+        let since = reference.saturating_sub(window);
         let Some(from) = self.index.first_at_or_after(since) else {
             return;
         };

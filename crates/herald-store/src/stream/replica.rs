@@ -412,6 +412,11 @@ impl Stream {
         }
     }
 
+    /// Why the replica stopped storing, if a write failed.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.state.lock().failed.clone()
+    }
+
     /// The consensus log entry the contents reflect.
     pub fn applied(&self) -> Option<AppliedMark> {
         self.inner.state.lock().applied

@@ -496,6 +496,9 @@ pub(super) fn store_round(
     }
     let messages_written = !records.is_empty();
     if let Some(mark) = mark {
+        // One append: what the round stored, what it removed, and the mark
+        // (a crash leaves all of it or none).
+        records.extend(data.removal_records(&std::mem::take(&mut removed)));
         records.push(Record::Applied(mark));
         data.applied = Some(mark);
     }
@@ -533,7 +536,12 @@ pub(super) fn store_round(
             }
         }
     }
-    if let Err(e) = data.write_removals(removed) {
+    let removals = if removed.is_empty() && mark.is_some() {
+        data.drop_old_segments()
+    } else {
+        data.write_removals(removed)
+    };
+    if let Err(e) = removals {
         tracing::error!(stream = %inner.name, "writing removals failed: {e}");
     }
     // Interest streams keep nothing nobody is interested in.
