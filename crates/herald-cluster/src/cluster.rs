@@ -312,13 +312,11 @@ impl Cluster {
         &self,
         config: &herald_store::StreamConfig,
     ) -> Result<(), herald_store::ApiError> {
-        let consensus = self.inner.consensus.get().ok_or_else(|| {
-            herald_store::ApiError::new(
-                500,
-                10074,
-                "replicas > 1 not supported in non-clustered mode",
-            )
-        })?;
+        let consensus = self
+            .inner
+            .consensus
+            .get()
+            .ok_or_else(herald_store::ApiError::not_clustered)?;
         consensus.create_stream(config).await
     }
 

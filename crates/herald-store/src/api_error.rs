@@ -44,6 +44,16 @@ impl ApiError {
         Self::new(400, 10025, format!("invalid JSON: {err}"))
     }
 
+    /// 500/10074: a single node (or a cluster without JetStream) asked for
+    /// a stream with several replicas.
+    pub fn not_clustered() -> Self {
+        Self::new(
+            500,
+            10074,
+            "replicas > 1 not supported in non-clustered mode",
+        )
+    }
+
     /// 404/10059 stream not found.
     pub fn stream_not_found() -> Self {
         Self::new(404, 10059, "stream not found")

@@ -197,7 +197,7 @@ impl Store {
     /// Returns its info and whether it was created now.
     pub fn create_stream(&self, config: StreamConfig) -> Result<(StreamInfo, bool), ApiError> {
         if config.num_replicas > 1 {
-            return Err(not_clustered());
+            return Err(ApiError::not_clustered());
         }
         self.create_replica(config)
     }
@@ -239,7 +239,7 @@ impl Store {
         config.normalize()?;
         let replicas = self.stream(&config.name).map(|s| s.config().num_replicas);
         if config.num_replicas > 1 && replicas.is_ok_and(|r| r != config.num_replicas) {
-            return Err(not_clustered());
+            return Err(ApiError::not_clustered());
         }
         let streams = self.inner.streams.write();
         let entry = streams
@@ -612,13 +612,4 @@ impl Sink for RoutingSink {
         }
         herald_core::Delivery::Delivered
     }
-}
-
-/// What a single node answers to a stream asking for replicas.
-fn not_clustered() -> ApiError {
-    ApiError::new(
-        500,
-        10074,
-        "replicas > 1 not supported in non-clustered mode",
-    )
 }

@@ -143,7 +143,7 @@ impl RaftStateMachine<TypeConfig> for MetaMachine {
     async fn begin_receiving_snapshot(
         &mut self,
     ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+        Ok(super::receiving_buffer())
     }
 
     async fn install_snapshot(

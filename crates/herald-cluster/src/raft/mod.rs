@@ -166,6 +166,12 @@ impl Applied {
     }
 }
 
+/// Where a snapshot being received is written: memory, handed whole to
+/// the state machine's install.
+pub(crate) fn receiving_buffer() -> Box<std::io::Cursor<Vec<u8>>> {
+    Box::new(std::io::Cursor::new(Vec::new()))
+}
+
 /// Raft timing for every group: a leader heard from twice a second (also
 /// openraft's deadline for one append), an election after one and a half
 /// to three silent seconds. With `snapshot_entries`, a

@@ -142,9 +142,12 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                         Ok(request) => stream
                             .apply_purge(&request, now, mark)
                             .map(|n| serde_json::json!({"success": true, "purged": n})),
-                        Err(e) => Err(herald_store::ApiError::invalid_json(e)),
+                        Err(e) => {
+                            // Nothing to store: the mark moves in memory only.
+                            stream.note_applied(mark);
+                            Err(herald_store::ApiError::invalid_json(e))
+                        }
                     };
-                    stream.note_applied(mark);
                     out.push(Applied::answer(result));
                     continue;
                 }
@@ -178,7 +181,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
     async fn begin_receiving_snapshot(
         &mut self,
     ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+        Ok(super::receiving_buffer())
     }
 
     async fn install_snapshot(

@@ -17,7 +17,9 @@ use async_nats::jetstream::{self, stream};
 use parking_lot::Mutex;
 use rand::Rng;
 
-use crate::partition::{Faults, behind, replica_state, three_behind_proxies, try_publish};
+use crate::partition::{
+    Faults, behind, create_replicated, replica_state, three_behind_proxies, try_publish,
+};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -53,7 +55,8 @@ async fn publisher(
                 }
             }
         };
-        if let Some(seq) = try_publish(js, "f3.x", &format!("m{next}")).await {
+        let id = format!("m{next}");
+        if let Some(seq) = try_publish(js, "f3.x", &id, &id).await {
             acked.lock().insert(next, seq);
             count.store(next, Ordering::Relaxed);
             next += 1;
@@ -101,11 +104,7 @@ async fn fault_loop() {
         duplicate_window: Duration::from_secs(3600),
         ..Default::default()
     };
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while js.create_stream(config.clone()).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "no R3 stream");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    create_replicated(&js, config).await;
 
     let addrs: Addrs = Arc::new(Mutex::new(
         nodes

@@ -167,11 +167,38 @@ fn config() -> stream::Config {
     }
 }
 
-/// Publishes `payload` until acked (same message id each try); its seq.
-pub(crate) async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str) -> u64 {
+/// Creates a replicated stream, retrying while the cluster's meta group
+/// forms (a few seconds after the nodes mesh).
+pub(crate) async fn create_replicated(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> stream::Stream {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if let Some(seq) = try_publish(js, subject, id).await {
+        match js.create_stream(config.clone()).await {
+            Ok(stream) => return stream,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no replicated stream: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Publishes `payload` as message `id` until acked (the same message id
+/// each try, so a stored try is not stored again); its seq.
+pub(crate) async fn publish_acked(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    payload: &str,
+) -> u64 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(seq) = try_publish(js, subject, id, payload).await {
             return seq;
         }
         assert!(tokio::time::Instant::now() < deadline, "{id} never acked");
@@ -179,13 +206,17 @@ pub(crate) async fn publish_acked(js: &jetstream::Context, subject: &str, id: &s
     }
 }
 
-/// One publish of message `id` (its payload too), waiting two seconds for
-/// the ack.
-pub(crate) async fn try_publish(js: &jetstream::Context, subject: &str, id: &str) -> Option<u64> {
+/// One publish of `payload` as message `id`, waiting two seconds for the ack.
+pub(crate) async fn try_publish(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    payload: &str,
+) -> Option<u64> {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", id);
     let ack = js
-        .publish_with_headers(subject.to_owned(), headers, Bytes::from(id.to_owned()))
+        .publish_with_headers(subject.to_owned(), headers, Bytes::from(payload.to_owned()))
         .await
         .ok()?;
     match tokio::time::timeout(Duration::from_secs(2), ack).await {
@@ -214,13 +245,12 @@ async fn a_partitioned_leader_acks_nothing_and_the_majority_goes_on() {
     let faults = Arc::new(Faults::default());
     let (nodes, _proxies) = three_behind_proxies(&faults).await;
     let on_a = jetstream::new(nodes[0].1.nats().await);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while on_a.create_stream(config()).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "no R3 stream");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    create_replicated(&on_a, config()).await;
     for i in 1..=100u64 {
-        assert_eq!(publish_acked(&on_a, "p3.x", &format!("m{i}")).await, i);
+        assert_eq!(
+            publish_acked(&on_a, "p3.x", &format!("m{i}"), &format!("m{i}")).await,
+            i
+        );
     }
     let leader = leader_of(&nodes[0].1, "P3").await.expect("a leader");
     let (minority, majority): (Vec<_>, Vec<_>) = nodes.iter().partition(|(n, _)| *n == leader);
@@ -231,21 +261,24 @@ async fn a_partitioned_leader_acks_nothing_and_the_majority_goes_on() {
     let on_old = jetstream::new(old_leader.nats().await);
     for i in 0..3 {
         assert_eq!(
-            try_publish(&on_old, "p3.x", &format!("lost{i}")).await,
+            try_publish(&on_old, "p3.x", &format!("lost{i}"), "lost").await,
             None
         );
     }
     // The majority elects a leader and goes on.
     let on_majority = jetstream::new(majority[0].1.nats().await);
     let cut_at = std::time::Instant::now();
-    assert_eq!(publish_acked(&on_majority, "p3.x", "m101").await, 101);
+    assert_eq!(
+        publish_acked(&on_majority, "p3.x", "m101", "m101").await,
+        101
+    );
     eprintln!(
         "partition: majority acked again after {:?}",
         cut_at.elapsed()
     );
     for i in 102..=150u64 {
         assert_eq!(
-            publish_acked(&on_majority, "p3.x", &format!("m{i}")).await,
+            publish_acked(&on_majority, "p3.x", &format!("m{i}"), &format!("m{i}")).await,
             i
         );
     }

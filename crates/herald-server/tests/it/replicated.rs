@@ -13,6 +13,7 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
 use crate::cluster::{Node, restart, three, three_with};
+use crate::partition::{create_replicated, publish_acked, replica_state};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -28,59 +29,19 @@ fn config() -> stream::Config {
 
 /// Creates the stream, retrying while the meta group forms.
 async fn create(js: &jetstream::Context) -> stream::Stream {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match js.create_stream(config()).await {
-            Ok(stream) => return stream,
-            Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "no R3 stream: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
+    create_replicated(js, config()).await
 }
 
-/// Publishes message `i` (id `m-i`) until it is acked; returns its seq.
+/// Publishes message `i` (id `m-i`, payload `i`) until it is acked; its seq.
 async fn publish(js: &jetstream::Context, i: usize) -> u64 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("m-{i}").as_str());
-        let sent = js
-            .publish_with_headers(
-                format!("r3.{}", i % 7),
-                headers,
-                Bytes::from(format!("{i}")),
-            )
-            .await;
-        let ack = match sent {
-            Ok(ack) => tokio::time::timeout(Duration::from_secs(2), ack).await,
-            Err(_) => Ok(Err(async_nats::jetstream::context::PublishError::new(
-                async_nats::jetstream::context::PublishErrorKind::Other,
-            ))),
-        };
-        if let Ok(Ok(ack)) = ack {
-            return ack.sequence;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "message {i} never acked"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (subject, id) = (format!("r3.{}", i % 7), format!("m-{i}"));
+    publish_acked(js, &subject, &id, &i.to_string()).await
 }
 
 /// Waits until `node`'s replica holds `messages` with last seq `last`.
 async fn holds(node: &Node, messages: u64, last: u64) {
-    let js = jetstream::new(node.nats().await);
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Ok(mut stream) = js.get_stream("R3").await
-            && let Ok(info) = stream.info().await
-            && (info.state.messages, info.state.last_sequence) == (messages, last)
-        {
-            return;
-        }
+    while replica_state(node, "R3").await != Some((messages, last)) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "replica never caught up to {last}"
