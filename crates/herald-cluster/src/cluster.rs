@@ -366,6 +366,49 @@ impl Cluster {
         self.stream_write(name, command).await
     }
 
+    /// Creates or updates consumer `name` of replicated stream `stream` on
+    /// every replica (through the stream's leader); its info.
+    ///
+    /// # Errors
+    /// The create's refusal (as a single node decides it), or no leader.
+    pub async fn create_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+        config: &herald_store::ConsumerConfig,
+        action: herald_store::CreateAction,
+    ) -> Result<serde_json::Value, herald_store::ApiError> {
+        let config = serde_json::to_string(config)
+            .map_err(|e| herald_store::ApiError::new(500, 10003, e.to_string()))?;
+        let action = match action {
+            herald_store::CreateAction::CreateOrUpdate => 0,
+            herald_store::CreateAction::Create => 1,
+            herald_store::CreateAction::Update => 2,
+        };
+        let command = crate::raft::Command::ConsumerCreate {
+            now: herald_store::time::now_nanos(),
+            name: name.to_owned(),
+            config,
+            action,
+        };
+        self.stream_write(stream, command).await
+    }
+
+    /// Deletes consumer `name` of replicated stream `stream` on every replica.
+    ///
+    /// # Errors
+    /// It does not exist, or no leader to decide it now.
+    pub async fn delete_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<serde_json::Value, herald_store::ApiError> {
+        let command = crate::raft::Command::ConsumerDelete {
+            name: name.to_owned(),
+        };
+        self.stream_write(stream, command).await
+    }
+
     async fn stream_write(
         &self,
         name: &str,

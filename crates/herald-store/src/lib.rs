@@ -32,7 +32,7 @@ pub mod time;
 
 pub use api_error::ApiError;
 pub use config::{Discard, Retention, StorageType, StreamConfig};
-pub use consumer::Consumer;
+pub use consumer::{Consumer, ConsumerExport, ConsumerUpdate};
 pub use consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy};
 pub use dir_lock::DataDirLock;
 pub use error::StoreError;
@@ -40,6 +40,6 @@ pub use info::{ConsumerInfo, PubAck, PurgeRequest, SequencePair, StreamInfo, Str
 pub use log::{FileLog, LogOptions, LogState, RecoveryReport};
 pub use record::{AppliedMark, Location, Record, RecoveredRecord, StoredMessage};
 pub use state_file::write_atomic;
-pub use store::{CreateAction, Store, SyncPolicy, Usage};
+pub use store::{CreateAction, Store, SyncPolicy, Usage, generate_name};
 pub use stream::Stream;
-pub use stream::replica::{Export, Proposal, ProposalAcks, Replicator};
+pub use stream::replica::{ConsumerApplied, Export, Proposal, ProposalAcks, Replicator};

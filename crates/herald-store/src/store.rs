@@ -26,6 +26,8 @@ use crate::info::{ConsumerInfo, StreamInfo};
 use crate::stream::Stream;
 use crate::time::{now_nanos, rfc3339};
 
+mod replicated;
+
 /// When stored messages are forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -345,12 +347,43 @@ impl Store {
     }
 
     /// Creates or updates a consumer. `name` comes from the API subject, if it named one.
+    /// A replicated stream's consumers are created through its group
+    /// ([`create_replicated_consumer`](Self::create_replicated_consumer)).
     pub fn create_consumer(
+        &self,
+        stream_name: &str,
+        name: Option<&str>,
+        config: ConsumerConfig,
+        action: CreateAction,
+    ) -> Result<ConsumerInfo, ApiError> {
+        if self.stream(stream_name)?.is_replicated() {
+            return Err(through_group());
+        }
+        self.create_consumer_at(stream_name, name, config, action, now_nanos())
+    }
+
+    /// Creates or updates a consumer of a replicated stream, as its group
+    /// applies the request: on every replica at the same point of the
+    /// stream, with the same name and creation time, so every replica
+    /// decides alike.
+    pub fn create_replicated_consumer(
+        &self,
+        stream_name: &str,
+        name: &str,
+        config: ConsumerConfig,
+        action: CreateAction,
+        created: i64,
+    ) -> Result<ConsumerInfo, ApiError> {
+        self.create_consumer_at(stream_name, Some(name), config, action, created)
+    }
+
+    fn create_consumer_at(
         &self,
         stream_name: &str,
         name: Option<&str>,
         mut config: ConsumerConfig,
         action: CreateAction,
+        created: i64,
     ) -> Result<ConsumerInfo, ApiError> {
         let stream = self.stream(stream_name)?;
         let stream_config = stream.config();
@@ -426,14 +459,8 @@ impl Store {
                 Err(ApiError::new(400, 10149, "consumer does not exist"))
             }
             (None, _) => {
-                let c = Consumer::start(
-                    stream,
-                    name.clone(),
-                    config,
-                    now_nanos(),
-                    None,
-                    self.on_gone(),
-                )?;
+                let c =
+                    Consumer::start(stream, name.clone(), config, created, None, self.on_gone())?;
                 let info = c.info();
                 self.add_consumer(stream_name, name, c);
                 Ok(info)
@@ -469,8 +496,20 @@ impl Store {
             .ok_or_else(ApiError::consumer_not_found)
     }
 
-    /// Deletes a consumer.
+    /// Deletes a consumer (a replicated stream's through its group).
     pub fn delete_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
+        if self.stream(stream)?.is_replicated() {
+            return Err(through_group());
+        }
+        self.remove_consumer(stream, name)
+    }
+
+    /// Deletes a consumer of a replicated stream, as its group applies it.
+    pub fn delete_replicated_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
+        self.remove_consumer(stream, name)
+    }
+
+    fn remove_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
         let consumer = {
             let mut streams = self.inner.streams.write();
             let entry = streams
@@ -555,7 +594,18 @@ fn check_overlap(
     Ok(())
 }
 
-fn generate_name() -> String {
+/// The refusal of a consumer change asked of a replicated stream's replica
+/// directly rather than through its group.
+fn through_group() -> ApiError {
+    ApiError::new(
+        500,
+        10011,
+        "a replicated stream's consumers change through its cluster group",
+    )
+}
+
+/// A random consumer name (JetStream's form: 22 letters and digits).
+pub fn generate_name() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();

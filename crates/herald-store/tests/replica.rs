@@ -3,20 +3,43 @@
 //! captures and stores nothing until a round is applied; two replicas
 //! applying the same rounds agree on every sequence, duplicate and expiry;
 //! a replica restarted from disk remembers the last round it applied and
-//! applying an old round again changes nothing.
+//! applying an old round again changes nothing; a work-queue consumer's
+//! progress, proposed by the leader's consumer and applied on both, removes
+//! the same acked messages from both, and the follower made leader goes on
+//! from it.
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use futures::StreamExt;
 use herald_core::{Broker, Headers, Message, Subject};
-use herald_store::{AppliedMark, Proposal, Replicator, Store, StreamConfig, SyncPolicy};
+use herald_store::{
+    AppliedMark, ConsumerApplied, ConsumerUpdate, CreateAction, Proposal, Replicator, Store,
+    StreamConfig, SyncPolicy,
+};
 use parking_lot::Mutex;
 
-#[derive(Debug, Default)]
-struct Log(Mutex<Vec<Proposal>>);
+/// The consensus log, in memory: what the leader proposed, in order.
+#[derive(Default)]
+struct Log(
+    Mutex<Vec<Proposal>>,
+    Mutex<Vec<(ConsumerUpdate, ConsumerApplied)>>,
+);
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Log")
+    }
+}
 
 impl Replicator for Log {
     fn propose(&self, proposal: Proposal) {
         self.0.lock().push(proposal);
+    }
+
+    fn propose_consumer(&self, update: ConsumerUpdate, applied: ConsumerApplied) {
+        self.1.lock().push((update, applied));
     }
 }
 
@@ -122,4 +145,122 @@ async fn replicas_store_only_what_is_applied_and_agree() {
     let stored = sb.apply(again.now, &more, mark(index + 1));
     assert_eq!(stored[0].as_ref().map(|a| a.seq).ok(), Some(3));
     assert_eq!(sb.state().messages, 3);
+}
+
+fn work_queue() -> StreamConfig {
+    serde_json::from_value(serde_json::json!({
+        "name": "W", "subjects": ["w.>"], "num_replicas": 3, "retention": "workqueue"
+    }))
+    .expect("config")
+}
+
+/// Waits until the leader proposed something, and takes it.
+async fn taken<T>(entries: &Mutex<Vec<T>>) -> Vec<T> {
+    for _ in 0..1000 {
+        let taken = std::mem::take(&mut *entries.lock());
+        if !taken.is_empty() {
+            return taken;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("nothing proposed");
+}
+
+#[tokio::test]
+async fn consumer_progress_is_applied_alike_and_the_next_leader_goes_on() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a_broker, a) = open(a_dir.path());
+    let (b_broker, b) = open(b_dir.path());
+    a.create_replica(work_queue()).expect("replica a");
+    b.create_replica(work_queue()).expect("replica b");
+    let (sa, sb) = (a.stream("W").unwrap(), b.stream("W").unwrap());
+    let log = Arc::new(Log::default());
+    a.set_stream_leader("W", Some(log.clone()));
+    let mut index = 0;
+    let mut next_mark = || {
+        index += 1;
+        mark(index)
+    };
+
+    // Five messages, applied on both.
+    for i in 0..5 {
+        a_broker.publish_message(&msg(&format!("w.{i}"), None));
+    }
+    let mut rounds = 0;
+    while rounds < 5 {
+        for p in taken(&log.0).await {
+            let m = next_mark();
+            sa.apply(p.now, &p.messages, m);
+            sb.apply(p.now, &p.messages, m);
+            rounds += p.messages.len();
+        }
+    }
+    // A consumer asked of the stream's replica directly is refused: it
+    // goes through the group, which creates it on both.
+    let config: herald_store::ConsumerConfig = serde_json::from_value(serde_json::json!({
+        "durable_name": "c", "ack_policy": "explicit"
+    }))
+    .expect("consumer config");
+    let refused = a.create_consumer("W", Some("c"), config.clone(), CreateAction::Create);
+    assert_eq!(refused.unwrap_err().err_code, 10011);
+    for store in [&a, &b] {
+        let info = store
+            .create_replicated_consumer("W", "c", config.clone(), CreateAction::Create, 1)
+            .expect("created");
+        assert_eq!(info.num_pending, 5);
+    }
+    let m = next_mark();
+    sa.note_applied(m);
+    sb.note_applied(m);
+
+    // Pulled from the leader (the follower does not deliver): five, three acked.
+    let mut inbox = a_broker.subscribe("_INBOX.pull").expect("inbox");
+    let request = Message::new(
+        Subject::new("$JS.API.CONSUMER.MSG.NEXT.W.c").expect("subject"),
+        r#"{"batch":5,"expires":5000000000}"#,
+    )
+    .with_reply(Subject::new("_INBOX.pull").expect("inbox"));
+    let mut b_inbox = b_broker.subscribe("_INBOX.pull").expect("inbox on b");
+    b_broker.publish_message(&request);
+    a_broker.publish_message(&request);
+    let mut acks = Vec::new();
+    for _ in 0..5 {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), inbox.next())
+            .await
+            .expect("in time")
+            .expect("a delivery");
+        acks.push(delivery.reply.expect("an ack subject"));
+    }
+    let from_b = tokio::time::timeout(Duration::from_millis(100), b_inbox.next()).await;
+    assert!(from_b.is_err(), "the follower delivered {from_b:?}");
+    for ack in &acks[..3] {
+        a_broker.publish_message(&Message::new(ack.clone(), "+ACK"));
+    }
+    // Acks reach the leader's consumer; nothing is removed until applied.
+    let mut applied_acks = 0;
+    while applied_acks < 3 {
+        for (update, applied) in taken(&log.1).await {
+            let m = next_mark();
+            a.apply_consumer_update("W", &update, 2, m)
+                .expect("applied on a");
+            b.apply_consumer_update("W", &update, 2, m)
+                .expect("applied on b");
+            applied(true);
+            applied_acks = 5 - sa.state().messages;
+        }
+    }
+    for (store, stream) in [(&a, &sa), (&b, &sb)] {
+        assert_eq!(stream.state().messages, 2);
+        let info = store.consumer("W", "c").expect("consumer").info();
+        assert_eq!((info.num_ack_pending, info.delivered.stream_seq), (2, 5));
+        assert_eq!(info.ack_floor.stream_seq, 3);
+    }
+
+    // b leads now: its consumer delivers what a delivered and nobody acked
+    // (after its ack wait, as a restored consumer does) — not before.
+    a.set_stream_leader("W", None);
+    let log_b = Arc::new(Log::default());
+    b.set_stream_leader("W", Some(log_b.clone()));
+    let info = b.consumer("W", "c").expect("consumer").info();
+    assert_eq!((info.num_ack_pending, info.num_pending), (2, 0));
 }

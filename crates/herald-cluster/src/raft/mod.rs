@@ -91,6 +91,31 @@ pub enum Command {
         /// Its sequence.
         seq: u64,
     },
+    /// Stream: a consumer created or updated (decided on every replica
+    /// alike: the same consumers are there at this point of the log).
+    ConsumerCreate {
+        /// ns since the epoch: its creation time.
+        now: i64,
+        /// Its name (chosen by the node asked when the request had none).
+        name: String,
+        /// `ConsumerConfig` as JSON.
+        config: String,
+        /// 0 create or update, 1 create, 2 update.
+        action: u8,
+    },
+    /// Stream: a consumer deleted through the API.
+    ConsumerDelete {
+        /// Its name.
+        name: String,
+    },
+    /// Stream: a consumer's progress (or its removal for inactivity), from
+    /// the consumer on the leader.
+    Consumer {
+        /// ns since the epoch.
+        now: i64,
+        /// The update.
+        update: herald_store::ConsumerUpdate,
+    },
     /// Stream: a round of publishes (empty: timed work) at the leader's time.
     Round {
         /// ns since the epoch.

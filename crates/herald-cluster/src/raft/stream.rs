@@ -46,11 +46,13 @@ fn replica(store: &Store, name: &str) -> Result<Stream, StorageError<NodeId>> {
     store.stream(name).map_err(|e| sm_error(&e.description))
 }
 
-/// A snapshot's contents: the replica's messages and last sequence.
+/// A snapshot's contents: the replica's messages and last sequence, and
+/// its consumers with their applied progress.
 #[derive(Serialize, Deserialize)]
 struct Contents {
     last_seq: u64,
     messages: Vec<SnapshotMessage>,
+    consumers: Vec<herald_store::ConsumerExport>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -97,6 +99,28 @@ impl StreamMachine {
 
     fn stream(&self) -> Result<Stream, StorageError<NodeId>> {
         replica(&self.store, &self.name)
+    }
+
+    /// A consumer create as every replica decides it; its info.
+    fn create_consumer(
+        &self,
+        now: i64,
+        name: &str,
+        config: &str,
+        action: u8,
+    ) -> Result<serde_json::Value, herald_store::ApiError> {
+        let config: herald_store::ConsumerConfig =
+            serde_json::from_str(config).map_err(herald_store::ApiError::invalid_json)?;
+        let action = match action {
+            1 => herald_store::CreateAction::Create,
+            2 => herald_store::CreateAction::Update,
+            _ => herald_store::CreateAction::CreateOrUpdate,
+        };
+        let info = self
+            .store
+            .create_replicated_consumer(&self.name, name, config, action, now)?;
+        serde_json::to_value(info)
+            .map_err(|e| herald_store::ApiError::new(500, 10003, e.to_string()))
     }
 }
 
@@ -157,6 +181,31 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                         .map(|()| serde_json::json!({"success": true}));
                     out.push(Applied::answer(result));
                     continue;
+                }
+                EntryPayload::Normal(Command::ConsumerCreate {
+                    now,
+                    name,
+                    config,
+                    action,
+                }) => {
+                    let result = self.create_consumer(now, &name, &config, action);
+                    stream.note_applied(mark);
+                    out.push(Applied::answer(result));
+                    continue;
+                }
+                EntryPayload::Normal(Command::ConsumerDelete { name }) => {
+                    let result = self
+                        .store
+                        .delete_replicated_consumer(&self.name, &name)
+                        .map(|()| serde_json::json!({"success": true}));
+                    stream.note_applied(mark);
+                    out.push(Applied::answer(result));
+                    continue;
+                }
+                EntryPayload::Normal(Command::Consumer { now, update }) => {
+                    self.store
+                        .apply_consumer_update(&self.name, &update, now, mark)
+                        .map_err(|e| sm_error(format!("consumer update: {}", e.description)))?;
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = Membership::new(Some(entry.log_id), m);
@@ -221,6 +270,9 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
         self.stream()?
             .load(export, mark_of(&last))
             .map_err(|e| sm_error(&e.description))?;
+        self.store
+            .install_consumers(&self.name, contents.consumers)
+            .map_err(|e| sm_error(&e.description))?;
         self.membership = meta.last_membership.clone();
         self.save_membership()?;
         self.snapshotted.store(true, Ordering::Relaxed);
@@ -254,6 +306,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                     payload: m.payload,
                 })
                 .collect(),
+            consumers: self.store.export_consumers(&self.name),
         };
         let bytes = postcard::to_stdvec(&contents).map_err(sm_error)?;
         let last = log_id_of(applied);
@@ -296,16 +349,42 @@ impl RaftSnapshotBuilder<TypeConfig> for MarkSnapshot {
     }
 }
 
-/// The leader's replicator: rounds go to the proposer task in order.
-#[derive(Debug)]
-struct Proposer(mpsc::UnboundedSender<Proposal>);
+/// The leader's replicator: rounds go to the proposer task in order;
+/// consumers' updates straight to the group (each consumer has at most one
+/// in flight).
+struct Proposer {
+    rounds: mpsc::UnboundedSender<Proposal>,
+    raft: Raft,
+}
+
+impl std::fmt::Debug for Proposer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Proposer")
+    }
+}
 
 impl Replicator for Proposer {
     fn propose(&self, proposal: Proposal) {
-        if let Err(mpsc::error::SendError(p)) = self.0.send(proposal) {
+        if let Err(mpsc::error::SendError(p)) = self.rounds.send(proposal) {
             // The group is stopping: the publishes get no ack and are retried.
             tracing::debug!(publishes = p.acks.len(), "proposal after the group stopped");
         }
+    }
+
+    fn propose_consumer(
+        &self,
+        update: herald_store::ConsumerUpdate,
+        applied: herald_store::ConsumerApplied,
+    ) {
+        let raft = self.raft.clone();
+        let command = Command::Consumer {
+            now: herald_store::time::now_nanos(),
+            update,
+        };
+        tokio::spawn(async move {
+            let written = tokio::time::timeout(COMMIT_PATIENCE, raft.client_write(command)).await;
+            applied(matches!(written, Ok(Ok(_))));
+        });
     }
 }
 
@@ -414,7 +493,10 @@ pub(crate) fn follow_leadership(raft: Raft, store: Store, name: &str, me: NodeId
     let (tx, rx) = mpsc::unbounded_channel();
     let name = name.to_owned();
     tokio::spawn(propose(raft.clone(), (store.clone(), name.clone()), rx));
-    let replicator: Arc<dyn Replicator> = Arc::new(Proposer(tx));
+    let replicator: Arc<dyn Replicator> = Arc::new(Proposer {
+        rounds: tx,
+        raft: raft.clone(),
+    });
     tokio::spawn(async move {
         let mut metrics = raft.metrics();
         let mut leading = false;
@@ -426,14 +508,10 @@ pub(crate) fn follow_leadership(raft: Raft, store: Store, name: &str, me: NodeId
             if now_leading != leading {
                 leading = now_leading;
                 tracing::info!(stream = %name, leading, "stream leadership");
-                if let Ok(stream) = store.stream(&name) {
-                    stream.set_leader(leading.then(|| replicator.clone()));
-                }
+                store.set_stream_leader(&name, leading.then(|| replicator.clone()));
             }
             if metrics.changed().await.is_err() {
-                if let Ok(stream) = store.stream(&name) {
-                    stream.set_leader(None);
-                }
+                store.set_stream_leader(&name, None);
                 return;
             }
         }

@@ -1,13 +1,16 @@
 //! The JetStream API requests a cluster decides: creating and deleting a
-//! replicated stream go through the meta group; a replicated stream's info
-//! carries JetStream's `cluster` object. Everything else about a replicated
-//! stream is answered by the node asked, from its replica.
+//! replicated stream go through the meta group; purges, message deletes and
+//! consumer creates and deletes through the stream's group; a replicated
+//! stream's info carries JetStream's `cluster` object. Everything else about
+//! a replicated stream (info, message gets, consumer info and lists) is
+//! answered by the node asked, from its replica.
 
 use herald_cluster::Cluster;
+use herald_core::Requester;
 use herald_store::{ApiError, PurgeRequest, Store, StreamConfig};
 use serde_json::{Value, json};
 
-use super::handlers::{self, Reply};
+use super::handlers::{self, ConsumerCreateForm, Reply};
 
 /// Answers `subject` if it is the cluster's to answer; `None` otherwise.
 pub(super) async fn handle(
@@ -15,10 +18,21 @@ pub(super) async fn handle(
     store: &Store,
     subject: &str,
     payload: &[u8],
+    requester: &Requester,
 ) -> Option<Reply> {
     let api = subject.strip_prefix("$JS.API.")?;
     let tokens: Vec<&str> = api.split('.').collect();
+    if let Some(form) = consumer_create_form(&tokens)
+        && cluster.is_replicated(form.stream)
+    {
+        let result = create_consumer(cluster, store, requester, &form, payload).await;
+        return Some(handlers::json_reply("consumer_create_response", result));
+    }
     match tokens.as_slice() {
+        ["CONSUMER", "DELETE", stream, name] if cluster.is_replicated(stream) => {
+            let result = cluster.delete_consumer(stream, name).await;
+            Some(handlers::json_reply("consumer_delete_response", result))
+        }
         ["STREAM", "CREATE", name] => {
             let mut config = handlers::parse_stream_config(name, payload).ok()?;
             if config.num_replicas <= 1 {
@@ -60,21 +74,55 @@ pub(super) async fn handle(
     }
 }
 
+/// The form of a consumer create subject, if it is one.
+fn consumer_create_form<'a>(tokens: &[&'a str]) -> Option<ConsumerCreateForm<'a>> {
+    let form = |stream, name, filter: Option<String>, durable_form| ConsumerCreateForm {
+        stream,
+        name,
+        filter,
+        durable_form,
+    };
+    match tokens {
+        ["CONSUMER", "CREATE", stream] => Some(form(stream, None, None, false)),
+        ["CONSUMER", "CREATE", stream, name] => Some(form(stream, Some(name), None, false)),
+        ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
+            Some(form(stream, Some(name), Some(filter.join(".")), false))
+        }
+        ["CONSUMER", "DURABLE", "CREATE", stream, name] => {
+            Some(form(stream, Some(name), None, true))
+        }
+        _ => None,
+    }
+}
+
+/// A consumer of a replicated stream: checked here as a single node
+/// checks it, then created on every replica through the stream's group.
+async fn create_consumer(
+    cluster: &Cluster,
+    store: &Store,
+    requester: &Requester,
+    form: &ConsumerCreateForm<'_>,
+    payload: &[u8],
+) -> Result<Value, ApiError> {
+    let (config, action) = handlers::consumer_create_request(store, requester, form, payload)?;
+    let name = config
+        .name
+        .clone()
+        .or_else(|| config.durable_name.clone())
+        .or_else(|| form.name.map(str::to_owned))
+        .unwrap_or_else(herald_store::generate_name);
+    cluster
+        .create_consumer(form.stream, &name, &config, action)
+        .await
+}
+
 async fn create(
     cluster: &Cluster,
     store: &Store,
     config: &mut StreamConfig,
 ) -> Result<Value, ApiError> {
     config.normalize()?;
-    // Consumers are not in the stream's group yet: their acks would remove
-    // messages on one replica only. A memory stream keeps no applied mark.
-    if config.retention != herald_store::Retention::Limits {
-        return Err(ApiError::new(
-            500,
-            10011,
-            "herald does not yet replicate work-queue or interest streams (num_replicas 1 does)",
-        ));
-    }
+    // A memory stream keeps no applied mark.
     if config.storage == herald_store::StorageType::Memory {
         return Err(ApiError::new(
             500,

@@ -365,6 +365,42 @@ fn consumer_create(
     durable_form: bool,
     payload: &[u8],
 ) -> Result<Value, ApiError> {
+    let form = ConsumerCreateForm {
+        stream,
+        name,
+        filter,
+        durable_form,
+    };
+    let (config, action) = consumer_create_request(store, requester, &form, payload)?;
+    to_value(&store.create_consumer(stream, name, config, action)?)
+}
+
+/// What a consumer create's subject said.
+pub(super) struct ConsumerCreateForm<'a> {
+    pub(super) stream: &'a str,
+    /// The consumer's name, if the subject carries it.
+    pub(super) name: Option<&'a str>,
+    /// The filter subject, if the subject carries it.
+    pub(super) filter: Option<String>,
+    /// `CONSUMER.DURABLE.CREATE`.
+    pub(super) durable_form: bool,
+}
+
+/// A consumer create request checked against its subject and its
+/// requester's permissions: the config to create and how.
+pub(super) fn consumer_create_request(
+    store: &Store,
+    requester: &Requester,
+    form: &ConsumerCreateForm<'_>,
+    payload: &[u8],
+) -> Result<(ConsumerConfig, CreateAction), ApiError> {
+    let ConsumerCreateForm {
+        stream,
+        name,
+        ref filter,
+        durable_form,
+    } = *form;
+    let filter = filter.clone();
     let request: CreateConsumerRequest =
         serde_json::from_slice(payload).map_err(ApiError::invalid_json)?;
     if request.stream_name != stream {
@@ -456,7 +492,7 @@ fn consumer_create(
             pin_filters(&mut config, reach);
         }
     }
-    to_value(&store.create_consumer(stream, name, config, action)?)
+    Ok((config, action))
 }
 
 fn consumer_names(store: &Store, stream: &str, payload: &[u8]) -> Result<Value, ApiError> {

@@ -86,7 +86,14 @@ async fn serve(
         };
         let decided = match &cluster {
             Some(cluster) if cluster.jetstream_clustered() => {
-                clustered::handle(cluster, &store, &request.subject, &request.payload).await
+                clustered::handle(
+                    cluster,
+                    &store,
+                    &request.subject,
+                    &request.payload,
+                    &request.requester,
+                )
+                .await
             }
             _ => None,
         };

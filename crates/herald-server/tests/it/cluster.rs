@@ -157,6 +157,34 @@ pub(crate) fn restart(
     node_in(name, "test", "s3cret", peers, (&[], env), data)
 }
 
+/// Three named nodes, some of which a test kills.
+pub(crate) struct Trio([(&'static str, Option<Node>); 3]);
+
+impl Trio {
+    pub(crate) fn new(a: Node, b: Node, c: Node) -> Self {
+        Self([("a", Some(a)), ("b", Some(b)), ("c", Some(c))])
+    }
+
+    /// SIGKILLs the first live node whose name `pick` chooses: its name
+    /// and data (for a restart).
+    pub(crate) fn kill_where(
+        &mut self,
+        pick: impl Fn(&str) -> bool,
+    ) -> (&'static str, tempfile::TempDir) {
+        let (name, slot) = self
+            .0
+            .iter_mut()
+            .find(|(name, node)| node.is_some() && pick(name))
+            .expect("a node to kill");
+        (*name, slot.take().expect("alive").kill())
+    }
+
+    /// The nodes alive.
+    pub(crate) fn alive(&self) -> Vec<&Node> {
+        self.0.iter().filter_map(|(_, n)| n.as_ref()).collect()
+    }
+}
+
 impl Node {
     /// The process id (to stop and continue it).
     pub(crate) fn pid(&self) -> u32 {

@@ -37,6 +37,7 @@ mod redis_client;
 mod redis_differential;
 mod reload;
 mod replicated;
+mod replicated_consumers;
 mod robustness;
 mod schedules;
 mod slow_consumers;

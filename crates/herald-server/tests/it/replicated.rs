@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
-use crate::cluster::{Node, restart, three, three_with};
+use crate::cluster::{Node, Trio, restart, three, three_with};
 use crate::partition::{create_replicated, publish_acked, replica_state};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -61,16 +61,19 @@ async fn a_replicated_stream_keeps_every_acked_message_when_its_leader_dies() {
     let leader = cluster.leader.clone().expect("a leader");
     assert_eq!(cluster.replicas.len(), 2, "{cluster:?}");
     assert_eq!(info.config.num_replicas, 3);
-    // Not replicated yet, and said so: work queues (their acks are node-local).
-    let work_queue = stream::Config {
-        name: "WQ3".into(),
-        subjects: vec!["wq3.>".into()],
+    // Not replicated, and said so: memory storage (no applied mark to keep).
+    let in_memory = stream::Config {
+        name: "MEM3".into(),
+        subjects: vec!["mem3.>".into()],
         num_replicas: 3,
-        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::Memory,
         ..Default::default()
     };
-    let refused = on_a.create_stream(work_queue).await.expect_err("refused");
-    assert!(refused.to_string().contains("work-queue"), "{refused}");
+    let refused = on_a.create_stream(in_memory).await.expect_err("refused");
+    assert!(
+        refused.to_string().contains("file streams only"),
+        "{refused}"
+    );
 
     // Acked publishes through b, wherever the leader is.
     let on_b = jetstream::new(b.nats().await);
@@ -82,14 +85,9 @@ async fn a_replicated_stream_keeps_every_acked_message_when_its_leader_dies() {
     }
 
     // Kill the leader; publish through a survivor until it is acked again.
-    let mut nodes = [("a", Some(a)), ("b", Some(b)), ("c", Some(c))];
-    let (leader_name, slot) = nodes
-        .iter_mut()
-        .find(|(name, _)| *name == leader)
-        .expect("the leader is one of the nodes");
-    let leader_name = *leader_name;
-    let data = slot.take().expect("alive").kill();
-    let survivors: Vec<&Node> = nodes.iter().filter_map(|(_, n)| n.as_ref()).collect();
+    let mut nodes = Trio::new(a, b, c);
+    let (leader_name, data) = nodes.kill_where(|name| name == leader);
+    let survivors = nodes.alive();
     let on_survivor = jetstream::new(survivors[0].nats().await);
     let killed_at = std::time::Instant::now();
     let seq = publish(&on_survivor, 200).await;
@@ -148,17 +146,9 @@ async fn a_replica_behind_a_snapshot_is_sent_the_stream() {
         .clone()
         .expect("cluster")
         .leader;
-    let mut nodes = [("a", Some(a)), ("b", Some(b)), ("c", Some(c))];
-    let (name, slot) = nodes
-        .iter_mut()
-        .find(|(name, _)| Some(name.to_string()) != leader)
-        .expect("a follower");
-    let name = *name;
-    let data = slot.take().expect("alive").kill();
-    let survivor = nodes
-        .iter()
-        .find_map(|(_, n)| n.as_ref())
-        .expect("a survivor");
+    let mut nodes = Trio::new(a, b, c);
+    let (name, data) = nodes.kill_where(|name| leader.as_deref() != Some(name));
+    let survivor = nodes.alive()[0];
     let js = jetstream::new(survivor.nats().await);
     // One entry per acked publish: far past two snapshots.
     for i in 10..200 {
@@ -179,7 +169,7 @@ async fn a_replica_behind_a_snapshot_is_sent_the_stream() {
     // The next message continues the sequence on every replica.
     let on_back = jetstream::new(back.nats().await);
     assert_eq!(publish(&on_back, 200).await, 201);
-    for node in nodes.iter().filter_map(|(_, n)| n.as_ref()).chain([&back]) {
+    for node in nodes.alive().into_iter().chain([&back]) {
         holds(node, 199, 201).await;
     }
     let stream = on_back.get_stream("R3").await.expect("stream");

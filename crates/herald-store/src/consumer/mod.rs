@@ -13,6 +13,7 @@
 pub(crate) mod ack;
 mod dead_letter;
 pub(crate) mod pull;
+mod replicated;
 pub(crate) mod state;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ use crate::{StoreError, config::Retention};
 use ack::AckKind;
 pub use dead_letter::dead_letter_headers;
 use pull::PullRequest;
+pub(crate) use replicated::ConsumerOp;
+pub use replicated::{ConsumerExport, ConsumerUpdate};
 use state::{ConsumerState, Effect, SavedState};
 
 /// Called with (stream, consumer) when an inactive consumer removes itself.
@@ -77,6 +80,8 @@ pub(crate) struct ConsumerInner {
     /// A push consumer without listeners is registered to be woken when
     /// its deliver subject gains one (at most one registration at a time).
     awaiting_interest: AtomicBool,
+    /// A replicated stream's consumer: its progress is the group's.
+    pub(crate) replication: Option<replicated::Replication>,
     me: Weak<ConsumerInner>,
 }
 
@@ -150,7 +155,10 @@ impl Consumer {
         on_gone: OnGone,
     ) -> Result<Consumer, StoreError> {
         let now = Instant::now();
-        let persist = config.is_durable() && !config.mem_storage && stream.is_file();
+        // A replicated stream's consumers are all kept: every replica must
+        // still have them after a restart, whatever the log still holds.
+        let persist = (config.is_durable() && !config.mem_storage || stream.is_replicated())
+            && stream.is_file();
         let dir = persist.then(|| stream.dir().join("consumers").join(&name));
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
@@ -160,13 +168,25 @@ impl Consumer {
             };
             state_file::write_json(&dir.join("consumer.json"), &meta)?;
         }
-        let state = {
+        let (state, replication) = {
             let mut data = stream.inner.state.lock();
             let mut state = ConsumerState::new(config.clone(), &mut data, now);
             if let Some(saved) = saved {
                 state.restore(saved, &mut data, now);
             }
-            state
+            // A replicated stream's consumer starts from the same point on
+            // every replica (created at one log entry, or restored from the
+            // progress the group applied).
+            let replication = match &*stream.inner.replica.read() {
+                crate::stream::replica::Replica::Local => None,
+                crate::stream::replica::Replica::Leader(_) => {
+                    Some(replicated::Replication::new(state.saved(), true))
+                }
+                crate::stream::replica::Replica::Follower => {
+                    Some(replicated::Replication::new(state.saved(), false))
+                }
+            };
+            (state, replication)
         };
         let inner = Arc::new_cyclic(|me| ConsumerInner {
             stream: stream.clone(),
@@ -183,21 +203,13 @@ impl Consumer {
             subs: Mutex::new(Vec::new()),
             peers: Mutex::new(Vec::new()),
             awaiting_interest: AtomicBool::new(false),
+            replication,
             me: me.clone(),
         });
         let filters = config.filters();
         stream.set_interest(&name, Some(filters));
-        let next = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", stream.name(), name);
-        if let Ok(pattern) = Pattern::new(&next) {
-            let spec = SubscribeSpec::internal(pattern, stream.inner.broker.new_conn_id());
-            let sink = Arc::new(NextSink {
-                consumer: Arc::downgrade(&inner),
-                subject: Subject::new(&next).ok(),
-            });
-            inner
-                .subs
-                .lock()
-                .push(stream.inner.broker.subscribe_sink(spec, sink));
+        if !inner.follows() {
+            inner.subscribe_next();
         }
         tokio::spawn(drive(inner.clone(), on_gone));
         Ok(Consumer { inner })
@@ -215,6 +227,7 @@ impl Consumer {
 
     /// Its progress, as JetStream reports it.
     pub fn info(&self) -> ConsumerInfo {
+        self.inner.refresh();
         let state = self.inner.state.lock();
         let data = self.inner.stream.inner.state.lock();
         let push_bound = push_bound(&self.inner, &state.config);
@@ -308,6 +321,22 @@ pub(crate) enum Stop {
 }
 
 impl ConsumerInner {
+    /// Subscribes the consumer's `MSG.NEXT` subject (its pull requests).
+    fn subscribe_next(&self) {
+        let stream = &self.stream;
+        let next = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", stream.name(), self.name);
+        if let Ok(pattern) = Pattern::new(&next) {
+            let spec = SubscribeSpec::internal(pattern, stream.inner.broker.new_conn_id());
+            let sink = Arc::new(NextSink {
+                consumer: self.me.clone(),
+                subject: Subject::new(&next).ok(),
+            });
+            self.subs
+                .lock()
+                .push(stream.inner.broker.subscribe_sink(spec, sink));
+        }
+    }
+
     fn push_event_inline(&self, event: Event, ctx: &mut DeliveryCtx) {
         self.events.lock().push(event);
         ctx.defer(self.inline.clone());
@@ -315,6 +344,10 @@ impl ConsumerInner {
 
     fn save(&self) {
         let Some(dir) = &self.dir else { return };
+        if self.replication.is_some() {
+            // Its progress is saved as the group applies it.
+            return;
+        }
         let saved = {
             let mut state = self.state.lock();
             if !state.dirty {
@@ -389,8 +422,9 @@ impl ConsumerInner {
         let mut effects = Vec::new();
         let mut confirm = Vec::new();
         let mut state = self.state.lock();
-        if self.deleted.load(Ordering::Acquire) {
-            // Stopped while this step waited for the lock: its cursor is gone.
+        if self.deleted.load(Ordering::Acquire) || self.follows() {
+            // Stopped while this step waited for the lock (its cursor is
+            // gone), or following its leader, which takes acks and delivers.
             return (effects, confirm);
         }
         for event in events {
@@ -456,6 +490,19 @@ impl ConsumerInner {
 
     /// Carries out effects: deliveries, statuses, retention, dead letters.
     fn apply(&self, effects: Vec<Effect>, confirm: Vec<Subject>) {
+        if let Some(replication) = &self.replication {
+            self.apply_replicated(replication, effects, confirm);
+            return;
+        }
+        self.apply_now(effects);
+        let broker = &self.stream.inner.broker;
+        for reply in confirm {
+            broker.publish_message(&Message::new(reply, bytes::Bytes::new()));
+        }
+    }
+
+    /// Carries out effects now.
+    fn apply_now(&self, effects: Vec<Effect>) {
         let broker = &self.stream.inner.broker;
         let conn = herald_core::LOCAL_CONN;
         for effect in effects {
@@ -473,9 +520,6 @@ impl ConsumerInner {
                     reason,
                 } => self.dead_letter(seq, deliveries, reason),
             }
-        }
-        for reply in confirm {
-            broker.publish_message(&Message::new(reply, bytes::Bytes::new()));
         }
     }
 
@@ -541,10 +585,16 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
         };
         if !threshold.is_zero() {
             match idle_for {
+                // A replicated one's group decides; its leader asks.
+                Some(_) if inner.follows() => {}
                 Some(idle) if idle >= threshold => {
                     tracing::debug!(consumer = %inner.name, "removing inactive consumer");
-                    on_gone(inner.stream.name(), &inner.name);
-                    return;
+                    if let Some(replication) = &inner.replication {
+                        inner.propose_delete(replication);
+                    } else {
+                        on_gone(inner.stream.name(), &inner.name);
+                        return;
+                    }
                 }
                 Some(_) => {}
                 None => inner.state.lock().last_active = Instant::now(),

@@ -43,8 +43,9 @@ pub(crate) struct Waiting {
     pub(crate) delivered_any: bool,
 }
 
-/// What the consumer persists (durable consumers of file streams).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// What the consumer persists (durable consumers of file streams), and
+/// what a replicated consumer's group agrees on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SavedState {
     pub(crate) next_seq: u64,
     pub(crate) delivered: SequencePair,

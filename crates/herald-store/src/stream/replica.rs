@@ -41,7 +41,15 @@ pub trait Replicator: Send + Sync + std::fmt::Debug {
     /// Hands a round to the log. Called under the stream's lock, in the
     /// order rounds must be stored: it must not block.
     fn propose(&self, proposal: Proposal);
+
+    /// Hands a consumer's update to the log; `applied` is called with true
+    /// once it is applied on this replica, false if it was not committed.
+    /// Must not block.
+    fn propose_consumer(&self, update: crate::consumer::ConsumerUpdate, applied: ConsumerApplied);
 }
+
+/// Told whether a consumer's update was applied.
+pub type ConsumerApplied = Box<dyn FnOnce(bool) + Send>;
 
 /// What a stream does with what it captures.
 #[derive(Clone, Debug)]
@@ -238,6 +246,36 @@ impl Stream {
     pub fn apply_delete(&self, seq: u64, now: i64, mark: AppliedMark) -> Result<(), ApiError> {
         self.apply_op(now, mark, |data| Self::delete_locked(data, seq))
             .unwrap_or(Ok(()))
+    }
+
+    /// Applies the removal of messages consumers acked (work-queue or
+    /// interest retention) at `mark`.
+    ///
+    /// # Errors
+    /// The removal failed to write.
+    pub fn apply_acked(&self, seqs: &[u64], now: i64, mark: AppliedMark) -> Result<(), ApiError> {
+        self.apply_op(now, mark, |data| {
+            let live: Vec<u64> = seqs
+                .iter()
+                .copied()
+                .filter(|&s| data.index.get(s).is_some())
+                .collect();
+            if !live.is_empty() {
+                data.remove_messages(live)?;
+            }
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
+    }
+
+    /// The subject of live message `seq`.
+    pub(crate) fn subject_of(&self, seq: u64) -> Option<herald_core::Subject> {
+        self.inner
+            .state
+            .lock()
+            .index
+            .get(seq)
+            .map(|slot| slot.subject.clone())
     }
 
     /// Runs `op` under the stream's lock, then writes `mark` (with a round
