@@ -308,6 +308,9 @@ impl StreamConfig {
         if self.num_replicas <= 0 {
             self.num_replicas = 1;
         }
+        if self.num_replicas > 5 {
+            return Err(ApiError::stream_config("maximum replicas is 5"));
+        }
         if !self.max_age.is_zero() && self.max_age < Duration::from_millis(100) {
             return Err(ApiError::stream_config("max age needs to be >= 100ms"));
         }

@@ -24,7 +24,7 @@ pub(crate) struct Node {
     log: std::sync::mpsc::Receiver<String>,
     pub(crate) nats: SocketAddr,
     redis: SocketAddr,
-    mqtt: SocketAddr,
+    pub(crate) mqtt: SocketAddr,
     http: SocketAddr,
     pub(crate) route: SocketAddr,
     data: tempfile::TempDir,

@@ -177,3 +177,77 @@ async fn a_replica_behind_a_snapshot_is_sent_the_stream() {
     assert_eq!(first.payload, Bytes::from("0"));
     assert!(stream.get_raw_message(5).await.is_err(), "5 stays deleted");
 }
+
+/// The retained message a fresh MQTT subscriber to `filter` on `node` gets
+/// within half a second, if any.
+async fn retained_on(node: &Node, filter: &str) -> Option<String> {
+    use herald_protocol::mqtt::{Packet, QoS, Version};
+
+    use crate::common::mqtt_raw::{RawMqtt, subscribe_packet};
+    let mut subscriber = RawMqtt::connected(node.mqtt, Version::V5, "retained-reader").await;
+    subscriber
+        .send(&subscribe_packet(1, filter, QoS::AtMostOnce))
+        .await;
+    assert!(matches!(subscriber.recv().await, Some(Packet::SubAck(_))));
+    match tokio::time::timeout(Duration::from_millis(500), subscriber.recv()).await {
+        Ok(Some(Packet::Publish(p))) if p.retain => {
+            Some(String::from_utf8_lossy(&p.payload).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Sets (or, empty, clears) the retained message of `topic` through `node`.
+async fn retain(node: &Node, topic: &str, payload: &str) {
+    use herald_protocol::mqtt::{Packet, QoS, Version};
+
+    use crate::common::mqtt_raw::{RawMqtt, publish_packet};
+    let mut publisher = RawMqtt::connected(node.mqtt, Version::V5, "retainer").await;
+    let Packet::Publish(mut publish) = publish_packet(topic, payload, QoS::AtLeastOnce, 1) else {
+        unreachable!("a publish packet");
+    };
+    publish.retain = true;
+    publisher.send(&Packet::Publish(publish)).await;
+    assert!(matches!(publisher.recv().await, Some(Packet::PubAck(_))));
+}
+
+/// Waits until a subscriber on `node` gets `expected` as retained.
+async fn until_retained(node: &Node, filter: &str, expected: Option<&str>) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let seen = retained_on(node, filter).await;
+        if seen.as_deref() == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retained {seen:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn mqtt_retained_messages_are_replicated() {
+    let (a, b, c) = three().await;
+    // Once the meta group formed.
+    create(&jetstream::new(a.nats().await)).await;
+    retain(&a, "sensors/1", "21").await;
+    until_retained(&c, "sensors/#", Some("21")).await;
+    for node in [&a, &b, &c] {
+        assert_eq!(replica_state(node, "MQTT_RETAINED").await, Some((1, 1)));
+    }
+
+    // Its leader dies: the survivors still have it, and take changes.
+    let leader = crate::partition::leader_of(&a, "MQTT_RETAINED")
+        .await
+        .expect("a leader");
+    let mut nodes = Trio::new(a, b, c);
+    let _killed = nodes.kill_where(|name| name == leader);
+    let survivors = nodes.alive();
+    until_retained(survivors[1], "sensors/#", Some("21")).await;
+    retain(survivors[0], "sensors/1", "22").await;
+    until_retained(survivors[1], "sensors/#", Some("22")).await;
+    retain(survivors[1], "sensors/1", "").await;
+    until_retained(survivors[0], "sensors/#", None).await;
+}

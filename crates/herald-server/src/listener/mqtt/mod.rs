@@ -110,7 +110,7 @@ impl MqttServer {
         let loader = saver.clone();
         let files = tokio::task::spawn_blocking(move || loader.load()).await?;
         let server = Arc::new(Self {
-            retained: Retained::new(shared.store.clone()),
+            retained: Retained::new(shared.store.clone(), shared.cluster.get().cloned()),
             limits: SessionLimits {
                 max_inflight: usize::from(config.max_inflight),
                 max_queued: config.max_queued,

@@ -10,6 +10,12 @@
 //! property-only `PUBLISH`), when there are any. Messages are written straight into the
 //! stream (not published on the subject), so no subscriber ever sees this plumbing.
 //!
+//! In a cluster of three or more nodes running JetStream the stream has three replicas
+//! (created through the cluster by the first retained publish on any node), so every
+//! holder reads the same retained messages and they survive a node: writes go to its
+//! leader as a publish with a reply (the leader's capture stores it and acks), clears as
+//! a purge through its group. A two-node cluster keeps a stream per node.
+//!
 //! A stream write completes a little after the `PUBLISH` is handled. So that a subscriber
 //! arriving in between (`mosquitto_pub -r ...; mosquitto_sub ...` in a script) still sees
 //! the new retained message, each change is also kept in memory until its write is done,
@@ -18,6 +24,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
@@ -40,10 +47,16 @@ const PROPS_HEADER: &str = "Mqtt-Props";
 /// message (`None`: cleared).
 type Pending = HashMap<String, (u64, Option<RetainedMessage>)>;
 
+/// Replicas of the stream in a cluster.
+const CLUSTER_REPLICAS: i64 = 3;
+/// How long a retained write waits for the cluster (its meta group forming, a leader).
+const CLUSTER_PATIENCE: Duration = Duration::from_secs(5);
+
 /// The retained-message store.
 #[derive(Debug, Clone)]
 pub(super) struct Retained {
     store: Store,
+    cluster: Option<herald_cluster::Cluster>,
     /// Changes whose stream write is not done yet.
     pending: Arc<Mutex<Pending>>,
     changes: Arc<AtomicU64>,
@@ -67,28 +80,48 @@ pub(super) struct RetainedMessage {
 }
 
 impl Retained {
-    pub(super) fn new(store: Store) -> Self {
+    pub(super) fn new(store: Store, cluster: Option<herald_cluster::Cluster>) -> Self {
         Self {
             store,
+            cluster,
             pending: Arc::default(),
             changes: Arc::default(),
         }
     }
 
-    fn stream(&self, create: bool) -> Option<herald_store::Stream> {
-        if let Ok(stream) = self.store.stream(STREAM) {
+    fn stream(&self) -> Option<herald_store::Stream> {
+        self.store.stream(STREAM).ok()
+    }
+
+    /// The stream, created if missing: replicated in a cluster of three or more nodes.
+    async fn created(&self) -> Option<herald_store::Stream> {
+        if let Some(stream) = self.stream() {
             return Some(stream);
-        }
-        if !create {
-            return None;
         }
         let mut config = StreamConfig::new(STREAM, &["$MQTT.retained.>"]);
         config.description = "MQTT retained messages, one per topic".to_owned();
         config.max_msgs_per_subject = 1;
-        if let Err(error) = self.store.create_stream(config) {
-            tracing::error!(%error, "cannot create the MQTT retained-message stream");
+        let cluster = self
+            .cluster
+            .as_ref()
+            .filter(|c| c.jetstream_clustered() && c.routes().len() + 1 >= 3);
+        let Some(cluster) = cluster else {
+            if let Err(error) = self.store.create_stream(config) {
+                tracing::error!(%error, "cannot create the MQTT retained-message stream");
+            }
+            return self.stream();
+        };
+        config.num_replicas = CLUSTER_REPLICAS;
+        let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
+        // Right after start the meta group may still be forming.
+        while let Err(error) = cluster.create_stream(&config).await {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::error!(%error, "cannot create the replicated MQTT retained-message stream");
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        self.store.stream(STREAM).ok()
+        self.stream()
     }
 
     /// Replaces the retained message of `subject` (an empty payload removes it).
@@ -124,19 +157,25 @@ impl Retained {
         props: Option<&PublishProperties>,
     ) {
         if payload.is_empty() {
-            let Some(stream) = self.stream(false) else {
+            let Some(stream) = self.stream() else {
                 return;
             };
             let request = PurgeRequest {
                 filter: Some(stored.to_string()),
                 ..PurgeRequest::default()
             };
-            if let Err(error) = stream.purge(&request) {
+            let purged = match &self.cluster {
+                Some(cluster) if stream.is_replicated() => {
+                    cluster.purge_stream(STREAM, &request).await.map(|_| ())
+                }
+                _ => stream.purge(&request).map(|_| ()),
+            };
+            if let Err(error) = purged {
                 tracing::warn!(%error, %stored, "cannot clear a retained message");
             }
             return;
         }
-        let Some(stream) = self.stream(true) else {
+        let Some(stream) = self.created().await else {
             return;
         };
         let mut headers = Headers::builder();
@@ -152,8 +191,34 @@ impl Retained {
             };
         }
         let msg = Message::new(stored.clone(), payload).with_headers(headers.build());
-        if let Err(error) = stream.publish(msg).await {
+        if stream.is_replicated() {
+            self.write_replicated(msg).await;
+        } else if let Err(error) = stream.publish(msg).await {
             tracing::warn!(%error, %stored, "cannot store a retained message");
+        }
+    }
+
+    /// Stores `msg` in the replicated stream: sent to its leader, wherever it is, as any
+    /// publish with a reply, and sent again (the stream keeps one per subject) while
+    /// leadership moves.
+    async fn write_replicated(&self, msg: Message) {
+        let broker = self.store.broker();
+        let deadline = tokio::time::Instant::now() + 2 * CLUSTER_PATIENCE;
+        loop {
+            let error = match broker.request_message(msg.clone(), CLUSTER_PATIENCE).await {
+                Ok(ack) => serde_json::from_slice::<serde_json::Value>(&ack.payload)
+                    .ok()
+                    .and_then(|ack| ack.get("error").map(ToString::to_string)),
+                Err(error) => Some(error.to_string()),
+            };
+            let Some(error) = error else {
+                return;
+            };
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(%error, subject = %msg.subject, "cannot store a retained message");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
@@ -162,7 +227,7 @@ impl Retained {
     pub(super) fn lookup(&self, patterns: &[Pattern]) -> Vec<RetainedMessage> {
         let now = super::delivery::now_ms();
         let mut found: HashMap<String, RetainedMessage> = HashMap::new();
-        if let Some(stream) = self.stream(false) {
+        if let Some(stream) = self.stream() {
             for pattern in patterns {
                 let Ok(stored) = Pattern::new(&format!("{PREFIX}{pattern}")) else {
                     continue;
