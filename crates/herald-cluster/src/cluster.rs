@@ -111,6 +111,8 @@ pub(crate) struct Inner {
     pub(crate) rpcs: crate::raft::network::Pending,
     /// This node's consensus groups, once JetStream is clustered.
     consensus: std::sync::OnceLock<Arc<Consensus>>,
+    /// Answers JetStream API requests peers forward.
+    pub(crate) api: std::sync::OnceLock<Arc<dyn crate::api::ApiResponder>>,
 }
 
 #[derive(Debug, Default)]
@@ -182,6 +184,7 @@ impl Cluster {
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             rpcs: crate::raft::network::Pending::default(),
+            api: std::sync::OnceLock::new(),
             consensus: std::sync::OnceLock::new(),
         });
         if !broker.observe_interest(Arc::new(Observer(Arc::downgrade(&inner)))) {
@@ -442,6 +445,12 @@ impl Cluster {
             .values()
             .flat_map(|r| r.info.client_urls.iter().cloned())
             .collect()
+    }
+}
+
+impl Cluster {
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 }
 

@@ -16,12 +16,15 @@
 //! | [`wire`] | the route protocol's frames, sans I/O |
 //! | `route` | one route: its sink, the peer's interests as route subscriptions |
 //! | `cluster` | the mesh: dialing, handshake, registration, interest counting |
+//! | `api` | JetStream API requests carried to the node holding the stream |
 //! | [`raft`] | consensus: the meta group and replicated streams on openraft |
 
+mod api;
 mod cluster;
 pub mod raft;
 mod route;
 pub mod wire;
 
+pub use api::{ApiFuture, ApiReply, ApiRequest, ApiResponder};
 pub use cluster::{Cluster, ClusterConfig, RouteSummary, RouteTls};
 pub use route::ExtensionCodec;

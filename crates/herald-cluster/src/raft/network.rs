@@ -189,9 +189,13 @@ impl RaftNetwork<TypeConfig> for Peer {
 
 /// Answers one `RPC` frame from `route`'s peer.
 pub(crate) async fn answer(inner: Arc<Inner>, route: Arc<Route>, rpc: Rpc) {
-    let body = match inner.consensus() {
-        Some(consensus) => consensus.answer(&rpc).await,
-        None => Err("this node runs no consensus groups".to_owned()),
+    let body = if rpc.group == crate::api::API_GROUP {
+        crate::api::answer(&inner, &rpc.body).await
+    } else {
+        match inner.consensus() {
+            Some(consensus) => consensus.answer(&rpc).await,
+            None => Err("this node runs no consensus groups".to_owned()),
+        }
     };
     match body {
         Ok(body) => send(&route, &body, |b| {

@@ -19,8 +19,8 @@ pub(super) enum Reply {
     Message(Message),
 }
 
-const NAMES_LIMIT: usize = 1024;
-const LIST_LIMIT: usize = 256;
+pub(super) const NAMES_LIMIT: usize = 1024;
+pub(super) const LIST_LIMIT: usize = 256;
 
 /// Answers one request on `subject` (a `$JS.API.` subject) from `requester`.
 pub(super) fn handle(store: &Store, subject: &str, payload: &[u8], requester: &Requester) -> Reply {

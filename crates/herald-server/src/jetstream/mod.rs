@@ -8,6 +8,7 @@
 //! the no-responders status, as clients expect.
 
 mod clustered;
+mod forward;
 mod handlers;
 
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub fn start(
         spec.node_local = true;
         broker.subscribe_sink(spec, Arc::new(ApiSink { tx: tx.clone() }));
     }
+    if let Some(cluster) = &cluster {
+        forward::respond(cluster, &store);
+    }
     tracker.spawn(serve(store, cluster, broker, rx, shutdown));
 }
 
@@ -84,40 +88,27 @@ async fn serve(
                 None => return,
             },
         };
-        let decided = match &cluster {
-            Some(cluster) if cluster.jetstream_clustered() => {
-                clustered::handle(
-                    cluster,
+        let (subject, payload) = (&request.subject, &request.payload);
+        let elsewhere = match &cluster {
+            Some(cluster) => {
+                forward::elsewhere(cluster, &store, subject, payload, &request.requester).await
+            }
+            None => None,
+        };
+        let reply = match elsewhere {
+            Some(reply) => reply,
+            None => {
+                match forward::here(
+                    cluster.as_ref(),
                     &store,
-                    &request.subject,
-                    &request.payload,
+                    subject,
+                    payload,
                     &request.requester,
                 )
                 .await
-            }
-            _ => None,
-        };
-        let reply = match decided {
-            Some(reply) => reply,
-            None => {
-                let store = store.clone();
-                let subject = request.subject.clone();
-                let (payload, requester) = (request.payload.clone(), request.requester.clone());
-                // Handlers may block briefly on the store (purge, delete, fsync
-                // of state files): keep them off the async workers.
-                let reply = tokio::task::spawn_blocking(move || {
-                    handlers::handle(&store, &subject, &payload, &requester)
-                })
-                .await;
-                match (reply, &cluster) {
-                    (Ok(reply), Some(cluster)) => {
-                        clustered::annotate(cluster, &request.subject, reply)
-                    }
-                    (Ok(reply), None) => reply,
-                    (Err(e), _) => {
-                        tracing::error!("JetStream API handler failed: {e}");
-                        continue;
-                    }
+                {
+                    Some(reply) => reply,
+                    None => continue,
                 }
             }
         };

@@ -9,6 +9,7 @@ mod auth;
 mod binary;
 mod browser;
 mod cluster;
+mod cluster_api;
 mod common;
 mod durability;
 mod fault_loop;
