@@ -264,3 +264,42 @@ async fn consumer_progress_is_applied_alike_and_the_next_leader_goes_on() {
     let info = b.consumer("W", "c").expect("consumer").info();
     assert_eq!((info.num_ack_pending, info.num_pending), (2, 0));
 }
+
+#[tokio::test]
+async fn a_restarted_replica_remembers_the_ids_of_removed_messages() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_a_broker, a) = open(a_dir.path());
+    let (_b_broker, b) = open(b_dir.path());
+    a.create_replica(config()).expect("replica a");
+    b.create_replica(config()).expect("replica b");
+    let now = herald_store::time::now_nanos();
+    let first = [msg("r.1", Some("once")), msg("r.2", Some("twice"))];
+    for store in [&a, &b] {
+        let stream = store.stream("R").unwrap();
+        stream.apply(now, &first, mark(1));
+        // The message with id "once" is removed (a work queue's ack, say).
+        stream.apply_delete(1, now, mark(2)).expect("deleted");
+    }
+    // b restarts: its duplicate window must still hold "once".
+    drop(b);
+    let (_b_broker, b) = open(b_dir.path());
+    let retry = [msg("r.1", Some("once")), msg("r.3", None)];
+    let outcomes: Vec<Vec<(u64, bool)>> = [&a, &b]
+        .iter()
+        .map(|store| {
+            store
+                .stream("R")
+                .unwrap()
+                .apply(now + 1, &retry, mark(3))
+                .into_iter()
+                .map(|o| o.map(|ack| (ack.seq, ack.duplicate)).expect("stored"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(outcomes[0], [(1, true), (3, false)]);
+    assert_eq!(outcomes[0], outcomes[1], "replicas agree");
+    // And again after a second restart, with the file rewritten by nothing.
+    drop(b);
+    let (_b_broker, b) = open(b_dir.path());
+    assert_eq!(b.stream("R").unwrap().state().last_seq, 3);
+}

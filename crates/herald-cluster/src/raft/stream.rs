@@ -46,12 +46,14 @@ fn replica(store: &Store, name: &str) -> Result<Stream, StorageError<NodeId>> {
     store.stream(name).map_err(|e| sm_error(&e.description))
 }
 
-/// A snapshot's contents: the replica's messages and last sequence, and
-/// its consumers with their applied progress.
+/// A snapshot's contents: the replica's messages and last sequence, its
+/// duplicate window (ids of removed messages too), and its consumers with
+/// their applied progress.
 #[derive(Serialize, Deserialize)]
 struct Contents {
     last_seq: u64,
     messages: Vec<SnapshotMessage>,
+    dedup: Vec<(String, u64, i64)>,
     consumers: Vec<herald_store::ConsumerExport>,
 }
 
@@ -254,6 +256,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
         let export = Export {
             applied: None,
             last_seq: contents.last_seq,
+            dedup: contents.dedup,
             messages: contents
                 .messages
                 .into_iter()
@@ -306,6 +309,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                     payload: m.payload,
                 })
                 .collect(),
+            dedup: export.dedup,
             consumers: self.store.export_consumers(&self.name),
         };
         let bytes = postcard::to_stdvec(&contents).map_err(sm_error)?;

@@ -318,7 +318,10 @@ impl StreamData {
     }
 
     /// Rebuilds the duplicate table from messages inside the window.
-    pub(super) fn rebuild_dedup(&mut self) {
+    /// Rebuilds the duplicate window from the live messages in it, and for
+    /// a replicated stream also from `logged` (its `dedup.log`: the ids of
+    /// removed messages too, so every replica holds the same ids).
+    pub(super) fn rebuild_dedup(&mut self, logged: Vec<super::dedup_log::Entry>) {
         let window = i64::try_from(self.config.duplicate_window.as_nanos()).unwrap_or(i64::MAX);
         // A replica's window runs on its rounds' times, not this clock: the
         // next round's expiry trims it exactly as on the other replicas.
@@ -328,22 +331,28 @@ impl StreamData {
             now_nanos()
         };
         let since = reference.saturating_sub(window);
-        let Some(from) = self.index.first_at_or_after(since) else {
-            return;
-        };
-        for seq in from..=self.index.last_seq() {
-            if let Ok(Some(msg)) = self.read(seq) {
-                if let Some(id) = msg.headers.as_ref().and_then(|h| h.get(writer::MSG_ID)) {
-                    self.dedup.insert(id.to_owned(), seq, msg.time);
-                }
-                if seq == self.index.last_seq() {
-                    self.dedup.last_id = msg
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(writer::MSG_ID))
-                        .map(str::to_owned);
+        let last_seq = self.index.last_seq();
+        let mut ids: Vec<super::dedup_log::Entry> = logged
+            .into_iter()
+            .filter(|(_, seq, time)| *seq <= last_seq && *time >= since)
+            .collect();
+        if let Some(from) = self.index.first_at_or_after(since) {
+            for seq in from..=last_seq {
+                if let Ok(Some(msg)) = self.read(seq)
+                    && let Some(id) = msg.headers.as_ref().and_then(|h| h.get(writer::MSG_ID))
+                {
+                    ids.push((id.to_owned(), seq, msg.time));
                 }
             }
+        }
+        ids.sort_by_key(|(_, seq, time)| (*time, *seq));
+        ids.dedup_by(|a, b| a.1 == b.1);
+        self.dedup = writer::Dedup::default();
+        for (id, seq, time) in ids {
+            if seq == last_seq {
+                self.dedup.last_id = Some(id.clone());
+            }
+            self.dedup.insert(id, seq, time);
         }
     }
 }

@@ -9,6 +9,7 @@
 //! directly.
 
 mod data;
+mod dedup_log;
 pub(crate) mod filter;
 mod index;
 pub mod replica;
@@ -102,6 +103,8 @@ pub(crate) struct StreamData {
     pub(crate) schedules: schedule::Schedules,
     /// A replicated stream's position in its consensus log.
     pub(crate) applied: Option<crate::record::AppliedMark>,
+    /// A replicated file stream's ids on disk (see `dedup_log.rs`).
+    pub(crate) dedup_log: Option<dedup_log::DedupLog>,
 }
 
 impl Stream {
@@ -155,6 +158,13 @@ impl Stream {
             }
         };
         let last = index.last_seq();
+        let (dedup_log, logged_ids) =
+            if config.num_replicas > 1 && config.storage == StorageType::File {
+                let (log, ids) = dedup_log::DedupLog::open(&dir)?;
+                (Some(log), ids)
+            } else {
+                (None, Vec::new())
+            };
         let mut data = StreamData {
             config,
             cache_front: index.first_seq(),
@@ -169,8 +179,9 @@ impl Stream {
             markers_due: Vec::new(),
             schedules: schedule::Schedules::default(),
             applied,
+            dedup_log,
         };
-        data.rebuild_dedup();
+        data.rebuild_dedup(logged_ids);
         let (ttls, schedules) = (data.config.allow_msg_ttl, data.config.allow_msg_schedules);
         data.rebuild_timers(ttls, schedules);
         let next_timer = data.next_timer();

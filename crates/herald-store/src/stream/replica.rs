@@ -34,6 +34,9 @@ pub struct Export {
     pub last_seq: u64,
     /// Every live message, in sequence order.
     pub messages: Vec<crate::record::StoredMessage>,
+    /// The duplicate window: every id stored in it, removed since or not
+    /// (id, seq, time), oldest first.
+    pub dedup: Vec<(String, u64, i64)>,
 }
 
 /// Carries a replicated stream's proposals to its consensus log.
@@ -332,6 +335,7 @@ impl Stream {
             applied: data.applied,
             last_seq: data.index.last_seq(),
             messages,
+            dedup: data.dedup.entries(),
         })
     }
 
@@ -423,7 +427,10 @@ impl Stream {
             }
         }
         data.applied = Some(mark);
-        data.rebuild_dedup();
+        if let Some(ids) = &mut data.dedup_log {
+            ids.rewrite(&export.dedup)?;
+        }
+        data.rebuild_dedup(export.dedup);
         let (ttls, schedules) = (data.config.allow_msg_ttl, data.config.allow_msg_schedules);
         data.rebuild_timers(ttls, schedules);
         super::writer::set_next_timer(&self.inner, data.next_timer());

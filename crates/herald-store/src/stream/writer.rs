@@ -204,6 +204,19 @@ pub(crate) struct Dedup {
 }
 
 impl Dedup {
+    /// Every id in the window: (id, seq, time), oldest first.
+    pub(crate) fn entries(&self) -> Vec<(String, u64, i64)> {
+        self.order
+            .iter()
+            .filter_map(|(time, id)| Some((id.clone(), *self.ids.get(id)?, *time)))
+            .collect()
+    }
+
+    /// How many ids the window holds.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
     pub(crate) fn insert(&mut self, id: String, seq: u64, time: i64) {
         self.ids.insert(id.clone(), seq);
         self.order.push_back((time, id));
@@ -284,21 +297,55 @@ fn run(inner: &StreamInner) {
 }
 
 /// Syncs the active segment now, whatever the policy.
-pub(super) fn sync_now(inner: &StreamInner) -> std::io::Result<()> {
-    let file = inner.state.lock().log.as_ref().map(|log| log.active_file());
-    match file {
-        Some(file) => file.sync_data(),
-        None => Ok(()),
+/// The ids a round stored, to a replicated stream's `dedup.log` (rewritten
+/// with just the window when it has grown well past it).
+fn log_ids(data: &mut super::StreamData, records: &[Record]) -> Result<(), crate::StoreError> {
+    let Some(log) = &mut data.dedup_log else {
+        return Ok(());
+    };
+    let ids: Vec<(&str, u64, i64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Message(m) => {
+                let id = m.headers.as_ref()?.get(MSG_ID)?;
+                Some((id, m.seq, m.time))
+            }
+            _ => None,
+        })
+        .collect();
+    log.append(&ids)?;
+    if log.wants_rewrite(data.dedup.len()) {
+        log.rewrite(&data.dedup.entries())?;
     }
+    Ok(())
+}
+
+/// The files a sync forces to disk: the active segment, and a replicated
+/// stream's `dedup.log`.
+fn files_to_sync(inner: &StreamInner) -> Vec<Arc<std::fs::File>> {
+    let data = inner.state.lock();
+    let segment = data.log.as_ref().map(crate::FileLog::active_file);
+    let ids = data
+        .dedup_log
+        .as_ref()
+        .map(super::dedup_log::DedupLog::file);
+    segment.into_iter().chain(ids).collect()
+}
+
+pub(super) fn sync_now(inner: &StreamInner) -> std::io::Result<()> {
+    for file in files_to_sync(inner) {
+        file.sync_data()?;
+    }
+    Ok(())
 }
 
 fn sync(inner: &StreamInner) {
-    let file = inner.state.lock().log.as_ref().map(|log| log.active_file());
-    let Some(file) = file else {
+    let files = files_to_sync(inner);
+    if files.is_empty() {
         return;
-    };
+    }
     let started = std::time::Instant::now();
-    let synced = file.sync_data();
+    let synced = files.iter().try_for_each(|f| f.sync_data());
     inner
         .broker
         .timings()
@@ -521,6 +568,10 @@ pub(super) fn store_round(
                         {
                             slot.location = Some(location);
                         }
+                    }
+                    if let Err(e) = log_ids(data, &records) {
+                        tracing::error!(stream = %inner.name, "writing message ids failed: {e}");
+                        data.failed = Some(e.to_string());
                     }
                 }
                 Err(e) => {
