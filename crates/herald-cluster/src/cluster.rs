@@ -323,6 +323,21 @@ impl Cluster {
         consensus.create_stream(config).await
     }
 
+    /// Updates a replicated stream's config (checked by the caller) on every
+    /// replica; its info.
+    ///
+    /// # Errors
+    /// The update's refusal, or no leader to decide it now.
+    pub async fn update_stream(
+        &self,
+        config: &herald_store::StreamConfig,
+    ) -> Result<serde_json::Value, herald_store::ApiError> {
+        match self.inner.consensus.get() {
+            Some(consensus) => consensus.update_stream(config).await,
+            None => Err(herald_store::ApiError::stream_not_found()),
+        }
+    }
+
     /// Deletes a replicated stream on every node holding it.
     ///
     /// # Errors

@@ -236,14 +236,55 @@ impl Store {
         Ok((self.stream_info(&name)?, true))
     }
 
-    /// Updates a stream's configuration.
+    /// Updates a stream's configuration (a replicated stream's through its group).
     pub fn update_stream(&self, mut config: StreamConfig) -> Result<StreamInfo, ApiError> {
         config.normalize()?;
-        let replicas = self.stream(&config.name).map(|s| s.config().num_replicas);
-        if config.num_replicas > 1 && replicas.is_ok_and(|r| r != config.num_replicas) {
+        let replicas = self
+            .stream(&config.name)
+            .map(|s| s.config().num_replicas)
+            .ok();
+        if config.num_replicas > 1 && replicas.is_some_and(|r| r != config.num_replicas) {
             return Err(ApiError::not_clustered());
         }
-        let streams = self.inner.streams.write();
+        if replicas.is_some_and(|r| r > 1) {
+            return Err(ApiError::new(
+                500,
+                10011,
+                "a replicated stream's configuration changes through its cluster group",
+            ));
+        }
+        let entry = self.check_update(&config)?;
+        entry.update(config)?;
+        let name = entry.name().to_owned();
+        self.stream_info(&name)
+    }
+
+    /// Checks an update of a replicated stream's configuration as this node
+    /// sees it (the change, the other streams' subjects) before its group
+    /// decides it; the normalised config.
+    ///
+    /// # Errors
+    /// What [`update_stream`](Self::update_stream) would refuse, and a
+    /// change of `num_replicas`.
+    pub fn check_replicated_update(
+        &self,
+        mut config: StreamConfig,
+    ) -> Result<StreamConfig, ApiError> {
+        config.normalize()?;
+        let stream = self.check_update(&config)?;
+        if stream.config().num_replicas != config.num_replicas {
+            return Err(ApiError::new(
+                500,
+                10011,
+                "herald does not change a stream's num_replicas",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The stream `config` updates, if the update is allowed.
+    fn check_update(&self, config: &StreamConfig) -> Result<Stream, ApiError> {
+        let streams = self.inner.streams.read();
         let entry = streams
             .get(&config.name)
             .ok_or_else(ApiError::stream_not_found)?;
@@ -267,10 +308,7 @@ impl Store {
                 ));
             }
         }
-        entry.stream.update(config)?;
-        let name = entry.stream.name().to_owned();
-        drop(streams);
-        self.stream_info(&name)
+        Ok(entry.stream.clone())
     }
 
     /// Deletes a stream, its consumers and its files.

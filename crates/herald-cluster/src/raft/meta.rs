@@ -122,6 +122,14 @@ impl RaftStateMachine<TypeConfig> for MetaMachine {
                         let _ = self.changes.send(Change::Added(name, placement));
                     }
                 }
+                EntryPayload::Normal(Command::UpdateStream { config, .. }) => {
+                    let name = serde_json::from_str::<StreamConfig>(&config)
+                        .map(|c| c.name)
+                        .unwrap_or_default();
+                    if let Some(placement) = data.streams.get_mut(&name) {
+                        placement.config = config;
+                    }
+                }
                 EntryPayload::Normal(Command::RemoveStream { name }) => {
                     if data.streams.remove(&name).is_some() {
                         let _ = self.changes.send(Change::Removed(name));
@@ -407,9 +415,13 @@ impl Consensus {
         }
         let config: StreamConfig =
             serde_json::from_str(&placement.config).map_err(|e| e.to_string())?;
-        self.store
-            .create_replica(config)
-            .map_err(|e| e.description.clone())?;
+        // A replica already here is opened as it is: its config is what its
+        // group last applied (an update may not have reached the meta group).
+        if self.store.stream(name).is_err() {
+            self.store
+                .create_replica(config)
+                .map_err(|e| e.description.clone())?;
+        }
         let dir = self.group_dir(name);
         let log = LogStore::open(&dir, self.fsync).map_err(|e| e.to_string())?;
         let machine = super::stream::StreamMachine::open(self.store.clone(), name, dir)
@@ -591,6 +603,26 @@ impl Consensus {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(unavailable("the stream's group elected no leader in time"))
+    }
+
+    /// Updates a replicated stream's config: through its group (every
+    /// replica at the same point), then recorded in the meta group.
+    pub(crate) async fn update_stream(
+        &self,
+        config: &StreamConfig,
+    ) -> Result<serde_json::Value, ApiError> {
+        let json = serde_json::to_string(config).map_err(unavailable)?;
+        let command = Command::UpdateStream {
+            now: herald_store::time::now_nanos(),
+            config: json.clone(),
+        };
+        let info = self.stream_write(&config.name, command).await?;
+        self.propose_meta(Command::UpdateStream {
+            now: 0,
+            config: json,
+        })
+        .await?;
+        Ok(info)
     }
 
     /// Deletes a replicated stream everywhere.

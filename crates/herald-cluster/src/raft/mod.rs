@@ -77,6 +77,15 @@ pub enum Command {
         /// Its name.
         name: String,
     },
+    /// A replicated stream's new config (JetStream JSON): in its group,
+    /// applied by every replica at the same point (limits enforced at the
+    /// leader's time); then in the meta group, which records it.
+    UpdateStream {
+        /// ns since the epoch.
+        now: i64,
+        /// `StreamConfig` as JSON.
+        config: String,
+    },
     /// Stream: a purge (JetStream's purge request, JSON) at the leader's time.
     Purge {
         /// ns since the epoch.

@@ -195,6 +195,24 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                     out.push(Applied::answer(result));
                     continue;
                 }
+                EntryPayload::Normal(Command::UpdateStream { now, config }) => {
+                    let result = match serde_json::from_str::<herald_store::StreamConfig>(&config) {
+                        Ok(config) => stream.apply_update(config, now, mark).and_then(|()| {
+                            let info = self.store.stream_info(&self.name)?;
+                            serde_json::to_value(info)
+                                .map_err(|e| herald_store::ApiError::new(500, 10003, e.to_string()))
+                        }),
+                        Err(e) => {
+                            stream.note_applied(mark);
+                            Err(herald_store::ApiError::invalid_json(e))
+                        }
+                    };
+                    if let Some(reason) = stream.failure() {
+                        return Err(sm_error(format!("stream storage failed: {reason}")));
+                    }
+                    out.push(Applied::answer(result));
+                    continue;
+                }
                 EntryPayload::Normal(Command::ConsumerDelete { name }) => {
                     let result = self
                         .store
@@ -504,10 +522,21 @@ pub(crate) fn follow_leadership(raft: Raft, store: Store, name: &str, me: NodeId
     tokio::spawn(async move {
         let mut metrics = raft.metrics();
         let mut leading = false;
+        // The log's end when this node's leadership began: it leads the
+        // replica (and its consumers) once everything up to there is
+        // applied, so a consumer restarts from every ack the old leader
+        // committed, and a duplicate is judged against every id.
+        let mut since: Option<u64> = None;
         loop {
             let now_leading = {
                 let m = metrics.borrow_and_update();
-                m.state == ServerState::Leader && m.current_leader == Some(me)
+                if m.state == ServerState::Leader && m.current_leader == Some(me) {
+                    let since = *since.get_or_insert(m.last_log_index.unwrap_or(0));
+                    m.last_applied.map_or(0, |l| l.index) >= since
+                } else {
+                    since = None;
+                    false
+                }
             };
             if now_leading != leading {
                 leading = now_leading;

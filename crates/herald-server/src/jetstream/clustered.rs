@@ -63,12 +63,19 @@ pub(super) async fn handle(
             Some(handlers::json_reply("stream_msg_delete_response", result))
         }
         ["STREAM", "UPDATE", name] if cluster.is_replicated(name) => {
-            let error = ApiError::new(
-                500,
-                10011,
-                "herald does not yet update a replicated stream's configuration",
-            );
-            Some(handlers::json_reply("stream_update_response", Err(error)))
+            let result = match handlers::parse_stream_config(name, payload) {
+                Ok(config) => match store.check_replicated_update(config) {
+                    Ok(config) => cluster.update_stream(&config).await.map(|mut info| {
+                        if let Some(object) = cluster.stream_cluster(name) {
+                            info["cluster"] = object;
+                        }
+                        info
+                    }),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            Some(handlers::json_reply("stream_update_response", result))
         }
         _ => None,
     }

@@ -5,7 +5,11 @@
 //! SIGKILLs and restarts a node, SIGSTOPs and continues one, or cuts one
 //! off and heals. At the end every replica holds the same messages, every
 //! acked message is there at the sequence its ack gave, and none is there
-//! twice. `HERALD_FAULT_ROUNDS` sets the rounds (default 50).
+//! twice. Beside it a work queue of three replicas is fed the same way and
+//! drained by a worker pulling through whichever node answers, double-acking
+//! each job: at the end every acked job was confirmed once (a confirmed ack
+//! is never undone by a fault) and every replica of the queue is empty.
+//! `HERALD_FAULT_ROUNDS` sets the rounds (default 50).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use rand::Rng;
 
@@ -26,40 +31,99 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// Where each node's NATS clients connect now (`None` while it is down).
 type Addrs = Arc<Mutex<Vec<Option<SocketAddr>>>>;
 
-/// Publishes message 1, 2, … through any live node; records each ack.
-async fn publisher(
-    addrs: Addrs,
-    acked: Arc<Mutex<HashMap<u64, u64>>>,
-    done: Arc<AtomicBool>,
-    count: Arc<AtomicU64>,
-) {
-    let mut clients: HashMap<SocketAddr, jetstream::Context> = HashMap::new();
-    let mut next = 1u64;
-    let mut turn = 0usize;
-    while !done.load(Ordering::Relaxed) {
-        turn += 1;
+/// JetStream contexts on whichever nodes are up, one client per node.
+#[derive(Default)]
+struct Clients(HashMap<SocketAddr, jetstream::Context>);
+
+impl Clients {
+    /// A context on the `turn`-th live node, if one connects.
+    async fn next(&mut self, addrs: &Addrs, turn: usize) -> Option<&jetstream::Context> {
         let live: Vec<SocketAddr> = addrs.lock().iter().flatten().copied().collect();
         let Some(&addr) = live.get(turn % live.len().max(1)) else {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+            return None;
         };
-        let js = match clients.entry(addr) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        match self.0.entry(addr) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let connect = async_nats::ConnectOptions::new()
                     .connection_timeout(Duration::from_secs(1))
                     .connect(addr.to_string());
                 match tokio::time::timeout(Duration::from_secs(2), connect).await {
-                    Ok(Ok(client)) => e.insert(jetstream::new(client)),
-                    _ => continue,
+                    Ok(Ok(client)) => Some(e.insert(jetstream::new(client))),
+                    _ => None,
                 }
             }
+        }
+    }
+}
+
+/// Publishes message 1, 2, … (`{prefix}{n}` on `subject`) through any live
+/// node; records each ack.
+async fn publisher(
+    (subject, prefix): (&'static str, &'static str),
+    addrs: Addrs,
+    acked: Arc<Mutex<HashMap<u64, u64>>>,
+    done: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+) {
+    let mut clients = Clients::default();
+    let mut next = 1u64;
+    let mut turn = 0usize;
+    while !done.load(Ordering::Relaxed) {
+        turn += 1;
+        let Some(js) = clients.next(&addrs, turn).await else {
+            continue;
         };
-        let id = format!("m{next}");
-        if let Some(seq) = try_publish(js, "f3.x", &id, &id).await {
+        let id = format!("{prefix}{next}");
+        if let Some(seq) = try_publish(js, subject, &id, &id).await {
             acked.lock().insert(next, seq);
             count.store(next, Ordering::Relaxed);
             next += 1;
+        }
+    }
+}
+
+/// What the worker saw: the jobs it received, and how often each job's ack
+/// was confirmed.
+#[derive(Default)]
+struct Worked {
+    received: Mutex<std::collections::HashSet<String>>,
+    confirmed: Mutex<HashMap<String, u32>>,
+}
+
+/// Pulls jobs from work queue `W3` through any live node and double-acks each.
+async fn worker(addrs: Addrs, worked: Arc<Worked>, done: Arc<AtomicBool>) {
+    let mut clients = Clients::default();
+    let mut turn = 0usize;
+    while !done.load(Ordering::Relaxed) {
+        turn += 1;
+        let Some(js) = clients.next(&addrs, turn).await else {
+            continue;
+        };
+        let pulled = async {
+            let stream = js.get_stream("W3").await.ok()?;
+            let consumer: consumer::PullConsumer = stream.get_consumer("w").await.ok()?;
+            consumer
+                .fetch()
+                .max_messages(20)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await
+                .ok()
+        };
+        let Ok(Some(mut batch)) = tokio::time::timeout(Duration::from_secs(3), pulled).await else {
+            continue;
+        };
+        while let Ok(Some(Ok(msg))) =
+            tokio::time::timeout(Duration::from_secs(3), batch.next()).await
+        {
+            let id = String::from_utf8_lossy(&msg.payload).into_owned();
+            worked.received.lock().insert(id.clone());
+            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(3), msg.double_ack()).await
+            {
+                *worked.confirmed.lock().entry(id).or_default() += 1;
+            }
         }
     }
 }
@@ -105,6 +169,21 @@ async fn fault_loop() {
         ..Default::default()
     };
     create_replicated(&js, config).await;
+    let queue = stream::Config {
+        name: "W3".into(),
+        subjects: vec!["w3.>".into()],
+        num_replicas: 3,
+        retention: stream::RetentionPolicy::WorkQueue,
+        duplicate_window: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let queue = create_replicated(&js, queue).await;
+    let workers = consumer::pull::Config {
+        durable_name: Some("w".into()),
+        ack_wait: Duration::from_secs(2),
+        ..Default::default()
+    };
+    queue.create_consumer(workers).await.expect("consumer");
 
     let addrs: Addrs = Arc::new(Mutex::new(
         nodes
@@ -116,11 +195,23 @@ async fn fault_loop() {
     let done = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let publishing = tokio::spawn(publisher(
+        ("f3.x", "m"),
         addrs.clone(),
         acked.clone(),
         done.clone(),
         count.clone(),
     ));
+    let jobs = Arc::new(Mutex::new(HashMap::new()));
+    let feeding = tokio::spawn(publisher(
+        ("w3.x", "w"),
+        addrs.clone(),
+        jobs.clone(),
+        done.clone(),
+        Arc::new(AtomicU64::new(0)),
+    ));
+    let worked = Arc::new(Worked::default());
+    let drained = Arc::new(AtomicBool::new(false));
+    let working = tokio::spawn(worker(addrs.clone(), worked.clone(), drained.clone()));
     progress(&count, 20).await;
 
     for round in 1..=rounds {
@@ -164,6 +255,7 @@ async fn fault_loop() {
     }
     done.store(true, Ordering::Relaxed);
     publishing.await.expect("publisher");
+    feeding.await.expect("job publisher");
 
     // Every replica converges on the same messages.
     let acked = acked.lock().clone();
@@ -207,8 +299,73 @@ async fn fault_loop() {
     for (id, seq) in &acked {
         assert_eq!(seen.get(&format!("m{id}")), Some(seq), "acked m{id}");
     }
+    // Every acked job reaches the worker, the queue empties on every replica
+    // (every job acked), and no confirmed ack is undone (a job confirmed twice).
+    let jobs: Vec<String> = jobs.lock().keys().map(|n| format!("w{n}")).collect();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let missing: Vec<String> = {
+            let received = worked.received.lock();
+            jobs.iter()
+                .filter(|j| !received.contains(*j))
+                .cloned()
+                .collect()
+        };
+        if missing.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let mut states = Vec::new();
+            for (_, node) in &nodes {
+                states.push(replica_state(node.as_ref().expect("up"), "W3").await);
+            }
+            panic!(
+                "{} of {} jobs never reached the worker ({:?}…); queue replicas {states:?}",
+                missing.len(),
+                jobs.len(),
+                &missing[..missing.len().min(5)]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, last_job) = jobs_state(&nodes).await;
+    drained.store(true, Ordering::Relaxed);
+    working.await.expect("worker");
+    let twice: Vec<(String, u32)> = worked
+        .confirmed
+        .lock()
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(j, n)| (j.clone(), *n))
+        .collect();
+    assert!(twice.is_empty(), "acks confirmed more than once: {twice:?}");
     eprintln!(
-        "fault loop: {rounds} rounds, {} acked, {messages} stored, all replicas equal",
-        acked.len()
+        "fault loop: {rounds} rounds, {} acked, {messages} stored, all replicas equal; \
+         {} jobs worked once each, the queue empty on every replica (last seq {last_job})",
+        acked.len(),
+        jobs.len()
     );
+}
+
+/// Waits until every replica of the work queue is empty at the same last
+/// sequence; that state.
+async fn jobs_state(nodes: &[(String, Option<crate::cluster::Node>)]) -> (u64, u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut state = None;
+    for (name, node) in nodes {
+        let node = node.as_ref().expect("up");
+        loop {
+            let now = replica_state(node, "W3").await;
+            if now.is_some_and(|(m, _)| m == 0) && (state.is_none() || now == state) {
+                state = now;
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}'s queue holds {now:?}, others {state:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    state.unwrap_or_default()
 }

@@ -251,3 +251,49 @@ async fn mqtt_retained_messages_are_replicated() {
     retain(survivors[1], "sensors/1", "").await;
     until_retained(survivors[0], "sensors/#", None).await;
 }
+
+#[tokio::test]
+async fn a_replicated_stream_takes_a_config_update_everywhere() {
+    let (a, b, c) = three().await;
+    let on_a = jetstream::new(a.nats().await);
+    create(&on_a).await;
+    for i in 0..20 {
+        publish(&on_a, i).await;
+    }
+    // Through b: fewer messages kept, one more subject.
+    let on_b = jetstream::new(b.nats().await);
+    let mut update = config();
+    update.max_messages = 10;
+    update.subjects.push("r3b.>".into());
+    let info = on_b.update_stream(update.clone()).await.expect("updated");
+    assert_eq!(info.config.max_messages, 10);
+    assert!(info.cluster.is_some(), "the answer carries the cluster");
+    for node in [&a, &b, &c] {
+        holds(node, 10, 20).await;
+    }
+    let on_c = jetstream::new(c.nats().await);
+    let ack = on_c
+        .publish("r3b.x", "new subject".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("acked");
+    assert_eq!(ack.sequence, 21);
+    // num_replicas does not change.
+    let mut fewer = update.clone();
+    fewer.num_replicas = 1;
+    let refused = on_c.update_stream(fewer).await.expect_err("refused");
+    assert!(refused.to_string().contains("num_replicas"), "{refused}");
+
+    // A node restarted on its data opens its replica with the new config.
+    let mut nodes = Trio::new(a, b, c);
+    let (name, data) = nodes.kill_where(|name| name == "c");
+    let survivor = nodes.alive()[0];
+    let back = restart(name, &[survivor.route], data, &[]);
+    holds(&back, 10, 21).await;
+    let js = jetstream::new(back.nats().await);
+    let mut stream = js.get_stream("R3").await.expect("stream");
+    let info = stream.info().await.expect("info");
+    assert_eq!(info.config.max_messages, 10);
+    assert_eq!(info.config.subjects, ["r3.>", "r3b.>"]);
+}

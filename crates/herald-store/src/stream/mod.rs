@@ -253,13 +253,7 @@ impl Stream {
 
     /// Applies a new (normalised, checked) configuration.
     pub(crate) fn update(&self, config: StreamConfig) -> Result<(), StoreError> {
-        let meta = StreamMeta {
-            config: config.clone(),
-            created: self.inner.created,
-        };
-        if self.is_file() {
-            state_file::write_json(&self.inner.dir.join("stream.json"), &meta)?;
-        }
+        self.write_meta(&config)?;
         {
             let mut data = self.inner.state.lock();
             let subjects_changed = data.config.subjects != config.subjects;
@@ -276,6 +270,18 @@ impl Stream {
             {
                 self.capture();
             }
+        }
+        Ok(())
+    }
+
+    /// Writes `stream.json` with `config` (file streams).
+    pub(crate) fn write_meta(&self, config: &StreamConfig) -> Result<(), StoreError> {
+        let meta = StreamMeta {
+            config: config.clone(),
+            created: self.inner.created,
+        };
+        if self.is_file() {
+            state_file::write_json(&self.inner.dir.join("stream.json"), &meta)?;
         }
         Ok(())
     }
@@ -407,7 +413,10 @@ impl Stream {
         } else {
             u64::MAX
         };
-        if filter.is_none() && below == u64::MAX {
+        // A replica's full purge is a purge record like any other: starting
+        // the log over would drop the segment holding its applied mark
+        // before the purge's own mark is written.
+        if filter.is_none() && below == u64::MAX && data.config.num_replicas <= 1 {
             let purged = data.index.messages();
             let next = data.index.last_seq() + 1;
             data.index.clear(next);

@@ -251,6 +251,46 @@ impl Stream {
             .unwrap_or(Ok(()))
     }
 
+    /// Applies a committed config update at `mark`: the new limits are
+    /// enforced at `now` in the same append as the mark.
+    ///
+    /// # Errors
+    /// The update changes what cannot change, or a write fails.
+    pub fn apply_update(
+        &self,
+        config: crate::StreamConfig,
+        now: i64,
+        mark: AppliedMark,
+    ) -> Result<(), ApiError> {
+        let old = {
+            let data = self.inner.state.lock();
+            if data.applied.is_some_and(|a| a.index >= mark.index) {
+                return Ok(());
+            }
+            data.config.clone()
+        };
+        if let Err(error) = config.check_update(&old) {
+            self.note_applied(mark);
+            return Err(error);
+        }
+        self.write_meta(&config)?;
+        let subjects_changed = old.subjects != config.subjects;
+        self.apply_op(now, mark, |data| {
+            let ttls = !data.config.allow_msg_ttl && config.allow_msg_ttl;
+            let schedules = !data.config.allow_msg_schedules && config.allow_msg_schedules;
+            data.config = config;
+            data.rebuild_timers(ttls, schedules);
+            Ok(())
+        })
+        .unwrap_or(Ok(()))?;
+        let next = self.inner.state.lock().next_timer();
+        super::writer::set_next_timer(&self.inner, next);
+        if subjects_changed && matches!(*self.inner.replica.read(), Replica::Leader(_)) {
+            self.capture();
+        }
+        Ok(())
+    }
+
     /// Applies the removal of messages consumers acked (work-queue or
     /// interest retention) at `mark`.
     ///
