@@ -109,10 +109,12 @@ impl Store {
                 subs: parking_lot::Mutex::new(Vec::new()),
             }),
         };
+        replicated::finish_installs(&streams_dir)?;
         let mut names: Vec<PathBuf> = std::fs::read_dir(&streams_dir)
             .map_err(|e| StoreError::io("read", &streams_dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("stream.json").exists())
+            // (Names starting with a dot are an install's, never a stream's.)
+            .filter(|p| p.join("stream.json").exists() && !replicated::is_staging(p))
             .collect();
         names.sort();
         for path in names {

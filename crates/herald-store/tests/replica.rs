@@ -303,3 +303,50 @@ async fn a_restarted_replica_remembers_the_ids_of_removed_messages() {
     let (_b_broker, b) = open(b_dir.path());
     assert_eq!(b.stream("R").unwrap().state().last_seq, 3);
 }
+
+#[tokio::test]
+async fn an_install_cut_short_by_a_crash_leaves_the_old_replica_or_the_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let streams = dir.path().join("streams");
+    {
+        let (_broker, store) = open(dir.path());
+        store.create_replica(config()).expect("replica");
+        let stream = store.stream("R").unwrap();
+        stream.apply(
+            herald_store::time::now_nanos(),
+            &[msg("r.1", None)],
+            mark(1),
+        );
+        stream.sync().expect("synced");
+        store.close();
+    }
+    // A crash between the two renames: the old replica aside, the new one
+    // still staged. The old one comes back; the staged one goes.
+    std::fs::rename(streams.join("R"), streams.join(".old-R")).unwrap();
+    std::fs::create_dir_all(streams.join(".install-R")).unwrap();
+    std::fs::write(streams.join(".install-R").join("stream.json"), "{}").unwrap();
+    {
+        let (_broker, store) = open(dir.path());
+        assert_eq!(store.stream_names(None), ["R"]);
+        let stream = store.stream("R").unwrap();
+        assert_eq!(
+            (stream.state().messages, stream.applied()),
+            (1, Some(mark(1)))
+        );
+        store.close();
+    }
+    let left: Vec<String> = std::fs::read_dir(&streams)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    assert_eq!(left, ["R"]);
+
+    // A crash after them: the new replica is in place, the old one goes.
+    let (_broker, store) = open(dir.path());
+    store.close();
+    drop(store);
+    std::fs::create_dir_all(streams.join(".old-R")).unwrap();
+    let (_broker, store) = open(dir.path());
+    assert_eq!(store.stream("R").unwrap().state().messages, 1);
+    assert!(!streams.join(".old-R").exists());
+}

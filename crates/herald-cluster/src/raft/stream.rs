@@ -262,15 +262,9 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
             return Ok(());
         };
         let contents: Contents = postcard::from_bytes(snapshot.get_ref()).map_err(sm_error)?;
-        // The replica is replaced whole: emptied (its files go), then
-        // filled with the leader's messages at their sequences.
-        let config = self.stream()?.config();
-        self.store
-            .delete_stream(&self.name)
-            .map_err(|e| sm_error(&e.description))?;
-        self.store
-            .create_replica(config)
-            .map_err(|e| sm_error(&e.description))?;
+        // The replica is replaced whole, all or nothing on disk: the
+        // leader's messages at their sequences, its duplicate window and
+        // its consumers, built beside the old replica and swapped in.
         let export = Export {
             applied: None,
             last_seq: contents.last_seq,
@@ -288,11 +282,8 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                 .collect(),
         };
         let messages = export.messages.len();
-        self.stream()?
-            .load(export, mark_of(&last))
-            .map_err(|e| sm_error(&e.description))?;
         self.store
-            .install_consumers(&self.name, contents.consumers)
+            .install_replica(&self.name, export, mark_of(&last), contents.consumers)
             .map_err(|e| sm_error(&e.description))?;
         self.membership = meta.last_membership.clone();
         self.save_membership()?;

@@ -2,16 +2,19 @@
 //! stream and its consumers together, consumer updates applied, consumers
 //! carried in snapshots (see `consumer/replicated.rs`).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use herald_core::Pattern;
 
 use super::Store;
+use crate::StoreError;
 use crate::api_error::ApiError;
 use crate::config::Retention;
 use crate::consumer::{self, Consumer, ConsumerExport, ConsumerOp, ConsumerUpdate};
 use crate::record::AppliedMark;
-use crate::stream::replica::Replicator;
+use crate::stream::Stream;
+use crate::stream::replica::{Export, Replicator};
 
 impl Store {
     /// Makes this replica of `name` its leader (`Some`) or a follower, with
@@ -115,31 +118,118 @@ impl Store {
         })
     }
 
-    /// Starts the consumers a snapshot carried, on a freshly loaded replica.
+    /// Replaces this node's replica of `name` with a snapshot's contents
+    /// (`export` at `mark`, and its `consumers`), all or nothing on disk:
+    /// the new replica is built and synced beside the old one
+    /// (`.install-<name>`) and swapped in by renaming directories, so a crash
+    /// leaves the old replica (with its own mark, the log still behind it)
+    /// or the new one, never a half-filled one.
     ///
     /// # Errors
-    /// A consumer's definition is unreadable or its files cannot be written.
-    pub fn install_consumers(
+    /// The stream does not exist here, or a write or rename fails.
+    pub fn install_replica(
         &self,
         name: &str,
+        export: Export,
+        mark: AppliedMark,
         consumers: Vec<ConsumerExport>,
     ) -> Result<(), ApiError> {
-        let stream = self.stream(name)?;
-        for export in consumers {
-            let meta: consumer::ConsumerMeta = serde_json::from_str(&export.meta)
-                .map_err(|e| ApiError::new(500, 10003, format!("snapshot consumer: {e}")))?;
-            let c = Consumer::start(
-                stream.clone(),
-                export.name.clone(),
-                meta.config,
-                meta.created,
-                Some(export.state.clone()),
-                self.on_gone(),
-            )
-            .map_err(|e| ApiError::new(500, 10003, e.to_string()))?;
-            c.inner.apply_progress(export.state);
-            self.add_consumer(name, export.name, c);
+        let config = self.stream(name)?.config();
+        let streams_dir = self.inner.dir.join("streams");
+        let staging = streams_dir.join(format!(".install-{name}"));
+        remove_dir(&staging)?;
+        let staged = Stream::create(
+            staging.clone(),
+            config,
+            self.inner.broker.clone(),
+            self.inner.sync,
+        )?;
+        staged.load(export, mark)?;
+        staged.sync()?;
+        staged.close();
+        drop(staged);
+        for consumer in &consumers {
+            let dir = staging.join("consumers").join(&consumer.name);
+            std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+            crate::state_file::write_atomic(&dir.join("consumer.json"), consumer.meta.as_bytes())?;
+            crate::state_file::write_json(&dir.join("state.json"), &consumer.state)?;
         }
+        // The old replica stops (its consumers with it) and the new one
+        // takes its directory.
+        let old = self.inner.streams.write().remove(name);
+        if let Some(old) = old {
+            for c in old.consumers.values() {
+                c.stop(consumer::Stop::Replaced);
+            }
+            old.stream.close();
+        }
+        let dir = streams_dir.join(name);
+        let retired = streams_dir.join(format!(".old-{name}"));
+        remove_dir(&retired)?;
+        rename(&dir, &retired)?;
+        rename(&staging, &dir)?;
+        sync_dir(&streams_dir);
+        remove_dir(&retired)?;
+        let stream = Stream::open(dir.clone(), self.inner.broker.clone(), self.inner.sync)?;
+        self.inner.streams.write().insert(
+            name.to_owned(),
+            super::StreamEntry {
+                stream: stream.clone(),
+                consumers: Default::default(),
+            },
+        );
+        self.load_consumers(&stream, &dir.join("consumers"))?;
         Ok(())
+    }
+}
+
+/// Whether `path` is an install's directory rather than a stream's.
+pub(super) fn is_staging(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// Finishes what a crash interrupted in [`Store::install_replica`]: a
+/// staged replica never swapped in goes; a replica renamed aside comes
+/// back if the new one never took its place, else goes.
+pub(super) fn finish_installs(streams_dir: &Path) -> Result<(), StoreError> {
+    let Ok(entries) = std::fs::read_dir(streams_dir) else {
+        return Ok(());
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.starts_with(".install-") {
+            remove_dir(&path)?;
+        } else if let Some(stream) = name.strip_prefix(".old-") {
+            let dir = streams_dir.join(stream);
+            if dir.exists() {
+                remove_dir(&path)?;
+            } else {
+                rename(&path, &dir)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_dir(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io("remove", path, e)),
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), StoreError> {
+    std::fs::rename(from, to).map_err(|e| StoreError::io("rename", from, e))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(dir) = std::fs::File::open(dir) {
+        // Makes the renames durable; not every filesystem allows it.
+        let _ = dir.sync_all();
     }
 }
