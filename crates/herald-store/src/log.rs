@@ -40,13 +40,19 @@ pub struct LogOptions {
     /// Size at which the active segment is sealed and a new one started (on
     /// the next message). A segment can exceed it by one append batch.
     pub max_segment_bytes: u64,
+    /// Never split one append across two segments (two writes): roll before
+    /// it instead, and let a segment end an append past its size. A
+    /// replica's round and its applied mark are one append, so a crash
+    /// leaves both or neither.
+    pub whole_appends: bool,
 }
 
 impl Default for LogOptions {
-    /// 64 MiB segments.
+    /// 64 MiB segments, appends split where a segment fills.
     fn default() -> Self {
         Self {
             max_segment_bytes: 64 << 20,
+            whole_appends: false,
         }
     }
 }
@@ -199,8 +205,9 @@ impl FileLog {
                 let size = self.active.len + buf.len() as u64;
                 // A segment holding only its header is never sealed, and the
                 // new base must be above the old one: names are unique and
-                // ordered.
-                if size >= self.options.max_segment_bytes
+                // ordered. With `whole_appends`, only before the batch.
+                if (buf.is_empty() || !self.options.whole_appends)
+                    && size >= self.options.max_segment_bytes
                     && size > FILE_HEADER_LEN
                     && m.seq > self.active.base
                 {

@@ -22,7 +22,10 @@ fn plain(seq: u64) -> Record {
 }
 
 fn options(max_segment_bytes: u64) -> LogOptions {
-    LogOptions { max_segment_bytes }
+    LogOptions {
+        max_segment_bytes,
+        whole_appends: false,
+    }
 }
 
 /// What recovery should report for `records` written at `locations`.
@@ -625,4 +628,25 @@ fn read_ahead_returns_the_following_messages_in_one_read() {
         1,
         "a window smaller than a record reads just the first"
     );
+}
+
+#[test]
+fn whole_appends_roll_before_an_append_not_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LogOptions {
+        max_segment_bytes: 200,
+        whole_appends: true,
+    };
+    let (mut log, _) = FileLog::open(dir.path(), 1, options).unwrap();
+    let first: Vec<_> = (1..=10).map(plain).collect();
+    let at = log.append(&first).unwrap();
+    // Past its size, but in one segment.
+    assert!(at.iter().all(|l| l.segment == 1));
+    assert_eq!(files_with(dir.path(), "seg").len(), 1);
+    let second: Vec<_> = (11..=20).map(plain).collect();
+    let at = log.append(&second).unwrap();
+    assert!(at.iter().all(|l| l.segment == 11), "{at:?}");
+    drop(log);
+    let (_, state) = FileLog::open(dir.path(), 1, options).unwrap();
+    assert_eq!(state.records.len(), 20);
 }

@@ -145,8 +145,12 @@ impl Stream {
         let (log, index, applied) = match config.storage {
             StorageType::Memory => (None, MessageIndex::new(first_seq), None),
             StorageType::File => {
-                let (log, state) =
-                    FileLog::open(&dir.join("log"), first_seq, LogOptions::default())?;
+                // A replica's rounds (with their applied marks) stay whole.
+                let options = LogOptions {
+                    whole_appends: config.num_replicas > 1,
+                    ..LogOptions::default()
+                };
+                let (log, state) = FileLog::open(&dir.join("log"), first_seq, options)?;
                 let (index, applied) = data::replay(state.records, state.active_base);
                 tracing::info!(
                     stream = %config.name,
