@@ -52,6 +52,7 @@ fn replica(store: &Store, name: &str) -> Result<Stream, StorageError<NodeId>> {
 #[derive(Serialize, Deserialize)]
 struct Contents {
     last_seq: u64,
+    last_time: i64,
     messages: Vec<SnapshotMessage>,
     dedup: Vec<(String, u64, i64)>,
     consumers: Vec<herald_store::ConsumerExport>,
@@ -268,6 +269,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
         let export = Export {
             applied: None,
             last_seq: contents.last_seq,
+            last_time: contents.last_time,
             dedup: contents.dedup,
             messages: contents
                 .messages
@@ -318,6 +320,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                     payload: m.payload,
                 })
                 .collect(),
+            last_time: export.last_time,
             dedup: export.dedup,
             consumers: self.store.export_consumers(&self.name),
         };

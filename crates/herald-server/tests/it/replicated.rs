@@ -38,6 +38,13 @@ async fn publish(js: &jetstream::Context, i: usize) -> u64 {
     publish_acked(js, &subject, &id, &i.to_string()).await
 }
 
+/// The time of the last message `node`'s replica stored.
+async fn last_ts(node: &Node) -> time::OffsetDateTime {
+    let js = jetstream::new(node.nats().await);
+    let mut stream = js.get_stream("R3").await.expect("stream");
+    stream.info().await.expect("info").state.last_timestamp
+}
+
 /// Waits until `node`'s replica holds `messages` with last seq `last`.
 async fn holds(node: &Node, messages: u64, last: u64) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -166,6 +173,8 @@ async fn a_replica_behind_a_snapshot_is_sent_the_stream() {
     let back = restart(name, &[survivor.route], data, &env);
     back.logged("replica installed from a snapshot");
     holds(&back, 198, 200).await;
+    // The removed last message's time came with the snapshot too.
+    assert_eq!(last_ts(&back).await, last_ts(survivor).await);
     // The next message continues the sequence on every replica.
     let on_back = jetstream::new(back.nats().await);
     assert_eq!(publish(&on_back, 200).await, 201);

@@ -32,6 +32,8 @@ pub struct Export {
     pub applied: Option<AppliedMark>,
     /// The stream's last sequence (its last message may have been removed).
     pub last_seq: u64,
+    /// The time of its last stored message (ns since the epoch), removed or not.
+    pub last_time: i64,
     /// Every live message, in sequence order.
     pub messages: Vec<crate::record::StoredMessage>,
     /// The duplicate window: every id stored in it, removed since or not
@@ -374,6 +376,7 @@ impl Stream {
         Ok(Export {
             applied: data.applied,
             last_seq: data.index.last_seq(),
+            last_time: data.index.last_time(),
             messages,
             dedup: data.dedup.entries(),
         })
@@ -431,7 +434,7 @@ impl Stream {
         if last_message.is_some_and(|seq| seq < export.last_seq) {
             let placeholder = crate::record::StoredMessage {
                 seq: export.last_seq,
-                time: data.index.last_time(),
+                time: export.last_time.max(data.index.last_time()),
                 subject: herald_core::Subject::from_wire_unchecked(bytes::Bytes::from_static(
                     b"$HERALD.SNAPSHOT.LAST",
                 )),
