@@ -422,6 +422,7 @@ impl Cluster {
         name: &str,
     ) -> Result<serde_json::Value, herald_store::ApiError> {
         let command = crate::raft::Command::ConsumerDelete {
+            now: herald_store::time::now_nanos(),
             name: name.to_owned(),
         };
         self.stream_write(stream, command).await

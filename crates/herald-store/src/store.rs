@@ -544,12 +544,54 @@ impl Store {
         self.remove_consumer(stream, name)
     }
 
-    /// Deletes a consumer of a replicated stream, as its group applies it.
-    pub fn delete_replicated_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
-        self.remove_consumer(stream, name)
+    /// Deletes a consumer; an interest stream drops what no consumer left
+    /// wants (as its group decides it, for a replicated stream).
+    fn remove_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
+        self.forget_consumer(stream, name)?;
+        let handle = self.stream(stream)?;
+        if handle.config().retention == Retention::Interest && !handle.is_replicated() {
+            let unwanted = self.unwanted(&handle, stream, |c, seq| {
+                c.inner.state.lock().has_acked(seq)
+            });
+            handle.remove_all_acked(&unwanted);
+        }
+        Ok(())
     }
 
-    fn remove_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
+    /// Of `stream`'s live messages, those every consumer interested in them
+    /// has acked by `acked` (with no consumers: all).
+    fn unwanted(
+        &self,
+        handle: &Stream,
+        stream: &str,
+        acked: impl Fn(&Consumer, u64) -> bool,
+    ) -> Vec<u64> {
+        let consumers: Vec<Consumer> = self
+            .inner
+            .streams
+            .read()
+            .get(stream)
+            .map(|e| e.consumers.values().cloned().collect())
+            .unwrap_or_default();
+        let filters: Vec<Vec<Pattern>> = consumers
+            .iter()
+            .map(|c| c.inner.state.lock().filters.clone())
+            .collect();
+        handle
+            .live_subjects()
+            .into_iter()
+            .filter(|(seq, subject)| {
+                consumers.iter().zip(&filters).all(|(c, filters)| {
+                    let interested =
+                        filters.is_empty() || filters.iter().any(|f| f.matches(subject));
+                    !interested || acked(c, *seq)
+                })
+            })
+            .map(|(seq, _)| seq)
+            .collect()
+    }
+
+    fn forget_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
         let consumer = {
             let mut streams = self.inner.streams.write();
             let entry = streams

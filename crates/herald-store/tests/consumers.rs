@@ -2,7 +2,8 @@
 //! before the driver's next planned wake still ends on time (events arrive
 //! inline, applied by the publishing connection, not by the driver), and a
 //! redelivery whose message is gone frees its place under
-//! `max_ack_pending`.
+//! `max_ack_pending`; deleting an interest stream's consumer drops what no
+//! consumer left wants.
 
 use std::time::Duration;
 
@@ -99,4 +100,36 @@ async fn a_redelivery_whose_message_is_gone_frees_its_place() {
     assert_eq!(second.payload, "two");
     let info = store.consumer("T", "c").expect("consumer").info();
     assert_eq!(info.num_ack_pending, 1, "only the second is pending");
+}
+
+#[tokio::test]
+async fn deleting_a_consumer_drops_what_no_one_left_wants() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), Broker::new(), SyncPolicy::Always).expect("store");
+    let stream: StreamConfig = config(serde_json::json!({
+        "name": "I", "subjects": ["i.>"], "retention": "interest"
+    }));
+    store.create_stream(stream).expect("stream");
+    for name in ["all", "odd"] {
+        let filter = if name == "odd" { "i.odd" } else { "i.>" };
+        let consumer: ConsumerConfig = config(serde_json::json!({
+            "durable_name": name, "ack_policy": "explicit", "filter_subject": filter
+        }));
+        store
+            .create_consumer("I", Some(name), consumer, CreateAction::Create)
+            .expect("consumer");
+    }
+    let handle = store.stream("I").expect("stream");
+    for subject in ["i.odd", "i.even", "i.odd"] {
+        handle
+            .publish(Message::new(Subject::new(subject).expect("subject"), "x"))
+            .await
+            .expect("stored");
+    }
+    assert_eq!(handle.state().messages, 3);
+    // Without "all", the even one is wanted by no one; "odd" still wants 1 and 3.
+    store.delete_consumer("I", "all").expect("deleted");
+    assert_eq!(handle.state().messages, 2);
+    store.delete_consumer("I", "odd").expect("deleted");
+    assert_eq!(handle.state().messages, 0);
 }

@@ -112,8 +112,11 @@ pub enum Command {
         /// 0 create or update, 1 create, 2 update.
         action: u8,
     },
-    /// Stream: a consumer deleted through the API.
+    /// Stream: a consumer deleted through the API (an interest stream drops
+    /// what no consumer left wants, at the leader's time).
     ConsumerDelete {
+        /// ns since the epoch.
+        now: i64,
         /// Its name.
         name: String,
     },

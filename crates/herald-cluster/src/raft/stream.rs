@@ -214,12 +214,11 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                     out.push(Applied::answer(result));
                     continue;
                 }
-                EntryPayload::Normal(Command::ConsumerDelete { name }) => {
+                EntryPayload::Normal(Command::ConsumerDelete { now, name }) => {
                     let result = self
                         .store
-                        .delete_replicated_consumer(&self.name, &name)
+                        .delete_replicated_consumer(&self.name, &name, now, mark)
                         .map(|()| serde_json::json!({"success": true}));
-                    stream.note_applied(mark);
                     out.push(Applied::answer(result));
                     continue;
                 }

@@ -51,12 +51,9 @@ impl Store {
     ) -> Result<(), ApiError> {
         let stream = self.stream(stream_name)?;
         match &update.op {
-            ConsumerOp::Delete => {
-                // Gone already (a replay after a restart): nothing to do.
-                let _ = self.remove_consumer(stream_name, &update.consumer);
-                stream.note_applied(mark);
-                Ok(())
-            }
+            ConsumerOp::Delete => self
+                .delete_replicated_consumer(stream_name, &update.consumer, now, mark)
+                .or_else(|e| if e.err_code == 10014 { Ok(()) } else { Err(e) }),
             ConsumerOp::Progress { state, done } => {
                 let Ok(consumer) = self.consumer(stream_name, &update.consumer) else {
                     stream.note_applied(mark);
@@ -75,6 +72,34 @@ impl Store {
                 stream.apply_acked(&removable, now, mark)
             }
         }
+    }
+
+    /// Deletes a consumer of a replicated stream, as its group applies it
+    /// at `mark`; an interest stream drops what no consumer left wants.
+    ///
+    /// # Errors
+    /// No such consumer (a replay after a restart: nothing to do), or the
+    /// removal failed to write.
+    pub fn delete_replicated_consumer(
+        &self,
+        stream_name: &str,
+        name: &str,
+        now: i64,
+        mark: AppliedMark,
+    ) -> Result<(), ApiError> {
+        let stream = self.stream(stream_name)?;
+        if let Err(e) = self.forget_consumer(stream_name, name) {
+            stream.note_applied(mark);
+            return Err(e);
+        }
+        if stream.config().retention != Retention::Interest {
+            stream.note_applied(mark);
+            return Ok(());
+        }
+        let unwanted = self.unwanted(&stream, stream_name, |c, seq| {
+            c.inner.applied().is_some_and(|p| p.has_acked(seq))
+        });
+        stream.apply_acked(&unwanted, now, mark)
     }
 
     /// Of `done`, the messages every consumer interested in them has acked

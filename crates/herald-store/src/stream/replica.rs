@@ -313,6 +313,23 @@ impl Stream {
         .unwrap_or(Ok(()))
     }
 
+    /// Every live message's sequence and subject.
+    pub(crate) fn live_subjects(&self) -> Vec<(u64, herald_core::Subject)> {
+        let data = self.inner.state.lock();
+        data.index
+            .live_from(0)
+            .map(|(seq, slot)| (seq, slot.subject.clone()))
+            .collect()
+    }
+
+    /// Removes messages consumers are done with (a single node's interest
+    /// retention after a consumer went).
+    pub(crate) fn remove_all_acked(&self, seqs: &[u64]) {
+        for &seq in seqs {
+            self.remove_acked(seq);
+        }
+    }
+
     /// The subject of live message `seq`.
     pub(crate) fn subject_of(&self, seq: u64) -> Option<herald_core::Subject> {
         self.inner
