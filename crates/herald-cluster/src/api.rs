@@ -77,42 +77,59 @@ impl Cluster {
 
     /// Asks every peer `request`; the answers of those it is about.
     pub async fn ask_peers(&self, request: &ApiRequest) -> Vec<ApiReply> {
-        let permissions = request
-            .requester
-            .permissions()
-            .and_then(|p| serde_json::to_vec(p.as_ref()).ok())
-            .map(Bytes::from);
-        let wire = WireRequest {
-            subject: request.subject.clone(),
-            payload: request.payload.clone(),
-            permissions,
-        };
-        let Ok(body) = postcard::to_stdvec(&wire) else {
+        let Some(body) = wire_request(request) else {
             return Vec::new();
         };
-        let body = Bytes::from(body);
-        let inner = self.inner();
-        let asks = inner.route_nodes().into_iter().map(|node| {
-            let body = body.clone();
-            async move {
-                let answer = inner
-                    .rpcs
-                    .call(inner, &node, API_GROUP, 0, body, PATIENCE)
-                    .await
-                    .ok()?;
-                let reply: Option<WireReply> = postcard::from_bytes(&answer).ok()?;
-                reply.map(|r| ApiReply {
-                    headers: r.headers.map(Headers::from_raw_unchecked),
-                    payload: r.payload,
-                })
-            }
-        });
+        let nodes = self.inner().route_nodes();
+        let asks = nodes.iter().map(|node| self.ask(node, body.clone()));
         futures::future::join_all(asks)
             .await
             .into_iter()
             .flatten()
             .collect()
     }
+
+    /// Asks `nodes` in turn until one answers `request` (a replicated
+    /// stream's request must run once, not on every holder); its answer.
+    pub async fn ask_one_of(&self, nodes: &[String], request: &ApiRequest) -> Option<ApiReply> {
+        let body = wire_request(request)?;
+        let me = self.node();
+        for node in nodes.iter().filter(|n| n.as_str() != me) {
+            if let Some(reply) = self.ask(node, body.clone()).await {
+                return Some(reply);
+            }
+        }
+        None
+    }
+
+    async fn ask(&self, node: &str, body: Bytes) -> Option<ApiReply> {
+        let inner = self.inner();
+        let answer = inner
+            .rpcs
+            .call(inner, node, API_GROUP, 0, body, PATIENCE)
+            .await
+            .ok()?;
+        let reply: Option<WireReply> = postcard::from_bytes(&answer).ok()?;
+        reply.map(|r| ApiReply {
+            headers: r.headers.map(Headers::from_raw_unchecked),
+            payload: r.payload,
+        })
+    }
+}
+
+/// `request` as it crosses a route.
+fn wire_request(request: &ApiRequest) -> Option<Bytes> {
+    let permissions = request
+        .requester
+        .permissions()
+        .and_then(|p| serde_json::to_vec(p.as_ref()).ok())
+        .map(Bytes::from);
+    let wire = WireRequest {
+        subject: request.subject.clone(),
+        payload: request.payload.clone(),
+        permissions,
+    };
+    postcard::to_stdvec(&wire).ok().map(Bytes::from)
 }
 
 /// Answers a peer's forwarded request (an `RPC` of the `$API` group).

@@ -300,6 +300,16 @@ impl Cluster {
             .is_some_and(|c| c.is_replicated(name))
     }
 
+    /// The nodes holding replicated stream `name` (none for a stream of one
+    /// replica, or one this node has not heard of).
+    pub fn replica_nodes(&self, name: &str) -> Vec<String> {
+        self.inner
+            .consensus
+            .get()
+            .map(|c| c.placement(name))
+            .unwrap_or_default()
+    }
+
     /// Whether JetStream runs clustered here.
     pub fn jetstream_clustered(&self) -> bool {
         self.inner.consensus.get().is_some()

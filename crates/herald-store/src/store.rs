@@ -514,8 +514,13 @@ impl Store {
             let Some(entry) = streams.get_mut(stream) else {
                 return;
             };
+            // A replicated stream's leadership may have changed since the
+            // consumer started (set_stream_leader holds this lock throughout).
+            let leading = entry.stream.is_leader();
+            let added = consumer.clone();
             let replaced = entry.consumers.insert(name, consumer);
             link_peers(entry);
+            added.inner.lead(leading);
             replaced
         };
         // Two creates of one name raced: the one replaced must stop reading

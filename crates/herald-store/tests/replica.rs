@@ -350,3 +350,28 @@ async fn an_install_cut_short_by_a_crash_leaves_the_old_replica_or_the_new() {
     assert_eq!(store.stream("R").unwrap().state().messages, 1);
     assert!(!streams.join(".old-R").exists());
 }
+
+#[tokio::test]
+async fn a_new_consumer_keeps_its_starting_point_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, store) = open(dir.path());
+    store.create_replica(config()).expect("replica");
+    let stream = store.stream("R").unwrap();
+    let now = herald_store::time::now_nanos();
+    stream.apply(now, &[msg("r.1", None), msg("r.2", None)], mark(1));
+    let new_only: herald_store::ConsumerConfig = serde_json::from_value(serde_json::json!({
+        "durable_name": "c", "ack_policy": "explicit", "deliver_policy": "new"
+    }))
+    .expect("consumer config");
+    store
+        .create_replicated_consumer("R", "c", new_only, CreateAction::Create, now)
+        .expect("created");
+    stream.apply_mark(now, mark(2));
+    stream.apply(now, &[msg("r.3", None)], mark(3));
+    assert_eq!(store.consumer("R", "c").unwrap().info().num_pending, 1);
+    store.close();
+    drop((stream, store));
+    // Restarted: it still starts after message 2, as on every other replica.
+    let (_broker, store) = open(dir.path());
+    assert_eq!(store.consumer("R", "c").unwrap().info().num_pending, 1);
+}

@@ -645,6 +645,16 @@ impl Consensus {
         self.data.lock().streams.contains_key(name)
     }
 
+    /// The nodes holding replicated stream `name`.
+    pub(crate) fn placement(&self, name: &str) -> Vec<String> {
+        self.data
+            .lock()
+            .streams
+            .get(name)
+            .map(|p| p.peers.clone())
+            .unwrap_or_default()
+    }
+
     /// JetStream's `cluster` object for a replicated stream held here.
     pub(crate) fn stream_cluster(
         &self,

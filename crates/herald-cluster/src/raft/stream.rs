@@ -51,6 +51,8 @@ fn replica(store: &Store, name: &str) -> Result<Stream, StorageError<NodeId>> {
 /// their applied progress.
 #[derive(Serialize, Deserialize)]
 struct Contents {
+    /// The stream's config (JSON), as the group last applied it.
+    config: String,
     last_seq: u64,
     last_time: i64,
     messages: Vec<SnapshotMessage>,
@@ -192,7 +194,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                     action,
                 }) => {
                     let result = self.create_consumer(now, &name, &config, action);
-                    stream.note_applied(mark);
+                    stream.apply_mark(now, mark);
                     out.push(Applied::answer(result));
                     continue;
                 }
@@ -262,6 +264,8 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
             return Ok(());
         };
         let contents: Contents = postcard::from_bytes(snapshot.get_ref()).map_err(sm_error)?;
+        let config: herald_store::StreamConfig =
+            serde_json::from_str(&contents.config).map_err(sm_error)?;
         // The replica is replaced whole, all or nothing on disk: the
         // leader's messages at their sequences, its duplicate window and
         // its consumers, built beside the old replica and swapped in.
@@ -284,7 +288,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
         };
         let messages = export.messages.len();
         self.store
-            .install_replica(&self.name, export, mark_of(&last), contents.consumers)
+            .install_replica(config, export, mark_of(&last), contents.consumers)
             .map_err(|e| sm_error(&e.description))?;
         self.membership = meta.last_membership.clone();
         self.save_membership()?;
@@ -306,7 +310,9 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
         let Some(applied) = export.applied else {
             return Ok(None);
         };
+        let config = serde_json::to_string(&self.stream()?.config()).map_err(sm_error)?;
         let contents = Contents {
+            config,
             last_seq: export.last_seq,
             messages: export
                 .messages
@@ -350,8 +356,10 @@ impl RaftSnapshotBuilder<TypeConfig> for MarkSnapshot {
         let stream = self.stream.as_ref().ok_or_else(|| sm_error("no replica"))?;
         // The log up to here may be dropped once this returns: the mark is
         // read first, so everything it covers is in what is synced.
-        let applied = stream.applied().map(log_id_of);
-        stream.sync().map_err(|e| sm_error(&e.description))?;
+        let applied = stream
+            .persist_mark()
+            .map_err(|e| sm_error(&e.description))?
+            .map(log_id_of);
         self.snapshotted.store(true, Ordering::Relaxed);
         Ok(Snapshot {
             meta: SnapshotMeta {
@@ -370,6 +378,9 @@ impl RaftSnapshotBuilder<TypeConfig> for MarkSnapshot {
 struct Proposer {
     rounds: mpsc::UnboundedSender<Proposal>,
     raft: Raft,
+    /// Where consumer proposals wait (a step may run off the runtime: on a
+    /// stream's writer thread).
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -396,7 +407,7 @@ impl Replicator for Proposer {
             now: herald_store::time::now_nanos(),
             update,
         };
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let written = tokio::time::timeout(COMMIT_PATIENCE, raft.client_write(command)).await;
             applied(matches!(written, Ok(Ok(_))));
         });
@@ -511,6 +522,7 @@ pub(crate) fn follow_leadership(raft: Raft, store: Store, name: &str, me: NodeId
     let replicator: Arc<dyn Replicator> = Arc::new(Proposer {
         rounds: tx,
         raft: raft.clone(),
+        runtime: tokio::runtime::Handle::current(),
     });
     tokio::spawn(async move {
         let mut metrics = raft.metrics();
@@ -519,19 +531,33 @@ pub(crate) fn follow_leadership(raft: Raft, store: Store, name: &str, me: NodeId
         // replica (and its consumers) once everything up to there is
         // applied, so a consumer restarts from every ack the old leader
         // committed, and a duplicate is judged against every id.
-        let mut since: Option<u64> = None;
+        let mut since: Option<(u64, u64)> = None;
+        // The term this node leads in: a later term is a new leadership even
+        // if the metrics never showed it following in between.
+        let mut led_in: Option<u64> = None;
         loop {
-            let now_leading = {
+            let (now_leading, term) = {
                 let m = metrics.borrow_and_update();
+                let term = m.current_term;
                 if m.state == ServerState::Leader && m.current_leader == Some(me) {
-                    let since = *since.get_or_insert(m.last_log_index.unwrap_or(0));
-                    m.last_applied.map_or(0, |l| l.index) >= since
+                    if since.is_some_and(|(t, _)| t != term) {
+                        since = None;
+                    }
+                    let (_, from) = *since.get_or_insert((term, m.last_log_index.unwrap_or(0)));
+                    (m.last_applied.map_or(0, |l| l.index) >= from, term)
                 } else {
                     since = None;
-                    false
+                    (false, term)
                 }
             };
+            if leading && led_in.is_some_and(|t| t != term) {
+                // Led in an earlier term: follow first, so consumers restart
+                // from what the group applied since.
+                leading = false;
+                store.set_stream_leader(&name, None);
+            }
             if now_leading != leading {
+                led_in = now_leading.then_some(term);
                 leading = now_leading;
                 tracing::info!(stream = %name, leading, "stream leadership");
                 store.set_stream_leader(&name, leading.then(|| replicator.clone()));

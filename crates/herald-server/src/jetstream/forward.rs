@@ -71,8 +71,18 @@ pub(super) async fn elsewhere(
     };
     match scope(subject) {
         Scope::Stream(name) if store.stream(name).is_err() => {
-            let answer = cluster.ask_peers(&request(payload.clone())).await;
-            answer.into_iter().next().map(reply_of)
+            // A replicated stream's holders would each run the request (a
+            // purge, a consumer created once per holder): ask one of them.
+            let holders = cluster.replica_nodes(name);
+            if holders.is_empty() {
+                let answer = cluster.ask_peers(&request(payload.clone())).await;
+                answer.into_iter().next().map(reply_of)
+            } else {
+                let answer = cluster
+                    .ask_one_of(&holders, &request(payload.clone()))
+                    .await;
+                answer.map(reply_of)
+            }
         }
         Scope::List { kind, limit } => {
             // Every node's whole list, then this request's page of the union.

@@ -168,6 +168,7 @@ impl Consumer {
             };
             state_file::write_json(&dir.join("consumer.json"), &meta)?;
         }
+        let fresh = saved.is_none();
         let (state, replication) = {
             let mut data = stream.inner.state.lock();
             let mut state = ConsumerState::new(config.clone(), &mut data, now);
@@ -206,6 +207,13 @@ impl Consumer {
             replication,
             me: me.clone(),
         });
+        if fresh && let Some(replication) = &inner.replication {
+            // Where a new replicated consumer starts is replica state too: on
+            // disk before anything else, or a restart would start it anew
+            // from wherever the stream is then.
+            let start = replication.applied();
+            inner.apply_progress(start);
+        }
         let filters = config.filters();
         stream.set_interest(&name, Some(filters));
         if !inner.follows() {
@@ -577,7 +585,12 @@ async fn drive(inner: Arc<ConsumerInner>, on_gone: OnGone) {
             }
             let idle = state.waiting.is_empty()
                 && (unbound_push || state.config.deliver_subject.is_none());
-            let next = state.next_wake();
+            // A follower has no deadlines of its own: its leader's decide.
+            let next = if inner.follows() {
+                None
+            } else {
+                state.next_wake()
+            };
             // The latest it wakes; only ever earlier below.
             *inner.driver_wakes_at.lock() =
                 Some(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1)));

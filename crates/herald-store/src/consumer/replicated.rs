@@ -91,6 +91,11 @@ impl Replication {
     pub(crate) fn leading(&self) -> bool {
         self.leading.load(Ordering::Acquire)
     }
+
+    /// The progress the group last applied.
+    pub(crate) fn applied(&self) -> SavedState {
+        self.applied.lock().clone()
+    }
 }
 
 impl ConsumerInner {
@@ -150,7 +155,10 @@ impl ConsumerInner {
         let confirm = std::mem::take(&mut *replication.confirm.lock());
         let update = ConsumerUpdate {
             consumer: self.name.clone(),
-            op: ConsumerOp::Progress { state, done },
+            op: ConsumerOp::Progress {
+                state,
+                done: done.clone(),
+            },
         };
         let me = self.me.clone();
         replicator.propose_consumer(
@@ -162,6 +170,13 @@ impl ConsumerInner {
                     for reply in confirm {
                         broker.publish_message(&Message::new(reply, bytes::Bytes::new()));
                     }
+                } else if let Some(replication) = &inner.replication
+                    && replication.leading()
+                {
+                    // Not committed: what it carried goes in the next one.
+                    replication.done.lock().extend(done);
+                    replication.confirm.lock().extend(confirm);
+                    inner.state.lock().dirty = true;
                 }
                 if let Some(replication) = &inner.replication {
                     replication.proposing.store(false, Ordering::Release);
@@ -203,17 +218,20 @@ impl ConsumerInner {
         let Some(replication) = &self.replication else {
             return;
         };
-        if replication.leading.swap(leading, Ordering::AcqRel) == leading {
-            return;
-        }
-        replication.done.lock().clear();
-        replication.confirm.lock().clear();
-        replication.delete_proposed.store(false, Ordering::Release);
         let waiting = {
+            // Under the state lock, which every step takes before asking
+            // whether it follows: no step sees the new role with the old state.
             let mut state = self.state.lock();
+            if replication.leading() == leading {
+                return;
+            }
+            replication.done.lock().clear();
+            replication.confirm.lock().clear();
+            replication.delete_proposed.store(false, Ordering::Release);
             let applied = replication.applied.lock().clone();
             state.restore(applied, &mut self.stream.inner.state.lock(), Instant::now());
             replication.stale.store(false, Ordering::Release);
+            replication.leading.store(leading, Ordering::Release);
             state.last_active = Instant::now();
             std::mem::take(&mut state.waiting)
         };

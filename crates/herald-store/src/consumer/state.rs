@@ -196,6 +196,7 @@ impl ConsumerState {
         self.redeliver.clear();
         self.initial = 0;
         self.pending.clear();
+        self.deadlines.clear();
         self.redelivered = 0;
         for (seq, mut p) in saved.pending {
             let deadline = now + self.ack_wait(p.deliveries);

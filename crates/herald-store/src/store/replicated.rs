@@ -11,7 +11,7 @@ use super::Store;
 use crate::StoreError;
 use crate::api_error::ApiError;
 use crate::config::Retention;
-use crate::consumer::{self, Consumer, ConsumerExport, ConsumerOp, ConsumerUpdate};
+use crate::consumer::{self, ConsumerExport, ConsumerOp, ConsumerUpdate};
 use crate::record::AppliedMark;
 use crate::stream::Stream;
 use crate::stream::replica::{Export, Replicator};
@@ -21,16 +21,14 @@ impl Store {
     /// its consumers: only the leader's deliver.
     pub fn set_stream_leader(&self, name: &str, replicator: Option<Arc<dyn Replicator>>) {
         let leading = replicator.is_some();
-        let (stream, consumers) = {
-            let streams = self.inner.streams.read();
-            let Some(entry) = streams.get(name) else {
-                return;
-            };
-            let consumers: Vec<Consumer> = entry.consumers.values().cloned().collect();
-            (entry.stream.clone(), consumers)
+        // Under the streams lock throughout, so a consumer being added sees
+        // either the old role and is led here, or the new one (add_consumer).
+        let streams = self.inner.streams.read();
+        let Some(entry) = streams.get(name) else {
+            return;
         };
-        stream.set_leader(replicator);
-        for c in consumers {
+        entry.stream.set_leader(replicator);
+        for c in entry.consumers.values() {
             c.inner.lead(leading);
         }
     }
@@ -92,13 +90,15 @@ impl Store {
             stream.note_applied(mark);
             return Err(e);
         }
-        if stream.config().retention != Retention::Interest {
-            stream.note_applied(mark);
-            return Ok(());
-        }
-        let unwanted = self.unwanted(&stream, stream_name, |c, seq| {
-            c.inner.applied().is_some_and(|p| p.has_acked(seq))
-        });
+        // The mark is written either way: a restart never replays the delete
+        // after what came later.
+        let unwanted = if stream.config().retention == Retention::Interest {
+            self.unwanted(&stream, stream_name, |c, seq| {
+                c.inner.applied().is_some_and(|p| p.has_acked(seq))
+            })
+        } else {
+            Vec::new()
+        };
         stream.apply_acked(&unwanted, now, mark)
     }
 
@@ -143,8 +143,9 @@ impl Store {
         })
     }
 
-    /// Replaces this node's replica of `name` with a snapshot's contents
-    /// (`export` at `mark`, and its `consumers`), all or nothing on disk:
+    /// Replaces this node's replica of `config`'s stream with a snapshot's
+    /// contents (its config, `export` at `mark`, and its `consumers`), all or
+    /// nothing on disk:
     /// the new replica is built and synced beside the old one
     /// (`.install-<name>`) and swapped in by renaming directories, so a crash
     /// leaves the old replica (with its own mark, the log still behind it)
@@ -154,12 +155,14 @@ impl Store {
     /// The stream does not exist here, or a write or rename fails.
     pub fn install_replica(
         &self,
-        name: &str,
+        config: crate::StreamConfig,
         export: Export,
         mark: AppliedMark,
         consumers: Vec<ConsumerExport>,
     ) -> Result<(), ApiError> {
-        let config = self.stream(name)?.config();
+        let name = config.name.clone();
+        let name = name.as_str();
+        self.stream(name)?;
         let streams_dir = self.inner.dir.join("streams");
         let staging = streams_dir.join(format!(".install-{name}"));
         remove_dir(&staging)?;

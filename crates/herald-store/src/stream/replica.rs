@@ -192,6 +192,11 @@ fn timed_work_due(data: &StreamData, now: i64) -> bool {
 }
 
 impl Stream {
+    /// Whether this replica leads its replicated stream.
+    pub(crate) fn is_leader(&self) -> bool {
+        matches!(*self.inner.replica.read(), Replica::Leader(_))
+    }
+
     /// Whether the stream is replicated (more than one replica).
     pub fn is_replicated(&self) -> bool {
         !matches!(*self.inner.replica.read(), Replica::Local)
@@ -506,6 +511,32 @@ impl Stream {
     pub fn sync(&self) -> Result<(), ApiError> {
         super::writer::sync_now(&self.inner)
             .map_err(|e| ApiError::new(500, 10049, format!("stream sync failed: {e}")))
+    }
+
+    /// Writes the applied mark (advanced in memory by entries that stored
+    /// nothing) to the stream's files and syncs them: a snapshot is taken at
+    /// a mark that is on disk. The mark.
+    ///
+    /// # Errors
+    /// The write or sync fails.
+    pub fn persist_mark(&self) -> Result<Option<AppliedMark>, ApiError> {
+        let applied = {
+            let mut data = self.inner.state.lock();
+            let applied = data.applied;
+            if let (Some(mark), Some(log)) = (applied, &mut data.log) {
+                log.append(&[crate::record::Record::Applied(mark)])?;
+            }
+            applied
+        };
+        self.sync()?;
+        Ok(applied)
+    }
+
+    /// Applies an entry that changes nothing stored (a consumer created,
+    /// say) at `mark`: the mark is written, with a round of timed work at
+    /// `now`, so a restart never replays it after what came later.
+    pub fn apply_mark(&self, now: i64, mark: AppliedMark) {
+        let _ = self.apply_op(now, mark, |_| Ok(()));
     }
 
     /// Records that the log got to `mark` with nothing for the stream (a

@@ -549,6 +549,13 @@ pub(super) fn store_round(
         records.push(Record::Applied(mark));
         data.applied = Some(mark);
     }
+    // A replica's ids go first: a crash between the two writes leaves ids
+    // of a round not stored (dropped on recovery: past the last sequence),
+    // never a stored round without its ids.
+    if let Err(e) = log_ids(data, &records) {
+        tracing::error!(stream = %inner.name, "writing message ids failed: {e}");
+        data.failed = Some(e.to_string());
+    }
     let mut wrote = false;
     if !records.is_empty() {
         wrote = true;
@@ -568,10 +575,6 @@ pub(super) fn store_round(
                         {
                             slot.location = Some(location);
                         }
-                    }
-                    if let Err(e) = log_ids(data, &records) {
-                        tracing::error!(stream = %inner.name, "writing message ids failed: {e}");
-                        data.failed = Some(e.to_string());
                     }
                 }
                 Err(e) => {
