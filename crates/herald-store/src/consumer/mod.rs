@@ -212,7 +212,11 @@ impl Consumer {
             // disk before anything else, or a restart would start it anew
             // from wherever the stream is then.
             let start = replication.applied();
-            inner.apply_progress(start);
+            if let Err(e) = inner.apply_progress(start) {
+                // Its cursor goes with it.
+                inner.state.lock().release(&mut stream.inner.state.lock());
+                return Err(e);
+            }
         }
         let filters = config.filters();
         stream.set_interest(&name, Some(filters));

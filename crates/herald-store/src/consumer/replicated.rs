@@ -252,23 +252,26 @@ impl ConsumerInner {
 
     /// The group applied `state`: it is the consumer's progress now (and on
     /// disk). A follower's live state catches up when asked for info.
-    pub(crate) fn apply_progress(&self, state: SavedState) {
+    ///
+    /// # Errors
+    /// Its `state.json` could not be written: the replica must not go on as
+    /// if it had been (a restart would come back to older progress).
+    pub(crate) fn apply_progress(&self, state: SavedState) -> Result<(), crate::StoreError> {
         let Some(replication) = &self.replication else {
-            return;
+            return Ok(());
         };
-        if let Some(dir) = &self.dir
-            && let Err(e) = crate::state_file::write_json_synced(
+        if let Some(dir) = &self.dir {
+            crate::state_file::write_json_synced(
                 &dir.join("state.json"),
                 &state,
                 self.stream.inner.sync == crate::SyncPolicy::Always,
-            )
-        {
-            tracing::error!(consumer = %self.name, "saving replicated progress: {e}");
+            )?;
         }
         *replication.applied.lock() = state;
         if !replication.leading() {
             replication.stale.store(true, Ordering::Release);
         }
+        Ok(())
     }
 
     /// A follower's live state brought up to the applied progress.

@@ -57,7 +57,10 @@ impl Store {
                     stream.note_applied(mark);
                     return Ok(());
                 };
-                consumer.inner.apply_progress(state.clone());
+                consumer
+                    .inner
+                    .apply_progress(state.clone())
+                    .map_err(|e| ApiError::new(500, 10049, format!("consumer progress: {e}")))?;
                 let removable = match stream.config().retention {
                     Retention::Limits => Vec::new(),
                     Retention::WorkQueue => done.clone(),
