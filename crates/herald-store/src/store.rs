@@ -555,27 +555,27 @@ impl Store {
         self.forget_consumer(stream, name)?;
         let handle = self.stream(stream)?;
         if handle.config().retention == Retention::Interest && !handle.is_replicated() {
-            let unwanted = self.unwanted(&handle, stream, |c, seq| {
-                c.inner.state.lock().has_acked(seq)
-            });
-            handle.remove_all_acked(&unwanted);
+            let unwanted =
+                self.unwanted(&handle, None, |c, seq| c.inner.state.lock().has_acked(seq));
+            handle.remove_acked(&unwanted);
         }
         Ok(())
     }
 
-    /// Of `stream`'s live messages, those every consumer interested in them
-    /// has acked by `acked` (with no consumers: all).
+    /// Of `handle`'s live messages (those of `seqs`, or all), the ones
+    /// every consumer interested in them has acked by `acked` (with no
+    /// consumers: all).
     fn unwanted(
         &self,
         handle: &Stream,
-        stream: &str,
+        seqs: Option<&[u64]>,
         acked: impl Fn(&Consumer, u64) -> bool,
     ) -> Vec<u64> {
         let consumers: Vec<Consumer> = self
             .inner
             .streams
             .read()
-            .get(stream)
+            .get(handle.name())
             .map(|e| e.consumers.values().cloned().collect())
             .unwrap_or_default();
         let filters: Vec<Vec<Pattern>> = consumers
@@ -583,7 +583,7 @@ impl Store {
             .map(|c| c.inner.state.lock().filters.clone())
             .collect();
         handle
-            .live_subjects()
+            .subjects(seqs)
             .into_iter()
             .filter(|(seq, subject)| {
                 consumers.iter().zip(&filters).all(|(c, filters)| {

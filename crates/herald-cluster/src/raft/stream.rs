@@ -150,20 +150,13 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
         let mut out = Vec::new();
         for entry in entries {
             let mark = mark_of(&entry.log_id);
-            match entry.payload {
+            let applied = match entry.payload {
                 EntryPayload::Normal(Command::Round { now, messages }) => {
                     let messages: Vec<_> = messages.iter().map(WireMessage::message).collect();
-                    let outcomes = stream.apply(now, &messages, mark);
-                    // A replica that cannot store what the others stored
-                    // must stop, not go on with a hole.
-                    if let Some(reason) = stream.failure() {
-                        return Err(sm_error(format!("stream storage failed: {reason}")));
-                    }
-                    out.push(Applied {
-                        outcomes: Arc::new(outcomes),
+                    Applied {
+                        outcomes: Arc::new(stream.apply(now, &messages, mark)),
                         answer: None,
-                    });
-                    continue;
+                    }
                 }
                 EntryPayload::Normal(Command::Purge { now, request }) => {
                     let result = match serde_json::from_str::<herald_store::PurgeRequest>(&request)
@@ -177,16 +170,13 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                             Err(herald_store::ApiError::invalid_json(e))
                         }
                     };
-                    out.push(Applied::answer(result));
-                    continue;
+                    Applied::answer(result)
                 }
-                EntryPayload::Normal(Command::DeleteMsg { now, seq }) => {
-                    let result = stream
+                EntryPayload::Normal(Command::DeleteMsg { now, seq }) => Applied::answer(
+                    stream
                         .apply_delete(seq, now, mark)
-                        .map(|()| serde_json::json!({"success": true}));
-                    out.push(Applied::answer(result));
-                    continue;
-                }
+                        .map(|()| serde_json::json!({"success": true})),
+                ),
                 EntryPayload::Normal(Command::ConsumerCreate {
                     now,
                     name,
@@ -195,8 +185,7 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                 }) => {
                     let result = self.create_consumer(now, &name, &config, action);
                     stream.apply_mark(now, mark);
-                    out.push(Applied::answer(result));
-                    continue;
+                    Applied::answer(result)
                 }
                 EntryPayload::Normal(Command::UpdateStream { now, config }) => {
                     let result = match serde_json::from_str::<herald_store::StreamConfig>(&config) {
@@ -210,33 +199,36 @@ impl RaftStateMachine<TypeConfig> for StreamMachine {
                             Err(herald_store::ApiError::invalid_json(e))
                         }
                     };
-                    if let Some(reason) = stream.failure() {
-                        return Err(sm_error(format!("stream storage failed: {reason}")));
-                    }
-                    out.push(Applied::answer(result));
-                    continue;
+                    Applied::answer(result)
                 }
-                EntryPayload::Normal(Command::ConsumerDelete { now, name }) => {
-                    let result = self
-                        .store
+                EntryPayload::Normal(Command::ConsumerDelete { now, name }) => Applied::answer(
+                    self.store
                         .delete_replicated_consumer(&self.name, &name, now, mark)
-                        .map(|()| serde_json::json!({"success": true}));
-                    out.push(Applied::answer(result));
-                    continue;
-                }
+                        .map(|()| serde_json::json!({"success": true})),
+                ),
                 EntryPayload::Normal(Command::Consumer { now, update }) => {
                     self.store
                         .apply_consumer_update(&self.name, &update, now, mark)
                         .map_err(|e| sm_error(format!("consumer update: {}", e.description)))?;
+                    Applied::default()
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = Membership::new(Some(entry.log_id), m);
                     self.save_membership()?;
+                    stream.note_applied(mark);
+                    Applied::default()
                 }
-                EntryPayload::Blank | EntryPayload::Normal(_) => {}
+                EntryPayload::Blank | EntryPayload::Normal(_) => {
+                    stream.note_applied(mark);
+                    Applied::default()
+                }
+            };
+            // Whatever the entry, a replica that could not store what the
+            // others stored must stop, not go on with a hole.
+            if let Some(reason) = stream.failure() {
+                return Err(sm_error(format!("stream storage failed: {reason}")));
             }
-            stream.note_applied(mark);
-            out.push(Applied::default());
+            out.push(applied);
         }
         Ok(out)
     }

@@ -22,7 +22,7 @@ pub(super) async fn handle(
 ) -> Option<Reply> {
     let api = subject.strip_prefix("$JS.API.")?;
     let tokens: Vec<&str> = api.split('.').collect();
-    if let Some(form) = consumer_create_form(&tokens)
+    if let Some(form) = handlers::consumer_create_form(&tokens)
         && cluster.is_replicated(form.stream)
     {
         let result = create_consumer(cluster, store, requester, &form, payload).await;
@@ -76,27 +76,6 @@ pub(super) async fn handle(
                 Err(e) => Err(e),
             };
             Some(handlers::json_reply("stream_update_response", result))
-        }
-        _ => None,
-    }
-}
-
-/// The form of a consumer create subject, if it is one.
-fn consumer_create_form<'a>(tokens: &[&'a str]) -> Option<ConsumerCreateForm<'a>> {
-    let form = |stream, name, filter: Option<String>, durable_form| ConsumerCreateForm {
-        stream,
-        name,
-        filter,
-        durable_form,
-    };
-    match tokens {
-        ["CONSUMER", "CREATE", stream] => Some(form(stream, None, None, false)),
-        ["CONSUMER", "CREATE", stream, name] => Some(form(stream, Some(name), None, false)),
-        ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
-            Some(form(stream, Some(name), Some(filter.join(".")), false))
-        }
-        ["CONSUMER", "DURABLE", "CREATE", stream, name] => {
-            Some(form(stream, Some(name), None, true))
         }
         _ => None,
     }

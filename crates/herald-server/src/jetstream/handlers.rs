@@ -31,6 +31,10 @@ pub(super) fn handle(store: &Store, subject: &str, payload: &[u8], requester: &R
     if tokens.first() == Some(&"DIRECT") {
         return direct_get(store, &tokens, payload, requester);
     }
+    if let Some(form) = consumer_create_form(&tokens) {
+        let result = consumer_create(store, requester, &form, payload);
+        return json_reply("consumer_create_response", result);
+    }
     let (kind, result) = match tokens.as_slice() {
         ["INFO"] => ("account_info_response", account_info(store)),
         ["STREAM", "CREATE", name] => (
@@ -56,30 +60,6 @@ pub(super) fn handle(store: &Store, subject: &str, payload: &[u8], requester: &R
         ["STREAM", "MSG", "DELETE", name] => (
             "stream_msg_delete_response",
             msg_delete(store, name, payload),
-        ),
-        ["CONSUMER", "CREATE", stream] => (
-            "consumer_create_response",
-            consumer_create(store, requester, stream, None, None, false, payload),
-        ),
-        ["CONSUMER", "CREATE", stream, name] => (
-            "consumer_create_response",
-            consumer_create(store, requester, stream, Some(name), None, false, payload),
-        ),
-        ["CONSUMER", "CREATE", stream, name, filter @ ..] => (
-            "consumer_create_response",
-            consumer_create(
-                store,
-                requester,
-                stream,
-                Some(name),
-                Some(filter.join(".")),
-                false,
-                payload,
-            ),
-        ),
-        ["CONSUMER", "DURABLE", "CREATE", stream, name] => (
-            "consumer_create_response",
-            consumer_create(store, requester, stream, Some(name), None, true, payload),
         ),
         ["CONSUMER", "INFO", stream, name] => (
             "consumer_info_response",
@@ -359,20 +339,32 @@ struct CreateConsumerRequest {
 fn consumer_create(
     store: &Store,
     requester: &Requester,
-    stream: &str,
-    name: Option<&str>,
-    filter: Option<String>,
-    durable_form: bool,
+    form: &ConsumerCreateForm<'_>,
     payload: &[u8],
 ) -> Result<Value, ApiError> {
-    let form = ConsumerCreateForm {
+    let (config, action) = consumer_create_request(store, requester, form, payload)?;
+    to_value(&store.create_consumer(form.stream, form.name, config, action)?)
+}
+
+/// The form of a consumer create subject, if it is one.
+pub(super) fn consumer_create_form<'a>(tokens: &[&'a str]) -> Option<ConsumerCreateForm<'a>> {
+    let form = |stream, name, filter: Option<String>, durable_form| ConsumerCreateForm {
         stream,
         name,
         filter,
         durable_form,
     };
-    let (config, action) = consumer_create_request(store, requester, &form, payload)?;
-    to_value(&store.create_consumer(stream, name, config, action)?)
+    match tokens {
+        ["CONSUMER", "CREATE", stream] => Some(form(stream, None, None, false)),
+        ["CONSUMER", "CREATE", stream, name] => Some(form(stream, Some(name), None, false)),
+        ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
+            Some(form(stream, Some(name), Some(filter.join(".")), false))
+        }
+        ["CONSUMER", "DURABLE", "CREATE", stream, name] => {
+            Some(form(stream, Some(name), None, true))
+        }
+        _ => None,
+    }
 }
 
 /// What a consumer create's subject said.

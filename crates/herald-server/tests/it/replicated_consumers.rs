@@ -161,8 +161,7 @@ async fn a_work_queue_consumer_lives_in_the_group_and_survives_its_leader() {
     let survivors = nodes.alive();
     let on_survivor = jetstream::new(survivors[0].nats().await);
     // 40 never delivered and the 10 kept (after their ack wait).
-    let (rest, none_kept) = pull_and_ack(&on_survivor, 50, 0).await;
-    assert!(none_kept.is_empty());
+    let (rest, _) = pull_and_ack(&on_survivor, 50, 0).await;
 
     let first: BTreeSet<&String> = first_acked.iter().collect();
     for payload in &rest {

@@ -541,7 +541,7 @@ impl ConsumerInner {
         let retention = self.stream.inner.state.lock().config.retention;
         match retention {
             Retention::Limits => {}
-            Retention::WorkQueue => self.stream.remove_acked(seq),
+            Retention::WorkQueue => self.stream.remove_acked(&[seq]),
             Retention::Interest => {
                 let subject = match self.stream.inner.state.lock().index.get(seq) {
                     Some(slot) => slot.subject.clone(),
@@ -559,7 +559,7 @@ impl ConsumerInner {
                     !interested || state.has_acked(seq)
                 });
                 if all_done {
-                    self.stream.remove_acked(seq);
+                    self.stream.remove_acked(&[seq]);
                 }
             }
         }

@@ -63,6 +63,18 @@ pub struct ConsumerExport {
     pub(crate) state: SavedState,
 }
 
+impl ConsumerExport {
+    /// Writes the consumer's files under `dir` as a durable consumer keeps
+    /// them (`<name>/consumer.json`, `<name>/state.json`), for the store to
+    /// start it from.
+    pub(crate) fn write_to(&self, dir: &std::path::Path) -> Result<(), crate::StoreError> {
+        let dir = dir.join(&self.name);
+        std::fs::create_dir_all(&dir).map_err(|e| crate::StoreError::io("create", &dir, e))?;
+        crate::state_file::write_atomic(&dir.join("consumer.json"), self.meta.as_bytes())?;
+        crate::state_file::write_json(&dir.join("state.json"), &self.state)
+    }
+}
+
 /// A replicated consumer's side of the group.
 #[derive(Debug, Default)]
 pub(crate) struct Replication {
@@ -289,7 +301,7 @@ impl ConsumerInner {
 
     /// The applied progress (what a snapshot carries, what retention asks).
     pub(crate) fn applied(&self) -> Option<SavedState> {
-        Some(self.replication.as_ref()?.applied.lock().clone())
+        self.replication.as_ref().map(Replication::applied)
     }
 
     /// This consumer as a snapshot carries it.

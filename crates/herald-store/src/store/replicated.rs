@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use herald_core::Pattern;
-
 use super::Store;
 use crate::StoreError;
 use crate::api_error::ApiError;
@@ -64,7 +62,7 @@ impl Store {
                 let removable = match stream.config().retention {
                     Retention::Limits => Vec::new(),
                     Retention::WorkQueue => done.clone(),
-                    Retention::Interest => self.acked_by_all(&stream, stream_name, done),
+                    Retention::Interest => self.unwanted(&stream, Some(done), applied_acked),
                 };
                 if removable.is_empty() {
                     stream.note_applied(mark);
@@ -96,42 +94,11 @@ impl Store {
         // The mark is written either way: a restart never replays the delete
         // after what came later.
         let unwanted = if stream.config().retention == Retention::Interest {
-            self.unwanted(&stream, stream_name, |c, seq| {
-                c.inner.applied().is_some_and(|p| p.has_acked(seq))
-            })
+            self.unwanted(&stream, None, applied_acked)
         } else {
             Vec::new()
         };
         stream.apply_acked(&unwanted, now, mark)
-    }
-
-    /// Of `done`, the messages every consumer interested in them has acked
-    /// (by the progress the group applied: the same on every replica).
-    fn acked_by_all(&self, stream: &crate::Stream, name: &str, done: &[u64]) -> Vec<u64> {
-        let consumers: Vec<(Vec<Pattern>, consumer::state::SavedState)> = {
-            let streams = self.inner.streams.read();
-            let Some(entry) = streams.get(name) else {
-                return Vec::new();
-            };
-            entry
-                .consumers
-                .values()
-                .filter_map(|c| Some((c.inner.state.lock().filters.clone(), c.inner.applied()?)))
-                .collect()
-        };
-        done.iter()
-            .copied()
-            .filter(|&seq| {
-                let Some(subject) = stream.subject_of(seq) else {
-                    return false;
-                };
-                consumers.iter().all(|(filters, progress)| {
-                    let interested =
-                        filters.is_empty() || filters.iter().any(|f| f.matches(&subject));
-                    !interested || progress.has_acked(seq)
-                })
-            })
-            .collect()
     }
 
     /// The consumers of replicated stream `name`, for a snapshot.
@@ -180,10 +147,7 @@ impl Store {
         staged.close();
         drop(staged);
         for consumer in &consumers {
-            let dir = staging.join("consumers").join(&consumer.name);
-            std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
-            crate::state_file::write_atomic(&dir.join("consumer.json"), consumer.meta.as_bytes())?;
-            crate::state_file::write_json(&dir.join("state.json"), &consumer.state)?;
+            consumer.write_to(&staging.join("consumers"))?;
         }
         // The old replica stops (its consumers with it) and the new one
         // takes its directory.
@@ -263,4 +227,10 @@ fn sync_dir(dir: &Path) {
         // Makes the renames durable; not every filesystem allows it.
         let _ = dir.sync_all();
     }
+}
+
+/// Whether `consumer`'s applied progress (the same on every replica) has
+/// acked `seq`.
+fn applied_acked(consumer: &consumer::Consumer, seq: u64) -> bool {
+    consumer.inner.applied().is_some_and(|p| p.has_acked(seq))
 }

@@ -134,6 +134,20 @@ impl StreamData {
     }
 
     /// Removes messages and records the removal in the log.
+    /// Removes those of `seqs` still live (consumers' acks may name some
+    /// already gone), with one write.
+    pub(crate) fn remove_live(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
+        let live: Vec<u64> = seqs
+            .iter()
+            .copied()
+            .filter(|&s| self.index.get(s).is_some())
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        self.remove_messages(live)
+    }
+
     pub(crate) fn remove_messages(&mut self, seqs: Vec<u64>) -> Result<(), StoreError> {
         for &seq in &seqs {
             self.remove_one(seq);

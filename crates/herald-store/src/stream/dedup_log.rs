@@ -66,10 +66,7 @@ impl DedupLog {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut text = String::new();
-        for (id, seq, time) in entries {
-            text.push_str(&format!("{seq} {time} {id}\n"));
-        }
+        let text = lines(entries.iter().map(|(id, seq, time)| (*id, *seq, *time)));
         (&*self.file)
             .write_all(text.as_bytes())
             .map_err(|e| StoreError::io("write", &self.path, e))?;
@@ -84,10 +81,11 @@ impl DedupLog {
 
     /// Replaces the file with `entries` (the window's ids), atomically.
     pub(crate) fn rewrite(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
-        let mut text = String::new();
-        for (id, seq, time) in entries {
-            text.push_str(&format!("{seq} {time} {id}\n"));
-        }
+        let text = lines(
+            entries
+                .iter()
+                .map(|(id, seq, time)| (id.as_str(), *seq, *time)),
+        );
         crate::state_file::write_atomic(&self.path, text.as_bytes())?;
         self.file = Arc::new(
             std::fs::OpenOptions::new()
@@ -103,6 +101,16 @@ impl DedupLog {
     pub(crate) fn file(&self) -> Arc<File> {
         Arc::clone(&self.file)
     }
+}
+
+/// `seq time id` lines.
+fn lines<'a>(entries: impl Iterator<Item = (&'a str, u64, i64)>) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for (id, seq, time) in entries {
+        let _ = writeln!(text, "{seq} {time} {id}");
+    }
+    text
 }
 
 fn parse(line: &str) -> Option<Entry> {

@@ -372,12 +372,9 @@ impl Stream {
     }
 
     /// Removes `seq` if present (acks on work queues and interest streams).
-    pub(crate) fn remove_acked(&self, seq: u64) {
-        let mut data = self.inner.state.lock();
-        if data.index.get(seq).is_some()
-            && let Err(e) = data.remove_messages(vec![seq])
-        {
-            tracing::error!(stream = %self.inner.name, "removing acked message: {e}");
+    pub(crate) fn remove_acked(&self, seqs: &[u64]) {
+        if let Err(e) = self.inner.state.lock().remove_live(seqs) {
+            tracing::error!(stream = %self.inner.name, "removing acked messages: {e}");
         }
     }
 

@@ -304,45 +304,25 @@ impl Stream {
     /// # Errors
     /// The removal failed to write.
     pub fn apply_acked(&self, seqs: &[u64], now: i64, mark: AppliedMark) -> Result<(), ApiError> {
-        self.apply_op(now, mark, |data| {
-            let live: Vec<u64> = seqs
-                .iter()
-                .copied()
-                .filter(|&s| data.index.get(s).is_some())
-                .collect();
-            if !live.is_empty() {
-                data.remove_messages(live)?;
-            }
-            Ok(())
-        })
-        .unwrap_or(Ok(()))
+        self.apply_op(now, mark, |data| Ok(data.remove_live(seqs)?))
+            .unwrap_or(Ok(()))
     }
 
-    /// Every live message's sequence and subject.
-    pub(crate) fn live_subjects(&self) -> Vec<(u64, herald_core::Subject)> {
+    /// The sequence and subject of each live message of `seqs` (every live
+    /// message with `None`).
+    pub(crate) fn subjects(&self, seqs: Option<&[u64]>) -> Vec<(u64, herald_core::Subject)> {
         let data = self.inner.state.lock();
-        data.index
-            .live_from(0)
-            .map(|(seq, slot)| (seq, slot.subject.clone()))
-            .collect()
-    }
-
-    /// Removes messages consumers are done with (a single node's interest
-    /// retention after a consumer went).
-    pub(crate) fn remove_all_acked(&self, seqs: &[u64]) {
-        for &seq in seqs {
-            self.remove_acked(seq);
+        match seqs {
+            Some(seqs) => seqs
+                .iter()
+                .filter_map(|&seq| Some((seq, data.index.get(seq)?.subject.clone())))
+                .collect(),
+            None => data
+                .index
+                .live_from(0)
+                .map(|(seq, slot)| (seq, slot.subject.clone()))
+                .collect(),
         }
-    }
-
-    /// The subject of live message `seq`.
-    pub(crate) fn subject_of(&self, seq: u64) -> Option<herald_core::Subject> {
-        self.inner
-            .state
-            .lock()
-            .index
-            .get(seq)
-            .map(|slot| slot.subject.clone())
     }
 
     /// Runs `op` under the stream's lock, then writes `mark` (with a round
