@@ -225,6 +225,27 @@ pub(crate) async fn try_publish(
     }
 }
 
+/// Polls `probe` until it gives `want` (for a minute at most); panics
+/// with `what` and the last answer otherwise.
+pub(crate) async fn eventually<T, F>(what: &str, want: T, mut probe: impl FnMut() -> F)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = probe().await;
+        if seen == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {seen:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `node`'s replica of `stream`: (messages, last seq), if it answers.
 pub(crate) async fn replica_state(node: &Node, stream: &str) -> Option<(u64, u64)> {
     let js = jetstream::new(node.nats().await);

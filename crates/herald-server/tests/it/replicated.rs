@@ -13,9 +13,7 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
 use crate::cluster::{Node, Trio, restart, three, three_with};
-use crate::partition::{create_replicated, publish_acked, replica_state};
-
-const PATIENCE: Duration = Duration::from_secs(30);
+use crate::partition::{create_replicated, eventually, publish_acked, replica_state};
 
 fn config() -> stream::Config {
     stream::Config {
@@ -47,14 +45,8 @@ async fn last_ts(node: &Node) -> time::OffsetDateTime {
 
 /// Waits until `node`'s replica holds `messages` with last seq `last`.
 async fn holds(node: &Node, messages: u64, last: u64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while replica_state(node, "R3").await != Some((messages, last)) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "replica never caught up to {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let want = Some((messages, last));
+    eventually("the replica", want, || replica_state(node, "R3")).await;
 }
 
 #[tokio::test]
@@ -222,18 +214,8 @@ async fn retain(node: &Node, topic: &str, payload: &str) {
 
 /// Waits until a subscriber on `node` gets `expected` as retained.
 async fn until_retained(node: &Node, filter: &str, expected: Option<&str>) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let seen = retained_on(node, filter).await;
-        if seen.as_deref() == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "retained {seen:?}, not {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let want = expected.map(str::to_owned);
+    eventually("retained", want, || retained_on(node, filter)).await;
 }
 
 #[tokio::test]

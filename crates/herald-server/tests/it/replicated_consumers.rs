@@ -14,7 +14,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 
 use crate::cluster::{Node, Trio, three};
-use crate::partition::{create_replicated, leader_of, publish_acked, replica_state};
+use crate::partition::{create_replicated, eventually, leader_of, publish_acked, replica_state};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -48,24 +48,16 @@ enum Probe {
 
 /// Waits until every node answers `probe` about `stream` with its values.
 async fn until_every(nodes: &[&Node], stream: &str, probe: Probe) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
     for node in nodes {
-        loop {
-            let seen = match probe {
+        eventually("a node's answer", Some(probe), || async move {
+            match probe {
                 Probe::Replica(..) => replica_state(node, stream)
                     .await
                     .map(|(m, l)| Probe::Replica(m, l)),
                 Probe::Progress(..) => progress(node).await.map(|(p, d)| Probe::Progress(p, d)),
-            };
-            if seen == Some(probe) {
-                break;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "never {probe:?}: {seen:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     }
 }
 
@@ -209,20 +201,17 @@ async fn ack_next(js: &jetstream::Context, stream: &str, consumer: &str, n: usiz
 
 /// Waits until `stream`'s consumers are `names`, as the node asked sees it.
 async fn consumers_are(stream: &stream::Stream, names: &[&str]) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    eventually("consumers", names, || async {
         let mut now: Vec<String> = stream
             .consumer_names()
             .filter_map(|n| async move { n.ok() })
             .collect()
             .await;
         now.sort();
-        if now == names {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "consumers {now:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        now
+    })
+    .await;
 }
 
 #[tokio::test]
